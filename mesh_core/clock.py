@@ -1,0 +1,73 @@
+"""The one source of "now", and the timestamp format every client agrees on.
+
+Timestamps are written as JavaScript's `toISOString()` writes them
+(`2026-11-23T14:03:07.123Z`) so that text order is time order; rows written by other
+clients in other ISO-8601 forms are still parsed.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that only moves when told to (tests, snapshots)."""
+
+    def __init__(self, start: datetime | str = "2026-11-23T14:00:00.000Z") -> None:
+        self._now = parse_ts(start) if isinstance(start, str) else start.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+    def set(self, when: datetime | str) -> None:
+        with self._lock:
+            self._now = parse_ts(when) if isinstance(when, str) else when
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def iso(when: datetime) -> str:
+    """`2026-11-23T14:03:07.123Z`: UTC, milliseconds, `Z`."""
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse any ISO-8601 form another client may have written; naive means UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_ts_or_none(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_ts(text)
+    except ValueError:
+        return None

@@ -1,0 +1,53 @@
+"""Every default of the mesh in one place, and where the database lives.
+
+The rules (caps, windows, intervals) are fields of one frozen dataclass so that the CLI,
+the MCP server and the TUI all enforce the same numbers, and tests can shrink them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DB_ENV = "AGENT_MESH_DB"
+NAME_ENV = "AGENT_MESH_NAME"
+DEFAULT_DB_PATH = Path("~/.agent-mesh/agent-mesh.db")
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """The numbers behind every rule of SPEC §3–§4 (seconds unless named otherwise)."""
+
+    heartbeat_interval: float = 10.0
+    poll_interval: float = 10.0
+    stale_after: float = 30.0
+    stop_after: float = 600.0
+    cleanup_every: float = 60.0
+    read_retention: float = 24 * 3600.0
+    expire_after: float = 24 * 3600.0
+    max_content_bytes: int = 10_240
+    rate_limit: int = 10
+    rate_window: float = 60.0
+    thread_window: float = 600.0
+    flood_threshold: int = 50
+    # How often a participant checks PRAGMA data_version for other connections' commits.
+    watch_interval: float = 0.02
+    busy_timeout_ms: int = 5000
+
+    def with_overrides(self, **changes: float) -> MeshConfig:
+        """A copy with some fields changed (tests, `--interval`)."""
+        return replace(self, **changes)
+
+
+DEFAULT_CONFIG = MeshConfig()
+
+
+def resolve_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`--db PATH`, else `$AGENT_MESH_DB`, else `~/.agent-mesh/agent-mesh.db` (SPEC §2)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(DB_ENV)
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_DB_PATH.expanduser()

@@ -1,0 +1,211 @@
+"""Opening the shared database: permissions, pragmas, schema, migrations.
+
+A file that is not ours (not SQLite, another app's tables, a newer schema, corrupt) is
+refused *before* anything writes to it, so it is left byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import warnings
+from pathlib import Path
+
+from .config import DEFAULT_DB_PATH, MeshConfig
+from .errors import CorruptDatabase, DatabasePermission, NewerSchema, NotAMeshDatabase
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SCHEMA_VERSION = 1
+MESH_TABLES = frozenset({"agent_sessions", "agent_messages"})
+# Tables this project may add beside the seed's two; anything else means "not ours".
+OWN_TABLES = MESH_TABLES | {"mesh_meta", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}
+
+# The seed's tables, column for column (SPEC §2). Never rename or remove a column.
+SEED_TABLES = """
+CREATE TABLE IF NOT EXISTS agent_sessions (
+  session_id TEXT PRIMARY KEY,
+  agent_name TEXT,
+  agent_description TEXT,
+  cwd TEXT,
+  repo TEXT,
+  status TEXT DEFAULT 'active',
+  registered_at TEXT NOT NULL,
+  last_heartbeat TEXT NOT NULL,
+  metadata TEXT
+);
+CREATE TABLE IF NOT EXISTS agent_messages (
+  message_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  sender_session_id TEXT NOT NULL,
+  recipient_session_id TEXT NOT NULL,
+  content TEXT NOT NULL,
+  original_message_id INTEGER,
+  priority TEXT DEFAULT 'normal',
+  created_at TEXT NOT NULL,
+  read INTEGER DEFAULT 0,
+  read_at TEXT,
+  expires_at TEXT
+);
+"""
+
+# Each index serves one hot query (see the query-plan test in tests/test_db.py):
+SCHEMA_V1 = SEED_TABLES + """
+-- inbox poll, unread counts, queue depth: only unread rows, per recipient, in time order
+CREATE INDEX IF NOT EXISTS idx_messages_unread
+  ON agent_messages(recipient_session_id, created_at) WHERE read = 0;
+-- thread fetch: all replies of a root
+CREATE INDEX IF NOT EXISTS idx_messages_thread ON agent_messages(original_message_id);
+-- rate-limit count and auto-thread lookup: messages of one (sender, recipient) pair by time
+CREATE INDEX IF NOT EXISTS idx_messages_pair
+  ON agent_messages(sender_session_id, recipient_session_id, created_at);
+-- activity per recipient (roster sparkline) and per-agent thread lists
+CREATE INDEX IF NOT EXISTS idx_messages_recipient
+  ON agent_messages(recipient_session_id, created_at);
+-- clean-up: purge of read messages, expiry of unread ones
+CREATE INDEX IF NOT EXISTS idx_messages_read_at ON agent_messages(read_at) WHERE read = 1;
+CREATE INDEX IF NOT EXISTS idx_messages_expires
+  ON agent_messages(expires_at) WHERE expires_at IS NOT NULL;
+-- recipient lookup by workspace name (exact, then case-insensitive)
+CREATE INDEX IF NOT EXISTS idx_sessions_name ON agent_sessions(agent_name COLLATE NOCASE);
+-- roster and the stale -> stopped sweep
+CREATE INDEX IF NOT EXISTS idx_sessions_status ON agent_sessions(status, last_heartbeat);
+-- small key/value table: last clean-up time, so all participants share "once a minute"
+CREATE TABLE IF NOT EXISTS mesh_meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1}
+
+
+def _probe(path: Path) -> int:
+    """Check, read-only, that `path` is a mesh database we can use; return its version."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except PermissionError as exc:
+        raise DatabasePermission(path, f"no permission to read it ({exc.strerror})") from exc
+    if header != SQLITE_MAGIC:
+        raise NotAMeshDatabase(
+            path, "not an SQLite database; point --db or AGENT_MESH_DB at a mesh database"
+        )
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True, timeout=5.0)
+        try:
+            version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+            tables = {
+                row[0]
+                for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        raise CorruptDatabase(
+            path, f"it cannot be read as SQLite ({exc}); restore it or move it aside"
+        ) from exc
+    if version > SCHEMA_VERSION:
+        raise NewerSchema(
+            path,
+            f"its schema version {version} is newer than this agent-mesh knows "
+            f"({SCHEMA_VERSION}); upgrade agent-mesh",
+        )
+    foreign = tables - OWN_TABLES
+    if foreign or (version > 0 and not MESH_TABLES <= tables):
+        raise NotAMeshDatabase(
+            path,
+            "it belongs to another application (tables: "
+            + ", ".join(sorted(tables)[:8])
+            + "); use another --db path",
+        )
+    return version
+
+
+def _prepare_path(path: Path) -> None:
+    """Create the folder 0700 and the file 0600; tighten a file others could read."""
+    folder = path.parent
+    if not folder.exists():
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)
+        except OSError as exc:
+            raise DatabasePermission(path, f"cannot create folder {folder} ({exc})") from exc
+    elif folder == DEFAULT_DB_PATH.expanduser().parent:
+        _tighten(folder, 0o700)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise DatabasePermission(path, f"cannot create it ({exc.strerror})") from exc
+    _tighten(path, 0o600)
+
+
+def _tighten(target: Path, mode: int) -> None:
+    """Messages may hold private data: no one else may read them (SPEC §2)."""
+    try:
+        info = target.stat()
+    except OSError:
+        return
+    if stat.S_IMODE(info.st_mode) & 0o077 == 0:
+        return
+    if info.st_uid == os.getuid():
+        try:
+            os.chmod(target, mode)
+            return
+        except OSError:
+            pass
+    warnings.warn(
+        f"{target} can be read by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+        f"run: chmod {mode:o} {target}",
+        stacklevel=3,
+    )
+
+
+def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
+    """Open (creating if needed) the mesh database with the pragmas of SPEC §2."""
+    existed = path.exists() and path.stat().st_size > 0
+    if existed:
+        version = _probe(path)
+    else:
+        version = 0
+    _prepare_path(path)
+    try:
+        conn = sqlite3.connect(
+            str(path),
+            timeout=config.busy_timeout_ms / 1000,
+            isolation_level=None,  # we open every transaction explicitly
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        if version < SCHEMA_VERSION:
+            _migrate(conn)
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "readonly" in text or "unable to open" in text or "permission" in text:
+            raise DatabasePermission(path, f"{exc}; check the file's owner and mode") from exc
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise CorruptDatabase(path, f"{exc}; restore it or move it aside") from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to SCHEMA_VERSION in one transaction (safe against races)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for target in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        if current < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,860 @@
+"""The mesh: registration, heartbeats, and every messaging rule of SPEC §4.
+
+Each rule lives here once; the CLI, the MCP server and the TUI are thin layers that call
+these methods. Every write is one short `BEGIN IMMEDIATE` transaction, retried while
+another process holds the write lock, so "database is locked" never reaches a user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from . import db
+from .clock import SYSTEM_CLOCK, Clock, iso, parse_ts_or_none
+from .config import DEFAULT_CONFIG, MeshConfig, resolve_db_path
+from .errors import (
+    ContentTooLarge,
+    CorruptDatabase,
+    DatabasePermission,
+    DatabaseUnusable,
+    EmptyContent,
+    InvalidArgument,
+    InvalidContent,
+    InvalidMessageId,
+    InvalidName,
+    InvalidPriority,
+    MessageNotFound,
+    NoBroadcastRecipients,
+    RateLimited,
+    SelfMessage,
+    SessionNotFound,
+    UnknownRecipient,
+)
+from .identity import identify
+from .models import PRIORITY_ORDER, Agent, CleanupReport, Message, Status
+
+T = TypeVar("T")
+
+BROADCAST = "*"
+MAX_NAME_CHARS = 128
+STATUS_FILTERS = ("active", "stale", "stopped", "all", "online")
+KINDS = ("agent", "human", "cli")
+# Retry a write that finds the lock taken for this long before giving up (busy_timeout
+# already waits 5 s per attempt; this covers a pathological pile-up of many writers).
+WRITE_RETRY_SECONDS = 60.0
+
+_PRIORITY_SQL = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END"
+
+
+@dataclass(frozen=True)
+class SessionClaim:
+    """What `Mesh.session_for` found: the session, and whether it was already active."""
+
+    agent: Agent
+    was_active: bool
+
+
+def validate_priority(priority: object) -> str:
+    if isinstance(priority, str) and priority.strip().lower() in PRIORITY_ORDER:
+        return priority.strip().lower()
+    raise InvalidPriority(priority)
+
+
+def validate_content(content: object, limit: int) -> str:
+    """Not empty after trimming, at most `limit` bytes of UTF-8, no NUL (SPEC §4.3)."""
+    if not isinstance(content, str):
+        raise InvalidContent(f"content must be text, not {type(content).__name__}")
+    if not content.strip():
+        raise EmptyContent()
+    if "\x00" in content:
+        raise InvalidContent("it contains a NUL character; remove it and send again")
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidContent(
+            "it is not valid UTF-8 text (lone surrogate); re-encode it as UTF-8"
+        ) from exc
+    if size > limit:
+        raise ContentTooLarge(size, limit)
+    return content
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidName(name, "a workspace name cannot be empty")
+    cleaned = name.strip()
+    if cleaned == BROADCAST:
+        raise InvalidName(name, "`*` is reserved for broadcast")
+    if len(cleaned) > MAX_NAME_CHARS:
+        raise InvalidName(
+            cleaned[:40] + "…", f"it is {len(cleaned)} characters; the limit is {MAX_NAME_CHARS}"
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+        raise InvalidName(cleaned, "it contains control characters")
+    return cleaned
+
+
+def validate_message_id(message_id: object) -> int:
+    if isinstance(message_id, bool):
+        raise InvalidMessageId(message_id)
+    if isinstance(message_id, str) and message_id.strip().lstrip("#").isdigit():
+        message_id = int(message_id.strip().lstrip("#"))
+    if not isinstance(message_id, int) or message_id <= 0 or message_id > 2**63 - 1:
+        raise InvalidMessageId(message_id)
+    return message_id
+
+
+class Mesh:
+    """A handle on one mesh database. Thread-safe: each thread gets its own connection."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        config: MeshConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.path: Path = resolve_db_path(db_path)
+        self.config = config or DEFAULT_CONFIG
+        self.clock = clock or SYSTEM_CLOCK
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.connection()  # open now: a bad database is reported at once
+
+    # -- connections and transactions -------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (sqlite3 connections must stay on one thread)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise InvalidArgument("this Mesh is closed")
+            conn = db.connect(self.path, self.config)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` in one write transaction, retrying while the lock is contended."""
+        conn = self.connection()
+        deadline = time.monotonic() + WRITE_RETRY_SECONDS
+        delay = 0.005
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                    continue
+                raise self._unusable(exc) from exc
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if (
+                    isinstance(exc, sqlite3.OperationalError)
+                    and _is_busy(exc)
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(delay)
+                    continue
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._unusable(exc) from exc
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.connection().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._unusable(exc) from exc
+
+    def _unusable(self, exc: sqlite3.Error) -> DatabaseUnusable:
+        text = str(exc).lower()
+        if "readonly" in text or "permission" in text or "unable to open" in text:
+            return DatabasePermission(self.path, f"{exc}; check the file's owner and mode")
+        if "full" in text:
+            return DatabaseUnusable(self.path, f"{exc}; free some disk space")
+        return CorruptDatabase(self.path, f"{exc}")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: the cheap "anything new?" check."""
+        return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
+
+    def now(self) -> str:
+        return iso(self.clock.now())
+
+    def _ago(self, seconds: float) -> str:
+        return iso(self.clock.now() - timedelta(seconds=seconds))
+
+    def _later(self, seconds: float) -> str:
+        return iso(self.clock.now() + timedelta(seconds=seconds))
+
+    # -- participants -----------------------------------------------------------------
+
+    def register(
+        self,
+        name: str | None = None,
+        kind: str = "agent",
+        *,
+        client: str | None = None,
+        description: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        repo: str | None = None,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Agent:
+        """Register (or re-activate) a session; hand it the workspace's waiting mail."""
+        if kind not in KINDS:
+            raise InvalidArgument(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+        ident = identify(cwd, name)
+        agent_name = validate_name(ident.name)
+        meta: dict[str, Any] = {
+            "kind": kind,
+            "client": client or {"human": "mesh-tui", "cli": "mesh-cli"}.get(kind, "mesh-mcp"),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+        meta.update(metadata or {})
+        sid = session_id or str(uuid.uuid4())
+        desc = description if description is not None else ident.description
+        now = self.now()
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                """
+                INSERT INTO agent_sessions (session_id, agent_name, agent_description, cwd,
+                    repo, status, registered_at, last_heartbeat, metadata)
+                VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)
+                ON CONFLICT(session_id) DO UPDATE SET
+                    agent_name = excluded.agent_name,
+                    agent_description = excluded.agent_description,
+                    cwd = excluded.cwd, repo = excluded.repo, status = 'active',
+                    last_heartbeat = excluded.last_heartbeat, metadata = excluded.metadata
+                """,
+                (sid, agent_name, desc, ident.cwd, repo or ident.repo, now, now, json.dumps(meta)),
+            )
+            self._adopt_mail(conn, sid, agent_name, now)
+
+        self._write(body)
+        return self.agent(sid)
+
+    def _adopt_mail(self, conn: sqlite3.Connection, sid: str, name: str, now: str) -> None:
+        """Hand-over (SPEC §4.9): unread, unexpired mail of the workspace's stopped
+        sessions moves to `sid`; its own waiting mail stops expiring."""
+        conn.execute(
+            """
+            UPDATE agent_messages SET recipient_session_id = ?, expires_at = NULL
+            WHERE read = 0 AND (expires_at IS NULL OR expires_at > ?)
+              AND recipient_session_id IN (
+                SELECT session_id FROM agent_sessions
+                WHERE agent_name = ? AND status = 'stopped' AND session_id != ?)
+            """,
+            (sid, now, name, sid),
+        )
+        conn.execute(
+            "UPDATE agent_messages SET expires_at = NULL "
+            "WHERE recipient_session_id = ? AND read = 0 AND expires_at > ?",
+            (sid, now),
+        )
+
+    def heartbeat(self, session_id: str) -> None:
+        """Mark `session_id` alive; a stopped session that beats again is active again."""
+        now = self.now()
+
+        def body(conn: sqlite3.Connection) -> None:
+            updated = conn.execute(
+                "UPDATE agent_sessions SET last_heartbeat = ? "
+                "WHERE session_id = ? AND status = 'active'",
+                (now, session_id),
+            ).rowcount
+            if updated:
+                return
+            row = conn.execute(
+                "SELECT agent_name FROM agent_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise SessionNotFound(session_id)
+            conn.execute(
+                "UPDATE agent_sessions SET last_heartbeat = ?, status = 'active' "
+                "WHERE session_id = ?",
+                (now, session_id),
+            )
+            self._adopt_mail(conn, session_id, row["agent_name"], now)
+
+        self._write(body)
+
+    def deregister(self, session_id: str) -> None:
+        """A clean exit: stopped at once; its unread mail now expires in 24 h."""
+        now = self.now()
+        expires = self._later(self.config.expire_after)
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE agent_sessions SET status = 'stopped', last_heartbeat = ? "
+                "WHERE session_id = ?",
+                (now, session_id),
+            )
+            self._expire_unread(conn, [session_id], expires)
+
+        self._write(body)
+
+    @staticmethod
+    def _expire_unread(conn: sqlite3.Connection, session_ids: Sequence[str], expires: str) -> None:
+        for sid in session_ids:
+            conn.execute(
+                "UPDATE agent_messages SET expires_at = ? "
+                "WHERE recipient_session_id = ? AND read = 0 AND expires_at IS NULL",
+                (expires, sid),
+            )
+
+    def session_for(self, name: str, kind: str = "cli", client: str | None = None) -> SessionClaim:
+        """Act as workspace `name` (CLI `--from`): reuse its session, the active one first,
+        re-activating a stopped one, or register a new one if it has none."""
+        name = validate_name(name)
+        rows = self._sessions_named(name)
+        active = [r for r in rows if r["status"] == "active"]
+        if active:
+            return SessionClaim(self._to_agent(_latest(active)), True)
+        if rows:
+            sid = _latest(rows)["session_id"]
+            self.heartbeat(sid)
+            return SessionClaim(self.agent(sid), False)
+        return SessionClaim(self.register(name, kind=kind, client=client), False)
+
+    def _sessions_named(self, name: str) -> list[sqlite3.Row]:
+        rows = self._read(
+            "SELECT * FROM agent_sessions WHERE agent_name = ? COLLATE NOCASE", (name,)
+        )
+        exact = [r for r in rows if r["agent_name"] == name]
+        return exact or rows
+
+    def agent(self, session_id: str) -> Agent:
+        rows = self._read("SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,))
+        if not rows:
+            raise SessionNotFound(session_id)
+        unread = self._read(
+            "SELECT count(*) FROM agent_messages WHERE recipient_session_id = ? AND read = 0",
+            (session_id,),
+        )[0][0]
+        return self._to_agent(rows[0], unread)
+
+    def reported_status(self, stored: str | None, last_heartbeat: str | None) -> Status:
+        if stored == "stopped":
+            return Status.STOPPED
+        seen = parse_ts_or_none(last_heartbeat)
+        if seen is None:
+            return Status.STALE
+        age = (self.clock.now() - seen).total_seconds()
+        return Status.ACTIVE if age <= self.config.stale_after else Status.STALE
+
+    def _to_agent(self, row: sqlite3.Row, unread: int = 0) -> Agent:
+        meta_raw = row["metadata"]
+        try:
+            meta = json.loads(meta_raw) if meta_raw else {}
+        except (TypeError, ValueError):
+            meta = {}
+        return Agent(
+            session_id=row["session_id"],
+            agent_name=row["agent_name"] or row["session_id"],
+            agent_description=row["agent_description"],
+            cwd=row["cwd"],
+            repo=row["repo"],
+            status=self.reported_status(row["status"], row["last_heartbeat"]),
+            registered_at=row["registered_at"],
+            last_heartbeat=row["last_heartbeat"],
+            metadata=meta if isinstance(meta, dict) else {},
+            unread=unread,
+        )
+
+    def agents(self, status: str = "active") -> list[Agent]:
+        """The roster with reported status and unread counts.
+
+        `status`: active | stale | stopped | all | online (active and stale)."""
+        if status not in STATUS_FILTERS:
+            raise InvalidArgument(
+                f"unknown status {status!r}: use one of active, stale, stopped, all"
+            )
+        if status in ("active", "stale", "online"):
+            rows = self._read("SELECT * FROM agent_sessions WHERE status = 'active'")
+        elif status == "stopped":
+            rows = self._read("SELECT * FROM agent_sessions WHERE status = 'stopped'")
+        else:
+            rows = self._read("SELECT * FROM agent_sessions")
+        unread = self.unread_counts()
+        agents = [self._to_agent(row, unread.get(row["session_id"], 0)) for row in rows]
+        if status in ("active", "stale", "stopped"):
+            agents = [a for a in agents if a.status.value == status]
+        order = {Status.ACTIVE: 0, Status.STALE: 1, Status.STOPPED: 2}
+        agents.sort(key=lambda a: (order[a.status], a.agent_name.lower(), a.session_id))
+        return agents
+
+    def unread_counts(self) -> dict[str, int]:
+        """Unread messages per recipient (a scan of the unread-only index)."""
+        rows = self._read(
+            "SELECT recipient_session_id, count(*) FROM agent_messages "
+            "WHERE read = 0 GROUP BY recipient_session_id"
+        )
+        return {row[0]: row[1] for row in rows}
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _resolve(self, conn: sqlite3.Connection, target: str) -> sqlite3.Row:
+        """SPEC §4.1: a session id exactly, else a workspace name (exact, then any case)."""
+        row = conn.execute(
+            "SELECT * FROM agent_sessions WHERE session_id = ?", (target,)
+        ).fetchone()
+        if row is not None:
+            return row
+        rows = conn.execute(
+            "SELECT * FROM agent_sessions WHERE agent_name = ? COLLATE NOCASE", (target,)
+        ).fetchall()
+        candidates = [r for r in rows if r["agent_name"] == target] or rows
+        if not candidates:
+            known = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT agent_name FROM agent_sessions GROUP BY agent_name "
+                    "ORDER BY max(status = 'active') DESC, max(last_heartbeat) DESC LIMIT 30"
+                )
+                if r[0]
+            ]
+            raise UnknownRecipient(target, known)
+        active = [r for r in candidates if r["status"] == "active"]
+        return _latest(active or candidates)
+
+    def _session_row(self, conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
+        row = conn.execute(
+            "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return row
+
+    def send(
+        self,
+        sender_session_id: str,
+        target: str,
+        content: str,
+        priority: str = "normal",
+        new_thread: bool = False,
+    ) -> Message:
+        """Send `content` to a session id or workspace name. `*` broadcasts and returns
+        the first copy (see `broadcast` for all of them)."""
+        if target == BROADCAST:
+            return self.broadcast(sender_session_id, content, priority)[0]
+        content = validate_content(content, self.config.max_content_bytes)
+        priority = validate_priority(priority)
+        if not isinstance(target, str) or not target.strip():
+            raise UnknownRecipient(str(target))
+
+        def body(conn: sqlite3.Connection) -> Message:
+            sender = self._session_row(conn, sender_session_id)
+            recipient = self._resolve(conn, target.strip())
+            return self._insert(conn, sender, recipient, content, priority, None, new_thread)
+
+        return self._write(body)
+
+    def broadcast(self, sender_session_id: str, content: str, priority: str = "normal") -> list[Message]:
+        """One copy to every active session but the sender, each under every rule."""
+        content = validate_content(content, self.config.max_content_bytes)
+        priority = validate_priority(priority)
+
+        def body(conn: sqlite3.Connection) -> list[Message]:
+            sender = self._session_row(conn, sender_session_id)
+            recipients = conn.execute(
+                "SELECT * FROM agent_sessions WHERE status = 'active' AND session_id != ? "
+                "ORDER BY agent_name",
+                (sender_session_id,),
+            ).fetchall()
+            if not recipients:
+                raise NoBroadcastRecipients()
+            return [
+                self._insert(conn, sender, r, content, priority, None, False) for r in recipients
+            ]
+
+        return self._write(body)
+
+    def reply(
+        self, sender_session_id: str, message_id: int, content: str, priority: str = "normal"
+    ) -> Message:
+        """Reply in the thread of `message_id`, to the other party of that message."""
+        message_id = validate_message_id(message_id)
+        content = validate_content(content, self.config.max_content_bytes)
+        priority = validate_priority(priority)
+
+        def body(conn: sqlite3.Connection) -> Message:
+            sender = self._session_row(conn, sender_session_id)
+            original = conn.execute(
+                "SELECT * FROM agent_messages WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            if original is None:
+                raise MessageNotFound(message_id)
+            other = (
+                original["recipient_session_id"]
+                if original["sender_session_id"] == sender_session_id
+                else original["sender_session_id"]
+            )
+            recipient = self._current_session(conn, other)
+            root = original["original_message_id"] or original["message_id"]
+            return self._insert(conn, sender, recipient, content, priority, root, False)
+
+        return self._write(body)
+
+    def _current_session(self, conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
+        """The session now answering for `session_id`'s workspace: itself if active, else
+        the workspace's active session (it restarted), else itself (mail waits)."""
+        row = self._session_row(conn, session_id)
+        if row["status"] == "active" or not row["agent_name"]:
+            return row
+        newer = conn.execute(
+            "SELECT * FROM agent_sessions WHERE agent_name = ? AND status = 'active'",
+            (row["agent_name"],),
+        ).fetchall()
+        return _latest(newer) if newer else row
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        sender: sqlite3.Row,
+        recipient: sqlite3.Row,
+        content: str,
+        priority: str,
+        root: int | None,
+        new_thread: bool,
+    ) -> Message:
+        cfg = self.config
+        sender_id, recipient_id = sender["session_id"], recipient["session_id"]
+        recipient_name = recipient["agent_name"] or recipient_id
+        if sender_id == recipient_id:
+            raise SelfMessage(recipient_name)
+        now_dt = self.clock.now()
+        now = iso(now_dt)
+
+        # §4.5 rate limit: the `rate_limit` most recent messages of this pair in the window.
+        window_start = iso(now_dt - timedelta(seconds=cfg.rate_window))
+        recent = conn.execute(
+            "SELECT created_at FROM agent_messages WHERE sender_session_id = ? "
+            "AND recipient_session_id = ? AND created_at > ? "
+            "ORDER BY created_at DESC LIMIT ?",
+            (sender_id, recipient_id, window_start, cfg.rate_limit),
+        ).fetchall()
+        if len(recent) >= cfg.rate_limit:
+            oldest = parse_ts_or_none(recent[-1][0]) or now_dt
+            retry = (oldest - now_dt).total_seconds() + cfg.rate_window
+            raise RateLimited(recipient_name, cfg.rate_limit, cfg.rate_window, retry)
+
+        # §4.6 auto-thread: join the pair's thread if they spoke within the window.
+        if root is None and not new_thread:
+            root = self._recent_thread(conn, sender_id, recipient_id, now_dt)
+
+        # §4.8 a stopped recipient: the message waits 24 h for it (or its successor).
+        expires = None
+        if recipient["status"] == "stopped":
+            expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
+
+        row = conn.execute(
+            """
+            INSERT INTO agent_messages (sender_session_id, recipient_session_id, content,
+                original_message_id, priority, created_at, read, read_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?) RETURNING *
+            """,
+            (sender_id, recipient_id, content, root, priority, now, expires),
+        ).fetchone()
+
+        warnings: list[str] = []
+        # §4.7 queue depth: count no further than the threshold needs.
+        depth = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM agent_messages WHERE recipient_session_id = ? "
+            "AND read = 0 LIMIT ?)",
+            (recipient_id, cfg.flood_threshold + 1),
+        ).fetchone()[0]
+        if depth > cfg.flood_threshold:
+            warnings.append(
+                f"{recipient_name} has more than {cfg.flood_threshold} unread messages; "
+                "it may be stuck or busy: expect a slow answer"
+            )
+        if expires:
+            warnings.append(
+                f"{recipient_name} is stopped: the message waits until {expires} for it "
+                "(or for a new session of that workspace)"
+            )
+        names = {sender_id: sender["agent_name"], recipient_id: recipient["agent_name"]}
+        return _to_message(row, names, tuple(warnings))
+
+    def _recent_thread(
+        self, conn: sqlite3.Connection, a: str, b: str, now_dt: Any
+    ) -> int | None:
+        since = iso(now_dt - timedelta(seconds=self.config.thread_window))
+        latest: sqlite3.Row | None = None
+        for sender, recipient in ((a, b), (b, a)):
+            row = conn.execute(
+                "SELECT message_id, original_message_id, created_at FROM agent_messages "
+                "WHERE sender_session_id = ? AND recipient_session_id = ? AND created_at >= ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (sender, recipient, since),
+            ).fetchone()
+            if row is not None and (latest is None or row["created_at"] > latest["created_at"]):
+                latest = row
+        if latest is None:
+            return None
+        return int(latest["original_message_id"] or latest["message_id"])
+
+    # -- reading ----------------------------------------------------------------------
+
+    def inbox(self, session_id: str) -> list[Message]:
+        """Take this session's unread, unexpired messages, marking exactly those read.
+
+        One UPDATE … RETURNING: two pollers of one inbox never both get a message."""
+        now = self.now()
+
+        def body(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
+                "UPDATE agent_messages SET read = 1, read_at = ? "
+                "WHERE recipient_session_id = ? AND read = 0 "
+                "AND (expires_at IS NULL OR expires_at > ?) RETURNING *",
+                (now, session_id, now),
+            ).fetchall()
+
+        rows = self._write(body)
+        rows.sort(key=lambda r: (_priority_rank(r["priority"]), r["created_at"], r["message_id"]))
+        return self._messages(rows)
+
+    def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
+        """This session's unread messages in delivery order, marking nothing read."""
+        rows = self._read(
+            f"SELECT * FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
+            f"AND (expires_at IS NULL OR expires_at > ?) ORDER BY {_PRIORITY_SQL}, "
+            "created_at, message_id LIMIT ?",
+            (session_id, self.now(), limit),
+        )
+        return self._messages(rows)
+
+    def get(self, message_id: int) -> Message:
+        message_id = validate_message_id(message_id)
+        rows = self._read("SELECT * FROM agent_messages WHERE message_id = ?", (message_id,))
+        if not rows:
+            raise MessageNotFound(message_id)
+        return self._messages(rows)[0]
+
+    def thread(self, message_id: int) -> list[Message]:
+        """The whole thread holding `message_id`, root first. Marks nothing read."""
+        message = self.get(message_id)
+        root = message.thread_id
+        rows = self._read(
+            "SELECT * FROM agent_messages WHERE message_id = ? OR original_message_id = ? "
+            "ORDER BY created_at, message_id",
+            (root, root),
+        )
+        return self._messages(rows)
+
+    def take_reply(self, session_id: str, message_id: int) -> Message | None:
+        """The first message to `session_id` in `message_id`'s thread after it, if any,
+        marked read (it is delivered here). Finds it even if another poller of this
+        session already took it."""
+        message = self.get(message_id)
+        root = message.thread_id
+        now = self.now()
+
+        def body(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row = conn.execute(
+                "SELECT * FROM agent_messages WHERE original_message_id = ? "
+                "AND recipient_session_id = ? AND message_id > ? ORDER BY message_id LIMIT 1",
+                (root, session_id, message_id),
+            ).fetchone()
+            if row is None or row["read"]:
+                return row
+            return conn.execute(
+                "UPDATE agent_messages SET read = 1, read_at = ? WHERE message_id = ? "
+                "RETURNING *",
+                (now, row["message_id"]),
+            ).fetchone()
+
+        row = self._write(body)
+        return self._messages([row])[0] if row is not None else None
+
+    def wait_for_reply(
+        self, session_id: str, message_id: int, timeout: float = 60.0,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Message | None:
+        """Block until a reply to `message_id` reaches `session_id` (None on time-out).
+
+        Sleeps between cheap `data_version` checks: it wakes within a few tens of
+        milliseconds of the reply's commit and costs next to nothing while waiting."""
+        if timeout < 0:
+            raise InvalidArgument("timeout must be zero or more seconds")
+        deadline = time.monotonic() + timeout
+        last_version: int | None = None
+        last_full = 0.0
+        while True:
+            version = self.data_version()
+            now = time.monotonic()
+            if version != last_version or now - last_full >= 1.0:
+                reply = self.take_reply(session_id, message_id)
+                if reply is not None:
+                    return reply
+                last_version, last_full = version, now
+            if now >= deadline or (should_stop is not None and should_stop()):
+                return None
+            time.sleep(min(self.config.watch_interval, max(0.0, deadline - now)))
+
+    def _messages(self, rows: Iterable[sqlite3.Row]) -> list[Message]:
+        rows = list(rows)
+        ids = {r["sender_session_id"] for r in rows} | {r["recipient_session_id"] for r in rows}
+        return [_to_message(r, self.names(ids)) for r in rows]
+
+    def names(self, session_ids: Iterable[str]) -> dict[str, str | None]:
+        ids = list(set(session_ids))
+        names: dict[str, str | None] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._read(
+                f"SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})",
+                chunk,
+            ):
+                names[row[0]] = row[1]
+        return names
+
+    # -- clean-up and status ----------------------------------------------------------
+
+    def cleanup(self) -> CleanupReport:
+        """Stop silent sessions, purge old read mail, drop expired unread mail (SPEC §4)."""
+        cfg = self.config
+        now = self.now()
+        stop_before = self._ago(cfg.stop_after)
+        purge_before = self._ago(cfg.read_retention)
+        expires = self._later(cfg.expire_after)
+
+        def body(conn: sqlite3.Connection) -> CleanupReport:
+            stopped = [
+                r[0]
+                for r in conn.execute(
+                    "UPDATE agent_sessions SET status = 'stopped' "
+                    "WHERE status = 'active' AND last_heartbeat < ? RETURNING session_id",
+                    (stop_before,),
+                )
+            ]
+            self._expire_unread(conn, stopped, expires)
+            purged = conn.execute(
+                "DELETE FROM agent_messages WHERE read = 1 AND read_at < ?", (purge_before,)
+            ).rowcount
+            expired = conn.execute(
+                "DELETE FROM agent_messages WHERE expires_at IS NOT NULL AND expires_at < ? "
+                "AND read = 0",
+                (now,),
+            ).rowcount
+            conn.execute(
+                "INSERT INTO mesh_meta (key, value) VALUES ('last_cleanup', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (now,),
+            )
+            return CleanupReport(len(stopped), purged, expired)
+
+        return self._write(body)
+
+    def maybe_cleanup(self) -> CleanupReport:
+        """Run the clean-up unless any participant ran it in the last minute."""
+        cutoff = self._ago(self.config.cleanup_every)
+        rows = self._read("SELECT value FROM mesh_meta WHERE key = 'last_cleanup'")
+        if rows and rows[0][0] and rows[0][0] > cutoff:
+            return CleanupReport(ran=False)
+        return self.cleanup()
+
+    def stats(self) -> dict[str, Any]:
+        """What `mesh status` shows: where, how big, how many, who needs attention."""
+        wal = Path(str(self.path) + "-wal")
+        agents = self.agents("all")
+        by_status = {s.value: sum(a.status is s for a in agents) for s in Status}
+        total, unread = self._read(
+            "SELECT count(*), coalesce(sum(read = 0), 0) FROM agent_messages"
+        )[0]
+        version = self._read("PRAGMA user_version")[0][0]
+        last_cleanup = self._read("SELECT value FROM mesh_meta WHERE key = 'last_cleanup'")
+        return {
+            "db_path": str(self.path),
+            "schema_version": version,
+            "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+            "sessions": by_status,
+            "messages": total,
+            "unread": unread,
+            "last_cleanup": last_cleanup[0][0] if last_cleanup else None,
+            "stale": [a.agent_name for a in agents if a.status is Status.STALE],
+            "flooded": [
+                a.agent_name
+                for a in agents
+                if a.unread > self.config.flood_threshold and a.status is not Status.STOPPED
+            ],
+        }
+
+
+def _latest(rows: Sequence[sqlite3.Row]) -> sqlite3.Row:
+    """The row with the latest heartbeat (parsed: other clients may write other forms)."""
+    def key(row: sqlite3.Row) -> float:
+        seen = parse_ts_or_none(row["last_heartbeat"])
+        return seen.timestamp() if seen else 0.0
+
+    return max(rows, key=key)
+
+
+def _priority_rank(priority: str | None) -> int:
+    return PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else 2
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _to_message(
+    row: sqlite3.Row, names: dict[str, str | None], warnings: tuple[str, ...] = ()
+) -> Message:
+    return Message(
+        message_id=row["message_id"],
+        sender_session_id=row["sender_session_id"],
+        sender_name=names.get(row["sender_session_id"]),
+        recipient_session_id=row["recipient_session_id"],
+        recipient_name=names.get(row["recipient_session_id"]),
+        content=row["content"],
+        original_message_id=row["original_message_id"],
+        priority=row["priority"] or "normal",
+        created_at=row["created_at"],
+        read=bool(row["read"]),
+        read_at=row["read_at"],
+        expires_at=row["expires_at"],
+        warnings=warnings,
+    )

@@ -1,0 +1,141 @@
+"""Frozen value objects handed out by the core; their `to_json()` is the SPEC §5 shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from .clock import parse_ts_or_none
+
+
+class Priority(str, Enum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """0 for urgent … 3 for low: the inbox's delivery order."""
+        return PRIORITY_ORDER.index(self.value)
+
+
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
+
+
+class Status(str, Enum):
+    """Reported status. Only `active` and `stopped` are stored; `stale` is derived."""
+
+    ACTIVE = "active"
+    STALE = "stale"
+    STOPPED = "stopped"
+
+
+def _metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Agent:
+    session_id: str
+    agent_name: str
+    agent_description: str | None
+    cwd: str | None
+    repo: str | None
+    status: Status
+    registered_at: str
+    last_heartbeat: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    unread: int = 0
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata.get("kind", "agent"))
+
+    @property
+    def last_heartbeat_at(self) -> datetime | None:
+        return parse_ts_or_none(self.last_heartbeat)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "agent_name": self.agent_name,
+            "agent_description": self.agent_description,
+            "cwd": self.cwd,
+            "repo": self.repo,
+            "status": self.status.value,
+            "registered_at": self.registered_at,
+            "last_heartbeat": self.last_heartbeat,
+            "metadata": self.metadata,
+            "unread": self.unread,
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: int
+    sender_session_id: str
+    sender_name: str | None
+    recipient_session_id: str
+    recipient_name: str | None
+    content: str
+    original_message_id: int | None
+    priority: str
+    created_at: str
+    read: bool
+    read_at: str | None
+    expires_at: str | None
+    # Not stored: what `send` wants its caller to know (queue depth, stopped recipient).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def thread_id(self) -> int:
+        return self.original_message_id or self.message_id
+
+    @property
+    def created(self) -> datetime | None:
+        return parse_ts_or_none(self.created_at)
+
+    def to_json(self, with_warnings: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "message_id": self.message_id,
+            "sender_session_id": self.sender_session_id,
+            "sender_name": self.sender_name,
+            "recipient_session_id": self.recipient_session_id,
+            "recipient_name": self.recipient_name,
+            "content": self.content,
+            "original_message_id": self.original_message_id,
+            "priority": self.priority,
+            "created_at": self.created_at,
+            "read": self.read,
+            "read_at": self.read_at,
+            "expires_at": self.expires_at,
+        }
+        if with_warnings:
+            data["warnings"] = list(self.warnings)
+        return data
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    stopped_sessions: int = 0
+    purged_read: int = 0
+    expired_unread: int = 0
+    ran: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ran": self.ran,
+            "stopped_sessions": self.stopped_sessions,
+            "purged_read": self.purged_read,
+            "expired_unread": self.expired_unread,
+        }

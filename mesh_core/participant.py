@@ -1,0 +1,167 @@
+"""The loop a long-running client embeds (MCP server, TUI, `mesh inbox --follow`).
+
+It registers at once (so the session is visible before anything else happens), then in a
+background thread: checks `PRAGMA data_version` every `watch_interval` and polls the inbox
+the moment another connection commits; polls anyway every `poll_interval` (the safety
+net); heartbeats every `heartbeat_interval`; runs the shared clean-up at most once a
+minute. It marks the session stopped on a clean exit and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, Self
+
+from .errors import MeshError, SessionNotFound
+from .mesh import Mesh
+from .models import Agent, Message
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_BACKOFF = 5.0
+
+
+class Participant:
+    """One session on the mesh, kept alive by a background thread."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        name: str | None = None,
+        kind: str = "agent",
+        *,
+        client: str | None = None,
+        description: str | None = None,
+        cwd: str | None = None,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        on_message: Callable[[Message], None] | None = None,
+        on_change: Callable[[], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+        take_inbox: bool = True,
+    ) -> None:
+        self.mesh = mesh
+        self._register_args: dict[str, Any] = {
+            "name": name, "kind": kind, "client": client, "description": description,
+            "cwd": cwd, "session_id": session_id, "metadata": metadata,
+        }
+        self.on_message = on_message
+        self.on_change = on_change
+        self.on_error = on_error
+        self.take_inbox = take_inbox
+        self.agent: Agent | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def session_id(self) -> str:
+        if self.agent is None:
+            raise SessionNotFound("(not started)")
+        return self.agent.session_id
+
+    def start(self) -> Agent:
+        """Register now, synchronously, then keep the session alive in the background."""
+        self.agent = self.mesh.register(**self._register_args)
+        self._register_args["session_id"] = self.agent.session_id
+        self._thread = threading.Thread(
+            target=self._run, name=f"mesh-participant-{self.agent.agent_name}", daemon=True
+        )
+        self._thread.start()
+        return self.agent
+
+    def poll_now(self) -> None:
+        """Ask the loop to poll at once (after this process sent something, say)."""
+        self._wake.set()
+
+    def stop(self, deregister: bool = True) -> None:
+        """End the loop; mark the session stopped (a clean exit)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if deregister and self.agent is not None:
+            try:
+                self.mesh.deregister(self.agent.session_id)
+            except (MeshError, sqlite3.Error) as exc:
+                log.warning("could not mark %s stopped: %s", self.agent.agent_name, exc)
+
+    def __enter__(self) -> Self:
+        if self.agent is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM (and SIGHUP) end the process cleanly: the session is marked stopped."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handle)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, handle)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cfg = self.mesh.config
+        now = time.monotonic()
+        next_poll = now  # poll at once: mail may be waiting (hand-over)
+        next_beat = now + cfg.heartbeat_interval
+        next_cleanup = now
+        last_version: int | None = None
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                version = self.mesh.data_version()
+                now = time.monotonic()
+                changed = last_version is not None and version != last_version
+                last_version = version
+                woken = self._wake.is_set()
+                self._wake.clear()
+                if changed or woken or now >= next_poll:
+                    self._poll()
+                    next_poll = now + cfg.poll_interval
+                    if (changed or woken) and self.on_change is not None:
+                        self.on_change()
+                if now >= next_beat:
+                    self.mesh.heartbeat(self.session_id)
+                    next_beat = now + cfg.heartbeat_interval
+                if now >= next_cleanup:
+                    self.mesh.maybe_cleanup()
+                    next_cleanup = now + cfg.cleanup_every
+                backoff = 0.0
+            except (MeshError, sqlite3.Error, OSError) as exc:
+                backoff = min(MAX_ERROR_BACKOFF, max(0.1, backoff * 2))
+                log.warning("mesh participant: %s (retrying in %.1f s)", exc, backoff)
+                if self.on_error is not None:
+                    self.on_error(exc)
+                self._stop.wait(backoff)
+                continue
+            self._wake.wait(cfg.watch_interval)
+
+    def _poll(self) -> None:
+        if not self.take_inbox:
+            return
+        for message in self.mesh.inbox(self.session_id):
+            if self.on_message is not None:
+                try:
+                    self.on_message(message)
+                except Exception:  # a callback's bug must not kill the session
+                    log.exception("on_message callback failed for message %s", message.message_id)
