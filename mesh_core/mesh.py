@@ -475,7 +475,7 @@ class Mesh:
         """Send `content` to a session id or workspace name. `*` broadcasts and returns
         the first copy (see `broadcast` for all of them)."""
         if target == BROADCAST:
-            return self.broadcast(sender_session_id, content, priority)[0]
+            return self.broadcast(sender_session_id, content, priority, new_thread)[0]
         content = validate_content(content, self.config.max_content_bytes)
         priority = validate_priority(priority)
         if not isinstance(target, str) or not target.strip():
@@ -488,7 +488,10 @@ class Mesh:
 
         return self._write(body)
 
-    def broadcast(self, sender_session_id: str, content: str, priority: str = "normal") -> list[Message]:
+    def broadcast(
+        self, sender_session_id: str, content: str, priority: str = "normal",
+        new_thread: bool = False,
+    ) -> list[Message]:
         """One copy to every active session but the sender, each under every rule."""
         content = validate_content(content, self.config.max_content_bytes)
         priority = validate_priority(priority)
@@ -503,7 +506,8 @@ class Mesh:
             if not recipients:
                 raise NoBroadcastRecipients()
             return [
-                self._insert(conn, sender, r, content, priority, None, False) for r in recipients
+                self._insert(conn, sender, r, content, priority, None, new_thread)
+                for r in recipients
             ]
 
         return self._write(body)
