@@ -755,15 +755,21 @@ class Mesh:
 
     # -- clean-up and status ----------------------------------------------------------
 
-    def cleanup(self) -> CleanupReport:
-        """Stop silent sessions, purge old read mail, drop expired unread mail (SPEC §4)."""
+    def cleanup(self, *, only_if_due: bool = False) -> CleanupReport:
+        """Stop silent sessions, purge old read mail, drop expired unread mail (SPEC §4).
+
+        `only_if_due`: skip it if any participant ran it in the last `cleanup_every`
+        seconds, checked inside the write transaction so racing callers run it once."""
         cfg = self.config
         now = self.now()
         stop_before = self._ago(cfg.stop_after)
         purge_before = self._ago(cfg.read_retention)
         expires = self._later(cfg.expire_after)
+        due_before = self._ago(cfg.cleanup_every)
 
         def body(conn: sqlite3.Connection) -> CleanupReport:
+            if only_if_due and not _cleanup_due(conn, due_before):
+                return CleanupReport(ran=False)
             stopped = [
                 r[0]
                 for r in conn.execute(
@@ -792,11 +798,9 @@ class Mesh:
 
     def maybe_cleanup(self) -> CleanupReport:
         """Run the clean-up unless any participant ran it in the last minute."""
-        cutoff = self._ago(self.config.cleanup_every)
-        rows = self._read("SELECT value FROM mesh_meta WHERE key = 'last_cleanup'")
-        if rows and rows[0][0] and rows[0][0] > cutoff:
-            return CleanupReport(ran=False)
-        return self.cleanup()
+        if not _cleanup_due(self.connection(), self._ago(self.config.cleanup_every)):
+            return CleanupReport(ran=False)  # the common case, without taking the write lock
+        return self.cleanup(only_if_due=True)
 
     def stats(self) -> dict[str, Any]:
         """What `mesh status` shows: where, how big, how many, who needs attention."""
@@ -824,6 +828,12 @@ class Mesh:
                 if a.unread > self.config.flood_threshold and a.status is not Status.STOPPED
             ],
         }
+
+
+def _cleanup_due(conn: sqlite3.Connection, due_before: str) -> bool:
+    """True unless the shared clean-up last ran after `due_before`."""
+    row = conn.execute("SELECT value FROM mesh_meta WHERE key = 'last_cleanup'").fetchone()
+    return not (row and row[0] and row[0] > due_before)
 
 
 def _latest(rows: Sequence[sqlite3.Row]) -> sqlite3.Row:
