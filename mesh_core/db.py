@@ -50,9 +50,12 @@ CREATE TABLE IF NOT EXISTS agent_messages (
 
 # Each index serves one hot query (see the query-plan test in tests/test_db.py):
 SCHEMA_V1 = SEED_TABLES + """
--- inbox poll, unread counts, queue depth: only unread rows, per recipient, in time order
+-- inbox poll, unread counts, queue depth: only unread rows, per recipient, in time order.
+-- `read` is a key column (always 0 here) so that the planner, which has no statistics,
+-- sees two equality columns and prefers this index to idx_messages_recipient, which would
+-- walk a recipient's whole history (a poll would grow with the mesh).
 CREATE INDEX IF NOT EXISTS idx_messages_unread
-  ON agent_messages(recipient_session_id, created_at) WHERE read = 0;
+  ON agent_messages(recipient_session_id, read, created_at) WHERE read = 0;
 -- thread fetch: all replies of a root
 CREATE INDEX IF NOT EXISTS idx_messages_thread ON agent_messages(original_message_id);
 -- rate-limit count and auto-thread lookup: messages of one (sender, recipient) pair by time
