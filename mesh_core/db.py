@@ -91,6 +91,10 @@ def _probe(path: Path) -> int:
             path, "not an SQLite database; point --db or AGENT_MESH_DB at a mesh database"
         )
     uri = f"{path.resolve().as_uri()}?mode=ro"
+    if not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")):
+        # Nothing is mid-transaction: read the file as it is. A plain read-only open of
+        # a WAL-mode file would leave new -wal/-shm files beside a file we then refuse.
+        uri += "&immutable=1"
     try:
         probe = sqlite3.connect(uri, uri=True, timeout=5.0)
         try:

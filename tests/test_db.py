@@ -1,0 +1,297 @@
+"""SPEC §2: pragmas, permissions, schema version, migration, refusal of files that are
+not ours (untouched), and query plans that seek an index for every hot query."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh_core import FixedClock, Mesh
+from mesh_core.db import SCHEMA_VERSION
+from mesh_core.errors import (
+    CorruptDatabase,
+    DatabaseUnusable,
+    NewerSchema,
+    NotAMeshDatabase,
+)
+
+# The seed's two tables exactly as the original Node.js extension creates them.
+SEED_SQL = """
+CREATE TABLE IF NOT EXISTS agent_sessions (
+  session_id TEXT PRIMARY KEY, agent_name TEXT, agent_description TEXT, cwd TEXT,
+  repo TEXT, status TEXT DEFAULT 'active', registered_at TEXT NOT NULL,
+  last_heartbeat TEXT NOT NULL, metadata TEXT);
+CREATE TABLE IF NOT EXISTS agent_messages (
+  message_id INTEGER PRIMARY KEY AUTOINCREMENT, sender_session_id TEXT NOT NULL,
+  recipient_session_id TEXT NOT NULL, content TEXT NOT NULL, original_message_id INTEGER,
+  priority TEXT DEFAULT 'normal', created_at TEXT NOT NULL, read INTEGER DEFAULT 0,
+  read_at TEXT, expires_at TEXT);
+"""
+
+
+def pragmas(conn: sqlite3.Connection) -> dict[str, object]:
+    return {
+        name: conn.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")
+    }
+
+
+EXPECTED_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": 1,
+                    "foreign_keys": 0}
+
+
+def test_every_connection_gets_the_pragmas(mesh: Mesh) -> None:
+    seen = [pragmas(mesh.connection())]
+
+    def other_thread() -> None:
+        seen.append(pragmas(mesh.connection()))
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join(30)
+    assert len(seen) == 2
+    for found in seen:
+        assert found == EXPECTED_PRAGMAS
+
+
+def test_schema_version_is_recorded(mesh: Mesh) -> None:
+    assert mesh.connection().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert SCHEMA_VERSION >= 1
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The loosest umask a user can have: the mesh must not rely on it."""
+    previous = os.umask(0o000)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_folder_0700_and_file_0600_even_with_umask_zero(db_path: Path, open_umask: None):
+    assert not db_path.parent.exists()
+    with Mesh(db_path) as mesh:
+        alice = mesh.register("alice", cwd=db_path.parent)
+        bob = mesh.register("bob", cwd=db_path.parent)
+        mesh.send(alice.session_id, "bob", "private")  # the -wal file now exists
+        assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
+        for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+            assert path.exists()
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert mesh.inbox(bob.session_id)
+
+
+def test_an_existing_file_readable_by_others_is_tightened(db_path: Path) -> None:
+    db_path.parent.mkdir(mode=0o700)
+    sqlite3.connect(db_path).close()
+    os.chmod(db_path, 0o644)
+    Mesh(db_path).close()
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+
+
+def test_seed_file_v0_is_migrated_in_place_and_its_rows_read(db_path: Path) -> None:
+    db_path.parent.mkdir(mode=0o700)
+    seed = sqlite3.connect(db_path)
+    seed.executescript(SEED_SQL)
+    seed.executemany(
+        "INSERT INTO agent_sessions (session_id, agent_name, status, registered_at, "
+        "last_heartbeat, metadata) VALUES (?, ?, 'active', ?, ?, ?)",
+        [("s-alice", "alice", "2026-11-23T13:59:50.000Z", "2026-11-23T13:59:50.000Z", None),
+         ("s-bob", "bob", "2026-11-23T13:59:55.000Z", "2026-11-23T13:59:55.000Z",
+          '{"kind": "agent"}')],
+    )
+    seed.execute(
+        "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
+        "created_at) VALUES ('s-alice', 's-bob', 'from the seed', '2026-11-23T13:59:56.000Z')"
+    )
+    seed.commit()
+    seed.close()
+    assert _user_version(db_path) == 0
+
+    with Mesh(db_path, clock=FixedClock("2026-11-23T14:00:00.000Z")) as mesh:
+        assert _user_version(db_path) == SCHEMA_VERSION
+        names = {r[0] for r in mesh.connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'")}
+        assert {"idx_messages_unread", "idx_messages_thread", "idx_messages_pair",
+                "idx_sessions_name"} <= names
+        assert sorted(a.agent_name for a in mesh.agents("active")) == ["alice", "bob"]
+        got = mesh.inbox("s-bob")
+        assert [(m.content, m.sender_name, m.priority, m.original_message_id) for m in got] == [
+            ("from the seed", "alice", "normal", None)]
+        # And the migrated file takes new rows under every rule.
+        reply = mesh.reply("s-bob", got[0].message_id, "hello seed")
+        assert reply.original_message_id == got[0].message_id
+
+
+def _user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# -- files that are not ours: refused, untouched --------------------------------------
+
+
+def _newer_rollback(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SEED_SQL)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+
+
+def _newer_wal(path: Path) -> None:
+    """A mesh file in WAL mode that a later agent-mesh has upgraded."""
+    Mesh(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+
+
+def _not_sqlite(path: Path) -> None:
+    path.write_text("# my notes\nnot a database at all\n" * 50)
+
+
+def _corrupt(path: Path) -> None:
+    """A real SQLite header followed by garbage pages."""
+    conn = sqlite3.connect(path)
+    conn.executescript(SEED_SQL)
+    conn.executemany("INSERT INTO agent_sessions VALUES (?, ?, '', '', '', 'active', ?, ?, '')",
+                     [(f"s{i}", f"n{i}", "t", "t") for i in range(200)])
+    conn.commit()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[100:] = bytes((i * 37 + 11) % 256 for i in range(len(data) - 100))
+    path.write_bytes(bytes(data))
+
+
+def _foreign(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE bookmarks (id INTEGER PRIMARY KEY, url TEXT);"
+        "INSERT INTO bookmarks (url) VALUES ('https://example.org');"
+    )
+    conn.commit()
+    conn.close()
+
+
+def _foreign_with_ours(path: Path) -> None:
+    """Another app that happens to have tables of the same names, and its own."""
+    conn = sqlite3.connect(path)
+    conn.executescript(SEED_SQL + "CREATE TABLE invoices (id INTEGER PRIMARY KEY);")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (_newer_rollback, NewerSchema),
+        (_newer_wal, NewerSchema),
+        (_not_sqlite, NotAMeshDatabase),
+        (_corrupt, CorruptDatabase),
+        (_foreign, NotAMeshDatabase),
+        (_foreign_with_ours, NotAMeshDatabase),
+    ],
+    ids=["newer-schema", "newer-schema-wal", "not-sqlite", "corrupt", "foreign-app",
+         "foreign-app-same-tables"],
+)
+def test_unusable_files_are_refused_and_left_untouched(db_path: Path, make, error) -> None:
+    db_path.parent.mkdir(mode=0o700)
+    make(db_path)
+    os.chmod(db_path, 0o644)
+    before = db_path.read_bytes()
+    siblings_before = sorted(p.name for p in db_path.parent.iterdir())
+    with pytest.raises(error) as info:
+        Mesh(db_path)
+    assert isinstance(info.value, DatabaseUnusable) and info.value.exit_code == 3
+    assert str(db_path) in str(info.value)
+    assert db_path.read_bytes() == before
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o644
+    assert sorted(p.name for p in db_path.parent.iterdir()) == siblings_before
+
+
+def test_refusal_messages_say_what_to_do(db_path: Path) -> None:
+    db_path.parent.mkdir(mode=0o700)
+    _newer_rollback(db_path)
+    with pytest.raises(NewerSchema, match="upgrade agent-mesh"):
+        Mesh(db_path)
+    _not_sqlite(db_path)
+    with pytest.raises(NotAMeshDatabase, match="--db"):
+        Mesh(db_path)
+
+
+# -- query plans ----------------------------------------------------------------------
+
+# Each hot query, recognised by a fragment of its SQL: all of them must have been seen,
+# so a rewrite of one is planned here too instead of slipping past.
+HOT_QUERIES = {
+    "inbox poll": r"UPDATE agent_messages SET read = 1",
+    "unread counts": r"GROUP BY recipient_session_id",
+    "thread fetch": r"original_message_id = ",
+    "rate-limit count": r"AND created_at > ",
+    "auto-thread lookup": r"AND created_at >= ",
+    "name lookup": r"agent_name = .* COLLATE NOCASE",
+    "purge read": r"DELETE FROM agent_messages WHERE read = 1",
+    "delete expired": r"DELETE FROM agent_messages WHERE expires_at",
+    "queue depth": r"LIMIT 51\)",
+}
+
+
+def _exercise(mesh: Mesh, clock: FixedClock) -> None:
+    """Every core operation once, on a database with some rows in it."""
+    alice = mesh.register("alice", cwd="/tmp")
+    bob = mesh.register("bob", cwd="/tmp")
+    for n in range(5):
+        first = mesh.send(alice.session_id, "Bob", f"m{n}", new_thread=True)
+        mesh.reply(bob.session_id, first.message_id, "ok")
+        clock.advance(30)
+    mesh.send(bob.session_id, "alice", "follow-up")  # auto-threaded
+    mesh.peek_inbox(bob.session_id)
+    mesh.inbox(bob.session_id)
+    mesh.thread(first.message_id)
+    mesh.take_reply(alice.session_id, first.message_id)
+    mesh.agents("all")
+    mesh.deregister(bob.session_id)
+    mesh.register("bob", cwd="/tmp")  # hand-over
+    clock.advance(2 * 24 * 3600)
+    mesh.cleanup()
+
+
+def test_hot_queries_seek_an_index(mesh: Mesh, clock: FixedClock, db_path: Path) -> None:
+    statements: list[str] = []
+    mesh.connection().set_trace_callback(statements.append)
+    _exercise(mesh, clock)
+    mesh.connection().set_trace_callback(None)
+
+    planner = sqlite3.connect(db_path)
+    seen: set[str] = set()
+    bad: list[str] = []
+    for sql in dict.fromkeys(statements):
+        if "agent_" not in sql or not re.match(r"\s*(SELECT|UPDATE|DELETE)", sql, re.IGNORECASE):
+            continue
+        for label, pattern in HOT_QUERIES.items():
+            if re.search(pattern, sql, re.DOTALL):
+                seen.add(label)
+        for row in planner.execute(f"EXPLAIN QUERY PLAN {sql}"):
+            detail = row[3]
+            full_scan = re.match(r"SCAN (agent_messages|agent_sessions)\b", detail) and (
+                "USING" not in detail)
+            # The roster reads every session on purpose; messages are never scanned.
+            if full_scan and ("agent_messages" in detail or "agent_name" in sql and
+                              "GROUP BY agent_name" not in sql):
+                bad.append(f"{detail}  <=  {' '.join(sql.split())[:160]}")
+    planner.close()
+    assert set(HOT_QUERIES) <= seen, f"not exercised: {set(HOT_QUERIES) - seen}"
+    assert not bad, "full scans:\n" + "\n".join(bad)
