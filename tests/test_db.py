@@ -234,18 +234,20 @@ def test_refusal_messages_say_what_to_do(db_path: Path) -> None:
 
 # -- query plans ----------------------------------------------------------------------
 
-# Each hot query, recognised by a fragment of its SQL: all of them must have been seen,
-# so a rewrite of one is planned here too instead of slipping past.
+# Each hot query, recognised by a fragment of its SQL, and the index it must seek. All of
+# them must have been seen, so a rewrite of one is planned here too instead of slipping
+# past. An inbox poll on idx_messages_recipient would be a seek that still walks the
+# recipient's whole history, hence the named index and not just "some index".
 HOT_QUERIES = {
-    "inbox poll": r"UPDATE agent_messages SET read = 1",
-    "unread counts": r"GROUP BY recipient_session_id",
-    "thread fetch": r"original_message_id = ",
-    "rate-limit count": r"AND created_at > ",
-    "auto-thread lookup": r"AND created_at >= ",
-    "name lookup": r"agent_name = .* COLLATE NOCASE",
-    "purge read": r"DELETE FROM agent_messages WHERE read = 1",
-    "delete expired": r"DELETE FROM agent_messages WHERE expires_at",
-    "queue depth": r"LIMIT 51\)",
+    "inbox poll": (r"SET read = 1, .* WHERE recipient_session_id", "idx_messages_unread"),
+    "unread counts": (r"GROUP BY recipient_session_id", "idx_messages_unread"),
+    "queue depth": (r"LIMIT 51\)", "idx_messages_unread"),
+    "thread fetch": (r"OR original_message_id = ", "idx_messages_thread"),
+    "rate-limit count": (r"AND created_at > ", "idx_messages_pair"),
+    "auto-thread lookup": (r"AND created_at >= ", "idx_messages_pair"),
+    "name lookup": (r"agent_name = .* COLLATE NOCASE", "idx_sessions_name"),
+    "purge read": (r"DELETE FROM agent_messages WHERE read = 1", "idx_messages_read_at"),
+    "delete expired": (r"DELETE FROM agent_messages WHERE expires_at", "idx_messages_expires"),
 }
 
 
@@ -281,11 +283,13 @@ def test_hot_queries_seek_an_index(mesh: Mesh, clock: FixedClock, db_path: Path)
     for sql in dict.fromkeys(statements):
         if "agent_" not in sql or not re.match(r"\s*(SELECT|UPDATE|DELETE)", sql, re.IGNORECASE):
             continue
-        for label, pattern in HOT_QUERIES.items():
+        plan = [row[3] for row in planner.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        for label, (pattern, index) in HOT_QUERIES.items():
             if re.search(pattern, sql, re.DOTALL):
                 seen.add(label)
-        for row in planner.execute(f"EXPLAIN QUERY PLAN {sql}"):
-            detail = row[3]
+                if not any(index in detail for detail in plan):
+                    bad.append(f"{label} does not use {index}: {plan}")
+        for detail in plan:
             full_scan = re.match(r"SCAN (agent_messages|agent_sessions)\b", detail) and (
                 "USING" not in detail)
             # The roster reads every session on purpose; messages are never scanned.
