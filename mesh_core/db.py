@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from .config import DEFAULT_DB_PATH, MeshConfig
 from .errors import CorruptDatabase, DatabasePermission, NewerSchema, NotAMeshDatabase
@@ -80,16 +81,11 @@ MIGRATIONS: dict[int, str] = {1: SCHEMA_V1}
 
 
 def _probe(path: Path) -> int:
-    """Check, read-only, that `path` is a mesh database we can use; return its version."""
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_MAGIC))
-    except PermissionError as exc:
-        raise DatabasePermission(path, f"no permission to read it ({exc.strerror})") from exc
-    if header != SQLITE_MAGIC:
-        raise NotAMeshDatabase(
-            path, "not an SQLite database; point --db or AGENT_MESH_DB at a mesh database"
-        )
+    """Check, read-only, that `path` is a mesh database we can use; return its version.
+
+    Only SQLite opens the file while it may be usable: closing any other descriptor of it
+    would drop every POSIX lock this process's connections hold on it, and the next
+    process to close would then take itself for the last one and delete the live WAL."""
     uri = f"{path.resolve().as_uri()}?mode=ro"
     if not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")):
         # Nothing is mid-transaction: read the file as it is. A plain read-only open of
@@ -106,9 +102,7 @@ def _probe(path: Path) -> int:
         finally:
             probe.close()
     except sqlite3.DatabaseError as exc:
-        raise CorruptDatabase(
-            path, f"it cannot be read as SQLite ({exc}); restore it or move it aside"
-        ) from exc
+        _refuse_unreadable(path, exc)
     if version > SCHEMA_VERSION:
         raise NewerSchema(
             path,
@@ -124,6 +118,22 @@ def _probe(path: Path) -> int:
             + "); use another --db path",
         )
     return version
+
+
+def _refuse_unreadable(path: Path, exc: sqlite3.DatabaseError) -> NoReturn:
+    """Say why SQLite could not read `path`: no permission, not SQLite, or corrupt."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except PermissionError as perm:
+        raise DatabasePermission(path, f"no permission to read it ({perm.strerror})") from exc
+    if header != SQLITE_MAGIC:
+        raise NotAMeshDatabase(
+            path, "not an SQLite database; point --db or AGENT_MESH_DB at a mesh database"
+        ) from exc
+    raise CorruptDatabase(
+        path, f"it cannot be read as SQLite ({exc}); restore it or move it aside"
+    ) from exc
 
 
 def _prepare_path(path: Path) -> None:
