@@ -1,0 +1,490 @@
+"""`mesh`: the command line for people, scripts and cron jobs (SPEC §5).
+
+Thin on purpose: parse the arguments, call `Mesh`, print. Every rule lives in
+`mesh.py`; this file only decides how a result or a refusal is shown and which exit
+code it gives (0 done, 1 refused or not found, 2 usage, 3 database unusable).
+Untrusted text (names, descriptions, bodies) is shown through `safe_text`/`safe_line`
+as rich `Text`, never as markup. rich is imported here and nowhere else in mesh_core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .clock import parse_ts_or_none
+from .errors import InvalidContent, MeshError, WaitTimedOut
+from .identity import default_person_name
+from .mesh import BROADCAST, KINDS, Mesh, validate_message_id
+from .models import Agent, Message, Status
+from .participant import Participant
+from .text import safe_line, safe_text
+
+CLIENT = "mesh-cli"
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+STATUS_STYLE = {
+    Status.ACTIVE: ("●", "green"),
+    Status.STALE: ("◐", "yellow"),
+    Status.STOPPED: ("○", "dim"),
+}
+PRIORITY_STYLE = {"urgent": "bold red", "high": "yellow", "normal": "", "low": "dim"}
+
+
+class UsageError(Exception):
+    """A combination of arguments argparse cannot check by itself (exit 2 with usage)."""
+
+
+# -- output helpers ---------------------------------------------------------------------
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console on the current stdout/stderr; rich drops colour when it is not a TTY."""
+    return Console(
+        file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, emoji=False
+    )
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _warn(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(f"warning: {safe_line(line)}", file=sys.stderr)
+
+
+def ago(when: str | None, now: datetime) -> str:
+    """`12s ago`, `3m ago`, `2h ago`, `4d ago`; other clients' odd values shown as they are."""
+    seen = parse_ts_or_none(when)
+    if seen is None:
+        return safe_line(when or "never")
+    seconds = int((now - seen).total_seconds())
+    if seconds < 0:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _local_time(stamp: str) -> str:
+    when = parse_ts_or_none(stamp)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else safe_line(stamp)
+
+
+def _party(name: str | None, session_id: str) -> str:
+    return safe_line(name or session_id, 40)
+
+
+def _agents_table(agents: Sequence[Agent], now: datetime) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("", "name", "description", "kind", "unread", "last heartbeat"):
+        table.add_column(column, overflow="fold")
+    for agent in agents:
+        glyph, style = STATUS_STYLE[agent.status]
+        table.add_row(
+            Text(glyph, style=style),
+            Text(safe_line(agent.agent_name), style="bold" if style != "dim" else style),
+            Text(safe_line(agent.agent_description or "", 60), style="dim"),
+            Text(safe_line(agent.kind)),
+            Text(str(agent.unread), style="bold" if agent.unread else "dim"),
+            Text(f"{ago(agent.last_heartbeat, now)} ({agent.status.value})"),
+        )
+    return table
+
+
+def _messages_table(messages: Sequence[Message]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", show_lines=False)
+    for column in ("id", "from → to", "priority", "time", "content"):
+        table.add_column(column, overflow="fold", no_wrap=column != "content")
+    for message in messages:
+        reply = f" ↳#{message.original_message_id}" if message.original_message_id else ""
+        table.add_row(
+            Text(f"#{message.message_id}{reply}"),
+            Text(
+                f"{_party(message.sender_name, message.sender_session_id)} → "
+                f"{_party(message.recipient_name, message.recipient_session_id)}"
+            ),
+            Text(message.priority, style=PRIORITY_STYLE.get(message.priority, "")),
+            Text(_local_time(message.created_at), style="dim"),
+            Text(safe_text(message.content)),
+        )
+    return table
+
+
+def _sent_line(message: Message, verb: str) -> Text:
+    to = _party(message.recipient_name, message.recipient_session_id)
+    line = Text(f"{verb} #{message.message_id} to {to}")
+    line.append(f" (thread #{message.thread_id}, {message.priority})", style="dim")
+    return line
+
+
+# -- identity ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _acting_as(mesh: Mesh, name: str | None) -> Iterator[Agent]:
+    """Be `name` (else the person's default identity) for one command.
+
+    A session that was not active before is only borrowed: it is marked stopped again at
+    exit so a cron job's identity does not show as a live agent. A session that was
+    already active (the person's TUI, say) is left running."""
+    claim = mesh.session_for(name or default_person_name(), kind="cli", client=CLIENT)
+    try:
+        yield claim.agent
+    finally:
+        if not claim.was_active:
+            _release(mesh, claim.agent.session_id)
+
+
+def _release(mesh: Mesh, session_id: str) -> None:
+    try:
+        mesh.deregister(session_id)
+    except MeshError as exc:
+        _warn([f"could not mark this session stopped: {exc}"])
+
+
+def _keep_alive(mesh: Mesh, session_id: str) -> Callable[[], bool]:
+    """A `should_stop` hook for `wait_for_reply` that heartbeats on schedule, so a long
+    wait does not show the waiting session as stale (it never asks to stop)."""
+    state = {"next": 0.0}
+
+    def beat() -> bool:
+        now = mesh.clock.now().timestamp()
+        if now >= state["next"]:
+            mesh.heartbeat(session_id)
+            state["next"] = now + mesh.config.heartbeat_interval
+        return False
+
+    return beat
+
+
+def _read_content(content: str) -> str:
+    """CONTENT, or all of stdin for `-` (strict UTF-8: a wrong encoding is refused, not
+    guessed at; trailing newlines dropped, as a shell pipe adds one)."""
+    if content != "-":
+        return content
+    raw = sys.stdin.buffer.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidContent(
+            f"standard input is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); convert it first, e.g. `iconv -t UTF-8 file | mesh send ... -`"
+        ) from exc
+    return text.rstrip("\r\n")
+
+
+# -- sub-commands -----------------------------------------------------------------------
+
+
+def _cmd_agents(args: argparse.Namespace, mesh: Mesh) -> int:
+    agents = mesh.agents(args.status or "online")
+    if args.json:
+        _print_json([agent.to_json() for agent in agents])
+    elif agents:
+        _console().print(_agents_table(agents, mesh.clock.now()))
+    else:
+        print(f"no {args.status or 'active or stale'} agents on {mesh.path}")
+    return 0
+
+
+def _cmd_send(args: argparse.Namespace, mesh: Mesh) -> int:
+    if args.wait is not None and args.target == BROADCAST:
+        raise UsageError("--wait needs one recipient: it cannot wait on a broadcast `*`")
+    content = _read_content(args.content)
+    with _acting_as(mesh, args.sender) as me:
+        if args.target == BROADCAST:
+            sent = mesh.broadcast(me.session_id, content, args.priority, args.new_thread)
+        else:
+            sent = [
+                mesh.send(me.session_id, args.target, content, args.priority, args.new_thread)
+            ]
+        _warn(w for message in sent for w in message.warnings)
+        if args.wait is None:
+            if args.json:
+                data = [m.to_json(with_warnings=True) for m in sent]
+                _print_json(data if args.target == BROADCAST else data[0])
+            else:
+                for message in sent:
+                    _console().print(_sent_line(message, "sent"))
+            return 0
+        message = sent[0]
+        if not args.json:
+            _console(stderr=True).print(
+                _sent_line(message, "sent").append(f"; waiting up to {args.wait:g} s for a reply")
+            )
+        reply = mesh.wait_for_reply(
+            me.session_id, message.message_id, args.wait, _keep_alive(mesh, me.session_id)
+        )
+        if reply is None:
+            raise WaitTimedOut(message.message_id, args.wait)
+        if args.json:
+            _print_json(message.to_json(with_warnings=True) | {"reply": reply.to_json()})
+        else:
+            _console().print(_messages_table([reply]))
+    return 0
+
+
+def _cmd_reply(args: argparse.Namespace, mesh: Mesh) -> int:
+    message_id = validate_message_id(args.message_id)
+    content = _read_content(args.content)
+    with _acting_as(mesh, args.sender) as me:
+        message = mesh.reply(me.session_id, message_id, content, args.priority)
+    _warn(message.warnings)
+    if args.json:
+        _print_json(message.to_json(with_warnings=True))
+    else:
+        _console().print(_sent_line(message, "replied"))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace, mesh: Mesh) -> int:
+    messages = mesh.thread(validate_message_id(args.message_id))
+    thread_id = messages[0].thread_id
+    if args.json:
+        _print_json({"thread_id": thread_id, "messages": [m.to_json() for m in messages]})
+    else:
+        console = _console()
+        console.print(Text(f"thread #{thread_id} ({len(messages)} messages)", style="bold"))
+        console.print(_messages_table(messages))
+    return 0
+
+
+def _cmd_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
+    if args.follow:
+        return _follow_inbox(args, mesh)
+    with _acting_as(mesh, args.sender) as me:
+        messages = mesh.inbox(me.session_id)
+    if args.json:
+        _print_json([m.to_json() for m in messages])
+    elif messages:
+        _console().print(_messages_table(messages))
+    else:
+        print(f"no unread messages for {safe_line(me.agent_name)}")
+    return 0
+
+
+def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
+    """Stay registered and print each message as it lands, until SIGINT or SIGTERM."""
+    claim = mesh.session_for(args.sender or default_person_name(), kind="cli", client=CLIENT)
+    agent = claim.agent
+    output_lock = threading.Lock()
+    broken = threading.Event()
+    console = _console()
+
+    def show(message: Message) -> None:
+        with output_lock:
+            try:
+                if args.json:
+                    sys.stdout.write(json.dumps(message.to_json()) + "\n")
+                    sys.stdout.flush()
+                else:
+                    console.print(_messages_table([message]))
+            except OSError:  # the reader went away (`| head`): stop taking mail
+                broken.set()
+
+    # Re-registering keeps the session as it is (a person's TUI stays `human`); only a
+    # borrowed session's process details (pid, host, client) become this process's.
+    participant = Participant(
+        mesh,
+        agent.agent_name,
+        agent.kind if agent.kind in KINDS else "cli",
+        client=CLIENT,
+        description=agent.agent_description,
+        cwd=agent.cwd,
+        session_id=agent.session_id,
+        metadata=agent.metadata if claim.was_active else None,
+        on_message=show,
+    )
+    try:
+        participant.start()
+        if not args.json:
+            _console(stderr=True).print(
+                Text(f"following the inbox of {safe_line(agent.agent_name)}; ctrl+c to stop")
+            )
+        while not broken.wait(0.5):
+            pass
+        return EXIT_BROKEN_PIPE
+    finally:
+        participant.stop(deregister=not claim.was_active)
+
+
+def _cmd_status(args: argparse.Namespace, mesh: Mesh) -> int:
+    stats = mesh.stats()
+    if args.json:
+        _print_json(stats)
+        return 0
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    sessions = ", ".join(f"{count} {status}" for status, count in stats["sessions"].items())
+    rows = {
+        "database": stats["db_path"],
+        "schema version": str(stats["schema_version"]),
+        "size": f"{stats['db_bytes']:,} bytes (+ {stats['wal_bytes']:,} bytes WAL)",
+        "sessions": sessions,
+        "messages": f"{stats['messages']:,} ({stats['unread']:,} unread)",
+        "last clean-up": stats["last_cleanup"] or "never",
+        "stale agents": ", ".join(safe_line(n) for n in stats["stale"]) or "none",
+        f"flooded (> {mesh.config.flood_threshold} unread)": (
+            ", ".join(safe_line(n) for n in stats["flooded"]) or "none"
+        ),
+    }
+    for key, value in rows.items():
+        table.add_row(Text(key), Text(safe_line(value)))
+    _console().print(table)
+    return 0
+
+
+def _cmd_cleanup(args: argparse.Namespace, mesh: Mesh) -> int:
+    report = mesh.cleanup()
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(
+            f"stopped {report.stopped_sessions} silent sessions, purged "
+            f"{report.purged_read} old read messages, dropped {report.expired_unread} "
+            "expired unread messages"
+        )
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give zero or more seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `mesh` parser.
+
+    Adding a sub-command is three lines here plus its function:
+
+        p = sub.add_parser("name", parents=[common], help="what it does")
+        p.add_argument(...)                      # its own options, if any
+        p.set_defaults(func=_cmd_name)           # def _cmd_name(args, mesh) -> int
+
+    `parents=[common]` gives it `--db` and `--json` after the sub-command name too.
+    `main` opens the Mesh and passes it in; a command that must not open the database
+    (it creates its own, or needs none) adds `open_mesh=False` to `set_defaults` and
+    receives `mesh=None`. Raise a MeshError to refuse (exit 1), UsageError for a bad
+    combination of arguments (exit 2).
+    """
+    parser = argparse.ArgumentParser(
+        prog="mesh",
+        description="agent-mesh: messages between AI coding agents on one machine.",
+        epilog="exit codes: 0 done, 1 refused or not found, 2 usage, 3 database unusable",
+    )
+    parser.add_argument("--db", metavar="PATH", help="database file (else $AGENT_MESH_DB, "
+                        "else ~/.agent-mesh/agent-mesh.db)")
+    parser.add_argument("--json", action="store_true", help="machine output on stdout")
+    # The same options after the sub-command name; SUPPRESS keeps a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine output on stdout")
+    sender = argparse.ArgumentParser(add_help=False)
+    sender.add_argument("--from", dest="sender", metavar="NAME",
+                        help="act as this workspace (default: $AGENT_MESH_NAME, else your "
+                        "login name)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("agents", parents=[common], help="the roster (default: active and stale)")
+    p.add_argument("--status", choices=("active", "stale", "stopped", "all"))
+    p.set_defaults(func=_cmd_agents)
+
+    p = sub.add_parser("send", parents=[common, sender], help="send a message")
+    p.add_argument("target", metavar="TARGET", help="workspace name, session id, or * for all")
+    p.add_argument("content", metavar="CONTENT", help="the message; - reads standard input")
+    p.add_argument("--priority", default="normal", help="low, normal, high or urgent")
+    p.add_argument("--new-thread", action="store_true", help="do not join the recent thread")
+    p.add_argument("--wait", type=_seconds, metavar="SECONDS",
+                   help="then wait this long for the reply and print it (exit 1 on time-out)")
+    p.set_defaults(func=_cmd_send)
+
+    p = sub.add_parser("reply", parents=[common, sender], help="reply in a message's thread")
+    p.add_argument("message_id", metavar="MESSAGE_ID")
+    p.add_argument("content", metavar="CONTENT", help="the reply; - reads standard input")
+    p.add_argument("--priority", default="normal", help="low, normal, high or urgent")
+    p.set_defaults(func=_cmd_reply)
+
+    p = sub.add_parser("show", parents=[common], help="a message with its whole thread")
+    p.add_argument("message_id", metavar="MESSAGE_ID")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("inbox", parents=[common, sender], help="take your unread messages")
+    p.add_argument("--follow", action="store_true",
+                   help="stay registered and print each message as it arrives")
+    p.set_defaults(func=_cmd_inbox)
+
+    p = sub.add_parser("status", parents=[common], help="database, sizes, counts, problems")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("cleanup", parents=[common], help="run the clean-up now")
+    p.set_defaults(func=_cmd_cleanup)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `mesh` command; returns the exit code (see the module docstring)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")  # never crash on an odd terminal
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    mesh: Mesh | None = None
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        if getattr(args, "open_mesh", True):
+            mesh = Mesh(args.db)
+        return int(args.func(args, mesh))
+    except UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except MeshError as exc:
+        print(f"mesh: {safe_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mesh: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Nobody reads stdout any more: point it at /dev/null so exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    finally:
+        if mesh is not None:
+            mesh.close()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like ctrl+c, so a borrowed session is still marked stopped."""
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
