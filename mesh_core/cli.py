@@ -365,6 +365,12 @@ def _cmd_cleanup(args: argparse.Namespace, mesh: Mesh) -> int:
     return 0
 
 
+def _cmd_mcp(args: argparse.Namespace, mesh: Mesh) -> int:
+    from .mcp_server import serve  # the MCP SDK loads only for this command
+
+    return serve(mesh, args.name, channel=args.channel)
+
+
 # -- parser -----------------------------------------------------------------------------
 
 
@@ -445,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", parents=[common], help="run the clean-up now")
     p.set_defaults(func=_cmd_cleanup)
+
+    p = sub.add_parser("mcp", parents=[common], help="serve the MCP tools over stdio")
+    p.add_argument("--name", help="workspace name (default: $AGENT_MESH_NAME, else the "
+                   "working directory's)")
+    p.add_argument("--channel", action="store_true", help="push each message as a Claude "
+                   "Code channel event (only for a claude started with channels on)")
+    p.set_defaults(func=_cmd_mcp)
     return parser
 
 
