@@ -71,3 +71,10 @@ def parse_ts_or_none(text: str | None) -> datetime | None:
         return parse_ts(text)
     except ValueError:
         return None
+
+
+def canonical(text: str | None) -> str | None:
+    """`text` rewritten in our form when it parses, else as it is: timestamps the core
+    hands out then sort and compare as time whoever wrote them."""
+    parsed = parse_ts_or_none(text)
+    return iso(parsed) if parsed is not None else text

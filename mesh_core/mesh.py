@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from . import db
-from .clock import SYSTEM_CLOCK, Clock, iso, parse_ts_or_none
+from .clock import SYSTEM_CLOCK, Clock, canonical, iso, parse_ts_or_none
 from .config import DEFAULT_CONFIG, MeshConfig, resolve_db_path
 from .errors import (
     ContentTooLarge,
@@ -55,6 +55,19 @@ KINDS = ("agent", "human", "cli")
 WRITE_RETRY_SECONDS = 60.0
 
 _PRIORITY_SQL = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END"
+
+
+def _canon(column: str) -> str:
+    """SQL for `column` in our timestamp form. Text order is time order only in that form,
+    and other clients write other ISO-8601 forms ('2026-11-23 14:03:07', '+02:00');
+    text SQLite cannot parse is compared as it is."""
+    return f"coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', {column}), {column})"
+
+
+_EXPIRES = _canon("expires_at")
+# How much later than the instant it names another form's text can sort (a +14:00
+# offset, no seconds): widening an index range by this keeps every such row in it.
+TEXT_LEAD_SECONDS = 15 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -276,9 +289,9 @@ class Mesh:
         """Hand-over (SPEC §4.9): unread, unexpired mail of the workspace's stopped
         sessions moves to `sid`; its own waiting mail stops expiring."""
         conn.execute(
-            """
+            f"""
             UPDATE agent_messages SET recipient_session_id = ?, expires_at = NULL
-            WHERE read = 0 AND (expires_at IS NULL OR expires_at > ?)
+            WHERE read = 0 AND (expires_at IS NULL OR {_EXPIRES} > ?)
               AND recipient_session_id IN (
                 SELECT session_id FROM agent_sessions
                 WHERE agent_name = ? AND status = 'stopped' AND session_id != ?)
@@ -287,7 +300,7 @@ class Mesh:
         )
         conn.execute(
             "UPDATE agent_messages SET expires_at = NULL "
-            "WHERE recipient_session_id = ? AND read = 0 AND expires_at > ?",
+            f"WHERE recipient_session_id = ? AND read = 0 AND {_EXPIRES} > ?",
             (sid, now),
         )
 
@@ -394,8 +407,8 @@ class Mesh:
             cwd=row["cwd"],
             repo=row["repo"],
             status=self.reported_status(row["status"], row["last_heartbeat"]),
-            registered_at=row["registered_at"],
-            last_heartbeat=row["last_heartbeat"],
+            registered_at=canonical(row["registered_at"]),
+            last_heartbeat=canonical(row["last_heartbeat"]),
             metadata=meta if isinstance(meta, dict) else {},
             unread=unread,
         )
@@ -649,23 +662,23 @@ class Mesh:
             return conn.execute(
                 "UPDATE agent_messages SET read = 1, read_at = ? "
                 "WHERE recipient_session_id = ? AND read = 0 "
-                "AND (expires_at IS NULL OR expires_at > ?) RETURNING *",
+                f"AND (expires_at IS NULL OR {_EXPIRES} > ?) RETURNING *",
                 (now, session_id, now),
             ).fetchall()
 
         rows = self._write(body)
-        rows.sort(key=lambda r: (_priority_rank(r["priority"]), r["created_at"], r["message_id"]))
+        rows.sort(key=_delivery_order)
         return self._messages(rows)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""
         rows = self._read(
             f"SELECT * FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
-            f"AND (expires_at IS NULL OR expires_at > ?) ORDER BY {_PRIORITY_SQL}, "
+            f"AND (expires_at IS NULL OR {_EXPIRES} > ?) ORDER BY {_PRIORITY_SQL}, "
             "created_at, message_id LIMIT ?",
             (session_id, self.now(), limit),
         )
-        return self._messages(rows)
+        return self._messages(sorted(rows, key=_delivery_order))
 
     def get(self, message_id: int) -> Message:
         message_id = validate_message_id(message_id)
@@ -683,7 +696,7 @@ class Mesh:
             "ORDER BY created_at, message_id",
             (root, root),
         )
-        return self._messages(rows)
+        return self._messages(sorted(rows, key=_time_order))
 
     def take_reply(self, session_id: str, message_id: int) -> Message | None:
         """The first message to `session_id` in `message_id`'s thread after it, if any,
@@ -766,6 +779,11 @@ class Mesh:
         purge_before = self._ago(cfg.read_retention)
         expires = self._later(cfg.expire_after)
         due_before = self._ago(cfg.cleanup_every)
+        # Each test below is an index range wide enough to hold rows of any ISO-8601
+        # form, then the exact comparison on real time: nothing goes early.
+        stop_range = self._ago(cfg.stop_after - TEXT_LEAD_SECONDS)
+        purge_range = self._ago(cfg.read_retention - TEXT_LEAD_SECONDS)
+        expiry_range = self._later(TEXT_LEAD_SECONDS)
 
         def body(conn: sqlite3.Connection) -> CleanupReport:
             if only_if_due and not _cleanup_due(conn, due_before):
@@ -773,19 +791,22 @@ class Mesh:
             stopped = [
                 r[0]
                 for r in conn.execute(
-                    "UPDATE agent_sessions SET status = 'stopped' "
-                    "WHERE status = 'active' AND last_heartbeat < ? RETURNING session_id",
-                    (stop_before,),
+                    "UPDATE agent_sessions SET status = 'stopped' WHERE status = 'active' "
+                    f"AND last_heartbeat < ? AND {_canon('last_heartbeat')} < ? "
+                    "RETURNING session_id",
+                    (stop_range, stop_before),
                 )
             ]
             self._expire_unread(conn, stopped, expires)
             purged = conn.execute(
-                "DELETE FROM agent_messages WHERE read = 1 AND read_at < ?", (purge_before,)
+                "DELETE FROM agent_messages WHERE read = 1 AND read_at < ? "
+                f"AND {_canon('read_at')} < ?",
+                (purge_range, purge_before),
             ).rowcount
             expired = conn.execute(
                 "DELETE FROM agent_messages WHERE expires_at IS NOT NULL AND expires_at < ? "
-                "AND read = 0",
-                (now,),
+                f"AND {_EXPIRES} < ? AND read = 0",
+                (expiry_range, now),
             ).rowcount
             conn.execute(
                 "INSERT INTO mesh_meta (key, value) VALUES ('last_cleanup', ?) "
@@ -838,11 +859,22 @@ def _cleanup_due(conn: sqlite3.Connection, due_before: str) -> bool:
 
 def _latest(rows: Sequence[sqlite3.Row]) -> sqlite3.Row:
     """The row with the latest heartbeat (parsed: other clients may write other forms)."""
-    def key(row: sqlite3.Row) -> float:
-        seen = parse_ts_or_none(row["last_heartbeat"])
-        return seen.timestamp() if seen else 0.0
+    return max(rows, key=lambda row: _epoch(row["last_heartbeat"]))
 
-    return max(rows, key=key)
+
+def _epoch(text: str | None) -> float:
+    """Seconds since 1970 of a timestamp in any ISO-8601 form; 0 if it does not parse."""
+    seen = parse_ts_or_none(text)
+    return seen.timestamp() if seen else 0.0
+
+
+def _time_order(row: sqlite3.Row) -> tuple[float, int]:
+    return (_epoch(row["created_at"]), row["message_id"])
+
+
+def _delivery_order(row: sqlite3.Row) -> tuple[int, float, int]:
+    """Urgent first, then high, normal, low; oldest first within a priority (SPEC §4)."""
+    return (_priority_rank(row["priority"]), *_time_order(row))
 
 
 def _priority_rank(priority: str | None) -> int:
@@ -866,9 +898,9 @@ def _to_message(
         content=row["content"],
         original_message_id=row["original_message_id"],
         priority=row["priority"] or "normal",
-        created_at=row["created_at"],
+        created_at=canonical(row["created_at"]),
         read=bool(row["read"]),
-        read_at=row["read_at"],
-        expires_at=row["expires_at"],
+        read_at=canonical(row["read_at"]),
+        expires_at=canonical(row["expires_at"]),
         warnings=warnings,
     )

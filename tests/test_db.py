@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from seedfile import SEED_SQL, write_seed_file
 
 from mesh_core import FixedClock, Mesh
 from mesh_core.db import SCHEMA_VERSION
@@ -21,19 +22,6 @@ from mesh_core.errors import (
     NewerSchema,
     NotAMeshDatabase,
 )
-
-# The seed's two tables exactly as the original Node.js extension creates them.
-SEED_SQL = """
-CREATE TABLE IF NOT EXISTS agent_sessions (
-  session_id TEXT PRIMARY KEY, agent_name TEXT, agent_description TEXT, cwd TEXT,
-  repo TEXT, status TEXT DEFAULT 'active', registered_at TEXT NOT NULL,
-  last_heartbeat TEXT NOT NULL, metadata TEXT);
-CREATE TABLE IF NOT EXISTS agent_messages (
-  message_id INTEGER PRIMARY KEY AUTOINCREMENT, sender_session_id TEXT NOT NULL,
-  recipient_session_id TEXT NOT NULL, content TEXT NOT NULL, original_message_id INTEGER,
-  priority TEXT DEFAULT 'normal', created_at TEXT NOT NULL, read INTEGER DEFAULT 0,
-  read_at TEXT, expires_at TEXT);
-"""
 
 
 def pragmas(conn: sqlite3.Connection) -> dict[str, object]:
@@ -98,22 +86,19 @@ def test_an_existing_file_readable_by_others_is_tightened(db_path: Path) -> None
 
 
 def test_seed_file_v0_is_migrated_in_place_and_its_rows_read(db_path: Path) -> None:
-    db_path.parent.mkdir(mode=0o700)
-    seed = sqlite3.connect(db_path)
-    seed.executescript(SEED_SQL)
-    seed.executemany(
-        "INSERT INTO agent_sessions (session_id, agent_name, status, registered_at, "
-        "last_heartbeat, metadata) VALUES (?, ?, 'active', ?, ?, ?)",
-        [("s-alice", "alice", "2026-11-23T13:59:50.000Z", "2026-11-23T13:59:50.000Z", None),
-         ("s-bob", "bob", "2026-11-23T13:59:55.000Z", "2026-11-23T13:59:55.000Z",
-          '{"kind": "agent"}')],
+    write_seed_file(
+        db_path,
+        sessions=[
+            {"session_id": "s-alice", "agent_name": "alice",
+             "registered_at": "2026-11-23T13:59:50.000Z",
+             "last_heartbeat": "2026-11-23T13:59:50.000Z"},
+            {"session_id": "s-bob", "agent_name": "bob", "metadata": '{"kind": "agent"}',
+             "registered_at": "2026-11-23T13:59:55.000Z",
+             "last_heartbeat": "2026-11-23T13:59:55.000Z"},
+        ],
+        messages=[{"sender_session_id": "s-alice", "recipient_session_id": "s-bob",
+                   "content": "from the seed", "created_at": "2026-11-23T13:59:56.000Z"}],
     )
-    seed.execute(
-        "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
-        "created_at) VALUES ('s-alice', 's-bob', 'from the seed', '2026-11-23T13:59:56.000Z')"
-    )
-    seed.commit()
-    seed.close()
     assert _user_version(db_path) == 0
 
     with Mesh(db_path, clock=FixedClock("2026-11-23T14:00:00.000Z")) as mesh:
