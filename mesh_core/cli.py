@@ -371,6 +371,12 @@ def _cmd_mcp(args: argparse.Namespace, mesh: Mesh) -> int:
     return serve(mesh, args.name, channel=args.channel)
 
 
+def _cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
+    from .hooks import main_hook
+
+    return main_hook(mesh, args.event)
+
+
 # -- parser -----------------------------------------------------------------------------
 
 
@@ -458,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", action="store_true", help="push each message as a Claude "
                    "Code channel event (only for a claude started with channels on)")
     p.set_defaults(func=_cmd_mcp)
+
+    p = sub.add_parser("hook", parents=[common], help="Claude Code hook: hand waiting "
+                       "messages to the session (hook JSON on stdin)")
+    p.add_argument("event", nargs="?", metavar="EVENT", help="SessionStart, "
+                   "UserPromptSubmit, PostToolUse, Stop or SessionEnd (default: the "
+                   "input's hook_event_name)")
+    p.set_defaults(func=_cmd_hook)
     return parser
 
 

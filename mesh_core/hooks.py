@@ -1,0 +1,117 @@
+"""`mesh hook EVENT`: Claude Code hooks that put waiting mesh messages in front of the model.
+
+For sessions without channels (SPEC §5 "Delivery into a running session"). Claude Code
+runs the command with the hook's JSON on stdin (`session_id`, `cwd`, `hook_event_name`,
+…) and reads what it prints:
+
+- `SessionStart`, `UserPromptSubmit`, `PostToolUse`: this session's unread messages are
+  taken and added as `hookSpecificOutput.additionalContext`, framed as in `mesh mcp`.
+- `Stop`: while urgent or high messages wait, answer `{"decision": "block", "reason": …}`
+  with every waiting message in the reason, so the model deals with them before it
+  stops; otherwise print nothing and let it stop.
+- `SessionEnd`: a session the hooks registered themselves is marked stopped.
+
+Identity: the workspace of the hook's `cwd` — `$AGENT_MESH_NAME` if set, else the git
+top-level folder's name, else the folder's name (SPEC §3), the same rule `mesh mcp`
+follows in that directory. So with both configured the hooks act as the MCP server's
+session (the active one of that workspace); with hooks alone they register one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+from .errors import InvalidArgument
+from .identity import identify
+from .mcp_server import frame_messages
+from .mesh import Mesh
+from .models import Agent, Message
+
+CLIENT = "mesh-hook"
+CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")
+EVENTS = (*CONTEXT_EVENTS, "Stop", "SessionEnd")
+BLOCKING_PRIORITIES = ("urgent", "high")
+
+
+def read_hook_input(stream: IO[str]) -> dict[str, Any]:
+    """The JSON object Claude Code writes on stdin (an empty stdin counts as `{}`)."""
+    raw = stream.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"hook input is not JSON ({exc}); run `mesh hook` from a Claude Code hook"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument("hook input must be a JSON object")
+    return data
+
+
+def hook_session(mesh: Mesh, cwd: str | None) -> Agent:
+    """This agent's session: the active session of the cwd's workspace, else its latest
+    stopped one (active again), else a new one."""
+    name = identify(cwd).name
+    claim = mesh.session_for(name, kind="agent", client=CLIENT)
+    mesh.heartbeat(claim.agent.session_id)
+    return claim.agent
+
+
+def _delivery(mesh: Mesh, agent: Agent, messages: list[Message], lead: str) -> str:
+    name = agent.agent_name
+    return (
+        f"[agent-mesh] {lead} You are workspace \"{name}\" on the mesh. Reply with the "
+        f"agent-mesh MCP tool reply_to_message, or run `mesh reply ID TEXT --from {name}`."
+        f"\n\n{frame_messages(mesh, messages)}"
+    )
+
+
+def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """What the hook prints for `event` (None: print nothing)."""
+    if event not in EVENTS:
+        raise InvalidArgument(f"unknown hook event {event!r}: use one of {', '.join(EVENTS)}")
+    cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
+    agent = hook_session(mesh, cwd)
+    if event == "SessionEnd":
+        if agent.metadata.get("client") == CLIENT:
+            mesh.deregister(agent.session_id)
+        return None
+    if event == "Stop":
+        waiting = mesh.peek_inbox(agent.session_id)
+        if not any(m.priority in BLOCKING_PRIORITIES for m in waiting):
+            return None
+        messages = mesh.inbox(agent.session_id)
+        if not messages:  # another poller took them in between
+            return None
+        lead = (
+            f"Before you stop: {len(messages)} message(s) from other agents wait, at least "
+            "one urgent or high. Deal with them, answer the senders, then finish."
+        )
+        return {"decision": "block", "reason": _delivery(mesh, agent, messages, lead)}
+    messages = mesh.inbox(agent.session_id)
+    if not messages:
+        return None
+    lead = f"{len(messages)} message(s) from other agents arrived for you."
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": event,
+            "additionalContext": _delivery(mesh, agent, messages, lead),
+        }
+    }
+
+
+def main_hook(mesh: Mesh, event: str | None, stdin: IO[str] = sys.stdin) -> int:
+    """`mesh hook [EVENT]`: the event from the argument, else from the input's
+    `hook_event_name`."""
+    data = read_hook_input(stdin)
+    chosen = event or data.get("hook_event_name")
+    if not isinstance(chosen, str) or not chosen:
+        raise InvalidArgument("no hook event: give one (`mesh hook Stop`) or pass hook_event_name")
+    output = run_hook(mesh, chosen, data)
+    if output is not None:
+        sys.stdout.write(json.dumps(output) + "\n")
+        sys.stdout.flush()
+    return 0
