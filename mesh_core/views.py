@@ -1,0 +1,299 @@
+"""Read-only views of the mesh for a monitor (the TUI): roster, thread list, one thread.
+
+Nothing here writes or marks anything read. Every query is bounded by what a screen
+shows, so its cost stays flat as the mesh grows to a million messages:
+
+- recent activity uses the primary key as the time index: `message_id` is AUTOINCREMENT,
+  so ids grow with `created_at`; a binary search over ids (a few rowid seeks) finds the
+  first message of the last hour, and only that tail is aggregated;
+- the thread list reads the newest messages by `message_id` (all threads) or through
+  `idx_messages_recipient` / `idx_messages_pair` (one agent), keeps the newest N threads,
+  and summarises just those through the primary key and `idx_messages_thread`;
+- a thread's messages come through `idx_messages_thread`, newest `limit` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .clock import iso
+from .mesh import Mesh
+from .models import PRIORITY_ORDER, Agent, Message, Status
+
+ACTIVITY_BUCKETS = 12  # the last hour in 5-minute buckets
+ACTIVITY_WINDOW = 3600.0
+THREAD_LIMIT = 100
+THREAD_SCAN = 5000  # newest messages read to find the newest threads of the whole mesh
+MESSAGE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One agent as the monitor shows it."""
+
+    agent: Agent
+    activity: tuple[int, ...]  # messages sent or received, oldest bucket first
+    rate_limited: tuple[str, ...]  # names of peers this agent is at the rate limit with
+    flooded: bool
+
+    @property
+    def needs_attention(self) -> bool:
+        """Stale, flooded or rate-limited: sorted first and highlighted."""
+        if self.agent.status is Status.STOPPED:
+            return False
+        return self.agent.status is Status.STALE or self.flooded or bool(self.rate_limited)
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    thread_id: int
+    participants: tuple[str, ...]  # workspace names, first speaker first
+    first_line: str  # first line of the root (or of the oldest message still stored)
+    last_activity: str  # created_at of the newest message
+    count: int
+    unread_for_me: int  # unread messages addressed to the viewer
+    top_priority: str  # the highest priority of any message in the thread
+    last_message_id: int
+
+
+@dataclass(frozen=True)
+class MeshSnapshot:
+    """What one refresh of the monitor read, at `taken_at`."""
+
+    taken_at: datetime
+    data_version: int
+    roster: tuple[RosterRow, ...]
+    threads: tuple[ThreadSummary, ...]
+
+    def counts(self) -> dict[str, int]:
+        """Agents by what needs a look: active, stale, stopped, flooded, rate-limited."""
+        result = {s.value: 0 for s in Status} | {"flooded": 0, "rate-limited": 0}
+        for row in self.roster:
+            if row.agent.kind == "human":
+                continue
+            result[row.agent.status.value] += 1
+            if row.agent.status is not Status.STOPPED:
+                result["flooded"] += row.flooded
+                result["rate-limited"] += bool(row.rate_limited)
+        return result
+
+
+def snapshot(
+    mesh: Mesh,
+    me: str | None = None,
+    agent: str | None = None,
+    thread_limit: int = THREAD_LIMIT,
+) -> MeshSnapshot:
+    """The roster and the newest threads (of `agent`, else of the whole mesh), as seen by
+    session `me` (whose unread messages are counted per thread)."""
+    version = mesh.data_version()
+    taken = mesh.clock.now()
+    return MeshSnapshot(
+        taken_at=taken,
+        data_version=version,
+        roster=tuple(roster(mesh)),
+        threads=tuple(threads(mesh, me, agent, thread_limit)),
+    )
+
+
+def _first_id_since(mesh: Mesh, since: str) -> int | None:
+    """The smallest message_id created at or after `since` (ids grow with time), found by
+    binary search over the primary key: O(log n) seeks however big the table is."""
+    # Two sub-selects: SQLite answers a lone min() or max() with one seek, but scans the
+    # whole table for `SELECT min(x), max(x)` (~100 ms at a million messages).
+    bounds = mesh._read(
+        "SELECT (SELECT min(message_id) FROM agent_messages), "
+        "(SELECT max(message_id) FROM agent_messages)"
+    )[0]
+    low, high = bounds[0], bounds[1]
+    if low is None:
+        return None
+    newest = mesh._read(
+        "SELECT created_at FROM agent_messages WHERE message_id = ?", (high,)
+    )[0][0]
+    if newest < since:
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        row = mesh._read(
+            "SELECT message_id, created_at FROM agent_messages WHERE message_id >= ? "
+            "ORDER BY message_id LIMIT 1",
+            (middle,),
+        )[0]
+        if row["created_at"] >= since:
+            high = middle
+        else:
+            low = row["message_id"] + 1
+    return int(low)
+
+
+def roster(mesh: Mesh) -> list[RosterRow]:
+    """Every session with its unread depth, last-hour activity and rate-limited peers;
+    the ones that need attention first, then active, stale, stopped, by name."""
+    cfg = mesh.config
+    now = mesh.clock.now()
+    agents = mesh.agents("all")  # with unread counts
+    names = {a.session_id: a.agent_name for a in agents}
+    activity: dict[str, list[int]] = {a.session_id: [0] * ACTIVITY_BUCKETS for a in agents}
+    limited: dict[str, list[str]] = {}
+
+    hour_ago = iso(now - timedelta(seconds=ACTIVITY_WINDOW))
+    first = _first_id_since(mesh, hour_ago)
+    if first is not None:
+        bucket_days = ACTIVITY_WINDOW / ACTIVITY_BUCKETS / 86400.0
+        rows = mesh._read(
+            "SELECT sender_session_id, recipient_session_id, "
+            "CAST((julianday(:now) - julianday(created_at)) / :bucket AS INTEGER) AS age, "
+            "count(*), sum(created_at > :minute_ago) "
+            # NOT INDEXED keeps the rowid range seek: otherwise the planner walks all of
+            # idx_messages_pair to save the GROUP BY's sort (a full scan, 1M entries).
+            "FROM agent_messages NOT INDEXED "
+            "WHERE message_id >= :first AND created_at >= :hour_ago "
+            "GROUP BY 1, 2, 3",
+            {
+                "now": iso(now), "bucket": bucket_days, "first": first, "hour_ago": hour_ago,
+                "minute_ago": iso(now - timedelta(seconds=cfg.rate_window)),
+            },
+        )
+        per_pair: dict[tuple[str, str], int] = {}
+        for sender, recipient, age, count, last_minute in rows:
+            index = ACTIVITY_BUCKETS - 1 - min(max(int(age), 0), ACTIVITY_BUCKETS - 1)
+            for sid in (sender, recipient):
+                if sid in activity:
+                    activity[sid][index] += count
+            per_pair[(sender, recipient)] = per_pair.get((sender, recipient), 0) + last_minute
+        for (sender, recipient), count in per_pair.items():
+            if count >= cfg.rate_limit:
+                limited.setdefault(sender, []).append(names.get(recipient, recipient))
+
+    rows_out = [
+        RosterRow(
+            agent=a,
+            activity=tuple(activity[a.session_id]),
+            rate_limited=tuple(sorted(limited.get(a.session_id, ()))),
+            flooded=a.unread > cfg.flood_threshold,
+        )
+        for a in agents
+    ]
+    order = {Status.ACTIVE: 1, Status.STALE: 1, Status.STOPPED: 2}
+    rows_out.sort(
+        key=lambda r: (
+            0 if r.needs_attention else order[r.agent.status],
+            r.agent.agent_name.lower(),
+            r.agent.session_id,
+        )
+    )
+    return rows_out
+
+
+def threads(
+    mesh: Mesh, me: str | None = None, agent: str | None = None, limit: int = THREAD_LIMIT
+) -> list[ThreadSummary]:
+    """The `limit` threads with the newest activity, of session `agent` or of the mesh."""
+    if agent is None:
+        recent = mesh._read(
+            "SELECT coalesce(original_message_id, message_id) AS tid, max(message_id) AS last "
+            "FROM (SELECT message_id, original_message_id FROM agent_messages "
+            "ORDER BY message_id DESC LIMIT ?) GROUP BY tid",
+            (THREAD_SCAN,),
+        )
+    else:
+        recent = mesh._read(
+            "SELECT coalesce(original_message_id, message_id) AS tid, max(message_id) AS last "
+            "FROM (SELECT * FROM (SELECT message_id, original_message_id FROM agent_messages "
+            "      WHERE recipient_session_id = :a ORDER BY created_at DESC LIMIT :n) "
+            "      UNION ALL "
+            "      SELECT * FROM (SELECT message_id, original_message_id FROM agent_messages "
+            "      WHERE sender_session_id = :a ORDER BY message_id DESC LIMIT :n)) "
+            "GROUP BY tid",
+            {"a": agent, "n": THREAD_SCAN},
+        )
+    newest = sorted(recent, key=lambda r: r["last"], reverse=True)[:limit]
+    return summarise(mesh, [int(r["tid"]) for r in newest], me)
+
+
+def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[ThreadSummary]:
+    """One summary per thread id (in the given order), read through the primary key and
+    the thread index only."""
+    if not thread_ids:
+        return []
+    marks = ",".join("?" * len(thread_ids))
+    rank = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END"
+    rows = mesh._read(
+        f"SELECT coalesce(original_message_id, message_id) AS tid, count(*) AS n, "
+        f"max(created_at) AS last_at, max(message_id) AS last_id, min(message_id) AS first_id, "
+        f"min({rank}) AS top, sum(read = 0 AND recipient_session_id = ?) AS unread "
+        f"FROM agent_messages WHERE message_id IN ({marks}) OR original_message_id IN ({marks}) "
+        f"GROUP BY tid",
+        (me or "", *thread_ids, *thread_ids),
+    )
+    by_id = {int(r["tid"]): r for r in rows}
+    firsts = [int(r["first_id"]) for r in rows]
+    first_marks = ",".join("?" * len(firsts))
+    heads = {
+        int(r["message_id"]): r
+        for r in mesh._read(
+            f"SELECT message_id, content FROM agent_messages WHERE message_id IN ({first_marks})",
+            firsts,
+        )
+    }
+    speakers = _speakers(mesh, thread_ids)
+    result = []
+    for tid in thread_ids:
+        row = by_id.get(tid)
+        if row is None:
+            continue
+        head = heads.get(int(row["first_id"]))
+        first_line = next(
+            (line for line in (head["content"] if head else "").splitlines() if line.strip()),
+            "",
+        )
+        result.append(
+            ThreadSummary(
+                thread_id=tid,
+                participants=speakers.get(tid, ()),
+                first_line=first_line.strip(),
+                last_activity=row["last_at"],
+                count=int(row["n"]),
+                unread_for_me=int(row["unread"] or 0),
+                top_priority=PRIORITY_ORDER[int(row["top"])],
+                last_message_id=int(row["last_id"]),
+            )
+        )
+    return result
+
+
+def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """Participants of each thread by workspace name, in order of first appearance."""
+    ids = list(thread_ids)
+    marks = ",".join("?" * len(ids))
+    rows = mesh._read(
+        f"SELECT coalesce(original_message_id, message_id) AS tid, sender_session_id, "
+        f"recipient_session_id FROM agent_messages "
+        f"WHERE message_id IN ({marks}) OR original_message_id IN ({marks}) "
+        f"GROUP BY 1, 2, 3 ORDER BY min(message_id)",
+        (*ids, *ids),
+    )
+    order: dict[int, list[str]] = {}
+    for tid, sender, recipient in rows:
+        seen = order.setdefault(int(tid), [])
+        for sid in (sender, recipient):
+            if sid not in seen:
+                seen.append(sid)
+    names = mesh.names({sid for sids in order.values() for sid in sids})
+    return {
+        tid: tuple(names.get(sid) or sid[:8] for sid in sids) for tid, sids in order.items()
+    }
+
+
+def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:
+    """The newest `limit` messages of thread `thread_id`, oldest first. Marks nothing read."""
+    rows = mesh._read(
+        "SELECT * FROM (SELECT * FROM agent_messages WHERE message_id = ? "
+        "OR original_message_id = ? ORDER BY message_id DESC LIMIT ?) "
+        "ORDER BY created_at, message_id",
+        (thread_id, thread_id, limit),
+    )
+    return mesh._messages(rows)

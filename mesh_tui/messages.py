@@ -1,0 +1,60 @@
+"""Textual messages posted by the worker threads to the event loop.
+
+Workers read and write the mesh off the event loop; widgets change only in the handlers
+of these messages, on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message as TextualMessage
+
+from mesh_core.models import Message
+from mesh_core.views import MeshSnapshot
+
+
+@dataclass
+class SnapshotLoaded(TextualMessage):
+    """A refresh finished: the roster and the thread list as read at `snapshot.taken_at`."""
+
+    snapshot: MeshSnapshot
+
+
+@dataclass
+class ThreadLoaded(TextualMessage):
+    """The messages of the open thread."""
+
+    thread_id: int
+    messages: list[Message]
+
+
+@dataclass
+class RefreshFailed(TextualMessage):
+    """A read of the mesh failed (database unusable, say); shown, and retried next time."""
+
+    error: str
+
+
+@dataclass
+class Delivered(TextualMessage):
+    """The participant took a message addressed to the person from its inbox."""
+
+    message: Message
+
+
+@dataclass
+class MeshChanged(TextualMessage):
+    """Another connection committed (data_version moved): worth a refresh."""
+
+
+@dataclass
+class SendSucceeded(TextualMessage):
+    message: Message
+
+
+@dataclass
+class SendFailed(TextualMessage):
+    """A send was refused by a mesh rule; `error` is the rule's message."""
+
+    error: str

@@ -1,0 +1,78 @@
+"""A DataTable that a refresh updates row by row, keyed, keeping cursor and scroll."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+Row = tuple[str, Sequence[Text]]
+
+
+class KeyedTable(DataTable[Text]):
+    """Rows are identified by a key, so a refresh can change them in place.
+
+    When the keys come back in the same order only the cells that changed are updated
+    (the cursor and scroll position are untouched); when rows come or go or move, the
+    table is refilled and the cursor put back on the row it was on, at the same scroll
+    offset — a refresh never moves the person.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._keys: list[str] = []
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._restore: str | None = None
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor."""
+        if not self._keys or not 0 <= self.cursor_row < len(self._keys):
+            return None
+        return self._keys[self.cursor_row]
+
+    def reset(self) -> None:
+        """Drop rows and columns (a pane that changed width rebuilds its columns); the
+        next `sync` puts the cursor back on the same row."""
+        self._restore = self.selected_key
+        self.clear(columns=True)
+        self._keys = []
+        self._cells = {}
+
+    def sync(self, rows: Sequence[Row], height: int = 1) -> None:
+        """Show exactly `rows`, in order, changing as little as possible."""
+        keys = [key for key, _ in rows]
+        if keys == self._keys:
+            for key, cells in rows:
+                old = self._cells[key]
+                for index, (column, cell) in enumerate(zip(self.columns, cells, strict=True)):
+                    if old[index] != cell:
+                        self.update_cell(key, column, cell)
+                self._cells[key] = tuple(cells)
+            return
+        selected = self.selected_key or self._restore
+        self._restore = None
+        scroll_y = self.scroll_y
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*cells, key=key, height=height)
+        self._keys = keys
+        self._cells = {key: tuple(cells) for key, cells in rows}
+        if selected in self._cells:
+            self.move_cursor(row=keys.index(selected), scroll=False)
+        self.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    def select_key(self, key: str) -> bool:
+        """Move the cursor to the row `key`, if it is shown."""
+        if key not in self._cells:
+            return False
+        self.move_cursor(row=self._keys.index(key))
+        return True

@@ -1,0 +1,100 @@
+"""The roster: every agent, who needs attention first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.text import Text
+from textual import events
+
+from mesh_core.models import Status
+from mesh_core.text import safe_line
+from mesh_core.views import RosterRow
+
+from ..format import age, sparkline
+from .keyed_table import KeyedTable, Row
+
+GLYPHS = {
+    Status.ACTIVE: ("●", "green"),
+    Status.STALE: ("◐", "yellow"),
+    Status.STOPPED: ("○", "bright_black"),
+}
+NAME_WIDTH = 18
+MIN_ABOUT_WIDTH = 16
+# status 1, name, beat 4, unread 6, last hour 12, padding 2 a column, scrollbar 1
+FIXED_WIDTH = 1 + NAME_WIDTH + 4 + 6 + 12 + 6 * 2 + 1
+
+
+def attention(row: RosterRow, flood_threshold: int) -> tuple[str, str] | None:
+    """Why this agent needs a look (text, style), or None."""
+    if not row.needs_attention:
+        return None
+    if row.flooded:
+        return f"flooded: {row.agent.unread} unread (>{flood_threshold})", "bold red"
+    if row.agent.status is Status.STALE:
+        return "stale: no heartbeat", "bold yellow"
+    return "rate-limited → " + ", ".join(safe_line(n, 20) for n in row.rate_limited), "magenta"
+
+
+class Roster(KeyedTable):
+    """Status, name, description (or what is wrong), last beat, unread, last hour."""
+
+    about_width = 34
+
+    def on_mount(self) -> None:
+        self._shown: tuple[Sequence[RosterRow], datetime, str | None, int] | None = None
+        self._columns()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The description gets whatever width the pane has left."""
+        width = max(MIN_ABOUT_WIDTH, event.size.width - FIXED_WIDTH)
+        if width != self.about_width:
+            self.about_width = width
+            self.reset()
+            self._columns()
+            if self._shown is not None:
+                self.show(*self._shown)
+
+    def _columns(self) -> None:
+        self.add_column(Text(" "), key="status")
+        self.add_column(Text("agent"), key="name", width=NAME_WIDTH)
+        self.add_column(Text("about"), key="about", width=self.about_width)
+        self.add_column(Text("beat", justify="right"), key="beat")
+        self.add_column(Text("unread", justify="right"), key="unread")
+        self.add_column(Text("last hour"), key="activity")
+
+    def show(
+        self, rows: Sequence[RosterRow], now: datetime, me: str | None, flood_threshold: int
+    ) -> None:
+        self._shown = (rows, now, me, flood_threshold)
+        self.sync([self._row(row, now, me, flood_threshold) for row in rows])
+
+    def _row(self, row: RosterRow, now: datetime, me: str | None, flood_threshold: int) -> Row:
+        agent = row.agent
+        glyph, colour = GLYPHS[agent.status]
+        stopped = agent.status is Status.STOPPED
+        why = attention(row, flood_threshold)
+        name_style = "bright_black" if stopped else (why[1] if why else "bold")
+        name = safe_line(agent.agent_name, NAME_WIDTH)
+        if agent.session_id == me:
+            name = safe_line(f"{agent.agent_name} (you)", NAME_WIDTH)
+        if why:
+            about = Text(safe_line(why[0], self.about_width), style=why[1])
+        else:
+            about = Text(
+                safe_line(agent.agent_description or "", self.about_width),
+                style="bright_black" if stopped else "",
+            )
+        unread_style = "bold red" if row.flooded else ("" if agent.unread else "bright_black")
+        return (
+            agent.session_id,
+            (
+                Text(glyph, style=colour),
+                Text(name, style=name_style),
+                about,
+                Text(age(agent.last_heartbeat, now), justify="right", style="bright_black"),
+                Text(str(agent.unread), justify="right", style=unread_style),
+                Text(sparkline(row.activity), style="bright_black" if stopped else "cyan"),
+            ),
+        )

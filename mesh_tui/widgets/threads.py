@@ -1,0 +1,75 @@
+"""The thread list: the newest threads of the mesh, or of one agent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual import events
+
+from mesh_core.text import safe_line
+from mesh_core.views import ThreadSummary
+
+from ..format import age, priority_mark
+from .keyed_table import KeyedTable, Row
+
+MIN_MAIN_WIDTH = 16
+# columns beside the main one: priority 1, new 3, cell padding 2 each, scrollbar 1
+SIDE_WIDTH = 1 + 3 + 3 * 2 + 4
+
+
+class ThreadList(KeyedTable):
+    """Two lines a thread: who and how many and how long ago; then the root's first line.
+    Priority mark on the left, the person's unread count on the right."""
+
+    main_width = MIN_MAIN_WIDTH * 2
+
+    def on_mount(self) -> None:
+        self._columns()
+        self._shown: tuple[Sequence[ThreadSummary], datetime, dict[int, int]] | None = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size.width)
+
+    def _columns(self) -> None:
+        self.add_column(Text(" "), key="priority")
+        self.add_column(Text("thread"), key="main", width=self.main_width)
+        self.add_column(Text("new", justify="right"), key="unread")
+
+    def fit(self, pane_width: int) -> None:
+        """Give the main column all the width the pane has (rebuilt when it changes)."""
+        width = max(MIN_MAIN_WIDTH, pane_width - SIDE_WIDTH)
+        if width != self.main_width:
+            self.main_width = width
+            self.reset()
+            self._columns()
+            if self._shown is not None:
+                self.show(*self._shown)
+
+    def show(self, threads: Sequence[ThreadSummary], now: datetime, unseen: dict[int, int]) -> None:
+        """`unseen`: per thread, messages the person was delivered but has not opened."""
+        self._shown = (threads, now, unseen)
+        self.sync([self._row(t, now, unseen.get(t.thread_id, 0)) for t in threads], height=2)
+
+    def _row(self, thread: ThreadSummary, now: datetime, unseen: int) -> Row:
+        unread = thread.unread_for_me + unseen
+        facts = f" {thread.count} · {age(thread.last_activity, now)}"
+        people = " ↔ ".join(safe_line(p, 16) for p in thread.participants[:3])
+        if len(thread.participants) > 3:
+            people += " …"
+        people = safe_line(people, max(4, self.main_width - len(facts)))
+        main = Text(people, style="bold" if unread else "")
+        main.append(" " * max(1, self.main_width - cell_len(people) - len(facts)))
+        main.append(facts, style="bright_black")
+        main.append("\n")
+        main.append(safe_line(thread.first_line, self.main_width), style="" if unread else "bright_black")
+        return (
+            str(thread.thread_id),
+            (
+                priority_mark(thread.top_priority),
+                main,
+                Text(str(unread) if unread else "", justify="right", style="bold cyan"),
+            ),
+        )
