@@ -158,6 +158,17 @@ def _prepare_path(path: Path) -> None:
     _tighten(path, 0o600)
 
 
+def permission_hint(path: Path) -> str:
+    """What to do about a write refused by the OS: a read-only mount, or the mode."""
+    try:
+        read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return "its file system is mounted read-only; remount it read-write or use another --db"
+    return "check the file's owner and mode"
+
+
 def _tighten(target: Path, mode: int) -> None:
     """Messages may hold private data: no one else may read them (SPEC §2)."""
     try:
@@ -181,7 +192,10 @@ def _tighten(target: Path, mode: int) -> None:
 
 def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
     """Open (creating if needed) the mesh database with the pragmas of SPEC §2."""
-    existed = path.exists() and path.stat().st_size > 0
+    try:
+        existed = path.stat().st_size > 0
+    except FileNotFoundError:
+        existed = False
     if existed:
         version = _probe(path)
     else:
@@ -204,7 +218,7 @@ def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:
         text = str(exc).lower()
         if "readonly" in text or "unable to open" in text or "permission" in text:
-            raise DatabasePermission(path, f"{exc}; check the file's owner and mode") from exc
+            raise DatabasePermission(path, f"{exc}; {permission_hint(path)}") from exc
         raise
     except sqlite3.DatabaseError as exc:
         raise CorruptDatabase(path, f"{exc}; restore it or move it aside") from exc

@@ -144,6 +144,9 @@ class Mesh:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        # Bumped by reconnect(): a thread whose connection is older opens a fresh one.
+        self._generation = 0
+        self._file_id: tuple[int, int] | None = None
         self.connection()  # open now: a bad database is reported at once
 
     # -- connections and transactions -------------------------------------------------
@@ -151,14 +154,57 @@ class Mesh:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must stay on one thread)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation != self._generation:
+            self._forget(conn)  # reconnect() was called: this one may hold a replaced file
+            conn = None
         if conn is None:
             if self._closed:
                 raise InvalidArgument("this Mesh is closed")
-            conn = db.connect(self.path, self.config)
-            self._local.conn = conn
+            expected, generation = self._file_id, self._generation
+            if expected is not None and _file_id(self.path) != expected:
+                # Never recreate, nor half-join, a file pulled away from the other
+                # threads: the participant loop notices and calls reconnect().
+                raise database_gone(self.path)
+            try:
+                conn = db.connect(self.path, self.config)
+            except FileNotFoundError as exc:  # it vanished while being opened
+                raise database_gone(self.path) from exc
+            if expected is not None and _file_id(self.path) != expected:
+                conn.close()
+                raise database_gone(self.path)
+            self._local.conn, self._local.generation = conn, generation
             with self._lock:
                 self._connections.append(conn)
+                if self._file_id is None:
+                    self._file_id = _file_id(self.path)
         return conn
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+        self._local.conn = None
+
+    def file_changed(self) -> bool:
+        """True when the path no longer names the file our connections hold open: it was
+        deleted, moved away or replaced. SQLite would go on writing into the old inode,
+        unseen by every other process, so a long-running participant checks this."""
+        return self._file_id is not None and _file_id(self.path) != self._file_id
+
+    def reconnect(self) -> None:
+        """Drop every connection; each thread opens the path afresh on its next call
+        (refused, untouched, like any open, if what is there now is not a mesh)."""
+        with self._lock:
+            self._generation += 1
+            self._file_id = None
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._forget(conn)
+        self.connection()
 
     def close(self) -> None:
         with self._lock:
@@ -218,7 +264,7 @@ class Mesh:
     def _unusable(self, exc: sqlite3.Error) -> DatabaseUnusable:
         text = str(exc).lower()
         if "readonly" in text or "permission" in text or "unable to open" in text:
-            return DatabasePermission(self.path, f"{exc}; check the file's owner and mode")
+            return DatabasePermission(self.path, f"{exc}; {db.permission_hint(self.path)}")
         if "full" in text:
             return DatabaseUnusable(self.path, f"{exc}; free some disk space")
         return CorruptDatabase(self.path, f"{exc}")
@@ -658,17 +704,18 @@ class Mesh:
         One UPDATE … RETURNING: two pollers of one inbox never both get a message."""
         now = self.now()
 
-        def body(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(
+        def body(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(
                 "UPDATE agent_messages SET read = 1, read_at = ? "
                 "WHERE recipient_session_id = ? AND read = 0 "
                 f"AND (expires_at IS NULL OR {_EXPIRES} > ?) RETURNING *",
                 (now, session_id, now),
             ).fetchall()
+            rows.sort(key=_delivery_order)
+            # Built before COMMIT: if this fails, nothing is marked read and lost.
+            return self._messages(rows)
 
-        rows = self._write(body)
-        rows.sort(key=_delivery_order)
-        return self._messages(rows)
+        return self._write(body)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""
@@ -706,22 +753,22 @@ class Mesh:
         root = message.thread_id
         now = self.now()
 
-        def body(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def body(conn: sqlite3.Connection) -> Message | None:
             row = conn.execute(
                 "SELECT * FROM agent_messages WHERE original_message_id = ? "
                 "AND recipient_session_id = ? AND message_id > ? ORDER BY message_id LIMIT 1",
                 (root, session_id, message_id),
             ).fetchone()
-            if row is None or row["read"]:
-                return row
-            return conn.execute(
-                "UPDATE agent_messages SET read = 1, read_at = ? WHERE message_id = ? "
-                "RETURNING *",
-                (now, row["message_id"]),
-            ).fetchone()
+            if row is not None and not row["read"]:
+                row = conn.execute(
+                    "UPDATE agent_messages SET read = 1, read_at = ? WHERE message_id = ? "
+                    "RETURNING *",
+                    (now, row["message_id"]),
+                ).fetchone()
+            # Built before COMMIT: if this fails, nothing is marked read and lost.
+            return self._messages([row])[0] if row is not None else None
 
-        row = self._write(body)
-        return self._messages([row])[0] if row is not None else None
+        return self._write(body)
 
     def wait_for_reply(
         self, session_id: str, message_id: int, timeout: float = 60.0,
@@ -849,6 +896,23 @@ class Mesh:
                 if a.unread > self.config.flood_threshold and a.status is not Status.STOPPED
             ],
         }
+
+
+def database_gone(path: Path) -> DatabaseUnusable:
+    return DatabaseUnusable(
+        path,
+        "the file was deleted, moved or replaced while in use; waiting for a mesh "
+        "database to be there again (any mesh command creates a new one)",
+    )
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None if nothing is there."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def _cleanup_due(conn: sqlite3.Connection, due_before: str) -> bool:

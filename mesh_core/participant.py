@@ -19,12 +19,15 @@ from types import FrameType
 from typing import Any, Self
 
 from .errors import MeshError, SessionNotFound
-from .mesh import Mesh
+from .mesh import Mesh, database_gone
 from .models import Agent, Message
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF = 5.0
+# How often the loop checks that the path still names the file it has open (deleted,
+# moved or replaced databases are noticed within this time).
+FILE_CHECK_SECONDS = 2.0
 
 
 class Participant:
@@ -60,6 +63,8 @@ class Participant:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._failing: str | None = None  # the error being reported, until recovery
+        self._rejoin = False  # the database was replaced: register in the new one
 
     @property
     def session_id(self) -> str:
@@ -125,10 +130,14 @@ class Participant:
         next_poll = now  # poll at once: mail may be waiting (hand-over)
         next_beat = now + cfg.heartbeat_interval
         next_cleanup = now
+        next_file_check = now + FILE_CHECK_SECONDS
         last_version: int | None = None
         backoff = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_file_check or self._failing is not None:
+                    next_file_check = time.monotonic() + FILE_CHECK_SECONDS
+                    self._check_file()
                 version = self.mesh.data_version()
                 now = time.monotonic()
                 changed = last_version is not None and version != last_version
@@ -141,20 +150,56 @@ class Participant:
                     if (changed or woken) and self.on_change is not None:
                         self.on_change()
                 if now >= next_beat:
-                    self.mesh.heartbeat(self.session_id)
+                    try:
+                        self.mesh.heartbeat(self.session_id)
+                    except SessionNotFound:  # another client deleted our row: rejoin
+                        self.agent = self.mesh.register(**self._register_args)
                     next_beat = now + cfg.heartbeat_interval
                 if now >= next_cleanup:
                     self.mesh.maybe_cleanup()
                     next_cleanup = now + cfg.cleanup_every
                 backoff = 0.0
+                if self._failing is not None:
+                    log.info("mesh participant: working again after: %s", self._failing)
+                    self._failing = None
             except (MeshError, sqlite3.Error, OSError) as exc:
                 backoff = min(MAX_ERROR_BACKOFF, max(0.1, backoff * 2))
-                log.warning("mesh participant: %s (retrying in %.1f s)", exc, backoff)
-                if self.on_error is not None:
-                    self.on_error(exc)
+                self._report(exc)
+                # Retry the writes too, so that "working again" means a write worked
+                # (a full or read-only disk still answers reads).
+                next_poll = next_beat = 0.0
                 self._stop.wait(backoff)
                 continue
             self._wake.wait(cfg.watch_interval)
+
+    def _report(self, exc: Exception) -> None:
+        """Log and hand on an error once per episode, not on every retry: a database
+        that stays unusable for an hour must not flood the log or the callback."""
+        text = f"{type(exc).__name__}: {exc}"
+        if text == self._failing:
+            return
+        self._failing = text
+        log.warning("mesh participant: %s (retrying until it works)", exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(exc)
+            except Exception:  # a callback's bug must not kill the session
+                log.exception("on_error callback failed")
+
+    def _check_file(self) -> None:
+        """Notice a database deleted, moved or replaced under us: SQLite would go on
+        using the old, unlinked file and nobody would see this session. Wait while the
+        path is empty (it is not ours to recreate); once a file is back, reopen it and
+        register again so the session is visible there."""
+        if self.mesh.file_changed():
+            if not self.mesh.path.exists():
+                raise database_gone(self.mesh.path)
+            self._rejoin = True  # stays set until a register in the new file worked
+            self.mesh.reconnect()
+        if self._rejoin:
+            self.agent = self.mesh.register(**self._register_args)
+            self._rejoin = False
+            self._wake.set()  # poll at once: hand-over may have brought mail
 
     def _poll(self) -> None:
         if not self.take_inbox:
