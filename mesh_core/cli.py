@@ -377,6 +377,22 @@ def _cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
     return main_hook(mesh, args.event)
 
 
+def _cmd_demo(args: argparse.Namespace, mesh: Mesh) -> int:
+    """Simulated agents (labelled as such) on this database, until ctrl+c or --duration."""
+    from .demo import Demo
+    from .identity import default_person_name
+
+    demo = Demo(mesh, person=default_person_name())
+    demo.seed()
+    if args.json:
+        _print_json({"db_path": str(mesh.path), "sessions": demo.sessions})
+    else:
+        print(f"mesh demo: {len(demo.sessions)} simulated agents on {mesh.path}; watch them "
+              f"with `mesh-tui --db {mesh.path}`. ctrl+c stops them.", file=sys.stderr)
+    demo.run(threading.Event(), args.duration)
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------
 
 
@@ -471,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "UserPromptSubmit, PostToolUse, Stop or SessionEnd (default: the "
                    "input's hook_event_name)")
     p.set_defaults(func=_cmd_hook)
+
+    p = sub.add_parser("demo", parents=[common], help="run simulated agents for trying the TUI")
+    p.add_argument("--duration", type=_seconds, metavar="SECONDS",
+                   help="stop after this long (default: until ctrl+c)")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
