@@ -1,0 +1,125 @@
+// agent-mesh for GitHub Copilot CLI: puts this Copilot session on the mesh.
+//
+// Installed by `mesh install copilot` as ~/.copilot/extensions/agent-mesh/extension.mjs.
+// A thin bridge and nothing more: it starts `mesh mcp` (the Python MCP server, which
+// registers this workspace at once, heartbeats, enforces every rule and frames every
+// message), offers that server's tools to Copilot under the same names, and hands each
+// message the server pushes to `session.send({mode: "immediate"})`, so it reaches the
+// model before its next call, as the seed's extension did. No mesh logic lives here.
+
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { joinSession } from "@github/copilot-sdk/extension";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CHANNEL = "notifications/claude/channel";
+const PROTOCOL = "2025-11-25";
+
+// The command that runs `mesh` (written by `mesh install copilot`), else `mesh` on PATH.
+function meshCommand() {
+  if (process.env.AGENT_MESH_COMMAND) return JSON.parse(process.env.AGENT_MESH_COMMAND);
+  try {
+    return JSON.parse(readFileSync(join(HERE, "agent-mesh.json"), "utf8")).command;
+  } catch {
+    return ["mesh"];
+  }
+}
+
+// Line-delimited JSON-RPC to `mesh mcp` over its stdin/stdout.
+class MeshServer {
+  constructor(argv) {
+    this.nextId = 1;
+    this.pending = new Map();
+    this.onChannel = () => {};
+    this.child = spawn(argv[0], [...argv.slice(1), "mcp"], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    this.child.on("error", (error) => this.failAll(error));
+    this.child.on("exit", (code) => this.failAll(new Error(`mesh mcp exited (${code})`)));
+    createInterface({ input: this.child.stdout }).on("line", (line) => this.receive(line));
+  }
+
+  failAll(error) {
+    for (const { reject } of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+
+  write(message) {
+    this.child.stdin.write(JSON.stringify({ jsonrpc: "2.0", ...message }) + "\n");
+  }
+
+  receive(line) {
+    let message;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (message.method === CHANNEL) {
+      this.onChannel(message.params);
+    } else if (message.method !== undefined && message.id !== undefined) {
+      this.write({ id: message.id, result: {} }); // ping
+    } else if (this.pending.has(message.id)) {
+      const { resolve, reject } = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      if (message.error) reject(new Error(message.error.message));
+      else resolve(message.result);
+    }
+  }
+
+  request(method, params) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.write({ id, method, params });
+    });
+  }
+
+  close() {
+    this.child.stdin.end();
+  }
+}
+
+const server = new MeshServer(meshCommand());
+const init = await server.request("initialize", {
+  protocolVersion: PROTOCOL,
+  // Declaring the channel capability asks the server to push each message to us.
+  capabilities: { experimental: { "claude/channel": {} } },
+  clientInfo: { name: "agent-mesh-copilot-extension", version: "0.1.0" },
+});
+server.write({ method: "notifications/initialized" });
+const { tools } = await server.request("tools/list", {});
+
+let session = null;
+const early = [];
+function deliver(params) {
+  session.send({ prompt: params.content, mode: "immediate" }).catch((error) => {
+    session.log?.(`agent-mesh: could not deliver message ${params.meta?.message_id}: ${error}`);
+  });
+}
+server.onChannel = (params) => (session ? deliver(params) : early.push(params));
+
+session = await joinSession({
+  tools: tools.map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    parameters: tool.inputSchema,
+    handler: async (args) => {
+      const result = await server.request("tools/call", { name: tool.name, arguments: args ?? {} });
+      const text = result.content
+        .filter((block) => block.type === "text")
+        .map((block) => block.text)
+        .join("\n\n");
+      return { textResultForLlm: text, resultType: result.isError ? "failure" : "success" };
+    },
+  })),
+  hooks: {
+    // The server's own instructions, once, so the model knows the mesh is there.
+    onSessionStart: async () => ({ additionalContext: init.instructions ?? "" }),
+  },
+});
+session.on?.("session.shutdown", () => server.close());
+early.splice(0).forEach(deliver);
