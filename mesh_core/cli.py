@@ -377,6 +377,13 @@ def _cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
     return main_hook(mesh, args.event)
 
 
+def _cmd_install(args: argparse.Namespace, mesh: None) -> int:
+    from .install import run
+
+    return run(args.client, db=args.db, dry_run=args.dry_run, hooks=args.hooks,
+               channel=args.channel, use_mcp=args.mcp, as_json=args.json)
+
+
 def _cmd_demo(args: argparse.Namespace, mesh: Mesh) -> int:
     """Simulated agents (labelled as such) on this database, until ctrl+c or --duration."""
     from .demo import Demo
@@ -487,6 +494,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "UserPromptSubmit, PostToolUse, Stop or SessionEnd (default: the "
                    "input's hook_event_name)")
     p.set_defaults(func=_cmd_hook)
+
+    p = sub.add_parser("install", parents=[common], help="set up an agent CLI to join the mesh")
+    p.add_argument("client", choices=("copilot", "claude", "codex", "gemini", "json"),
+                   help="the agent CLI to configure (json: print a snippet for any MCP client)")
+    p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
+    p.add_argument("--hooks", action="store_true", help="claude: also add the `mesh hook` "
+                   "hooks to ~/.claude/settings.json")
+    p.add_argument("--channel", action="store_true", help="claude: push messages as channel "
+                   "events (start claude with channels on)")
+    p.add_argument("--mcp", action="store_true", help="copilot: an MCP server entry instead of "
+                   "the extension (no pushed delivery)")
+    p.set_defaults(func=_cmd_install, open_mesh=False)
 
     p = sub.add_parser("demo", parents=[common], help="run simulated agents for trying the TUI")
     p.add_argument("--duration", type=_seconds, metavar="SECONDS",
