@@ -7,6 +7,7 @@ clients in other ISO-8601 forms are still parsed.
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -47,6 +48,10 @@ class FixedClock:
 SYSTEM_CLOCK = SystemClock()
 
 
+# Exactly what iso() writes: such a string is already canonical.
+_OURS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
 def iso(when: datetime) -> str:
     """`2026-11-23T14:03:07.123Z`: UTC, milliseconds, `Z`."""
     when = when.astimezone(UTC)
@@ -76,5 +81,7 @@ def parse_ts_or_none(text: str | None) -> datetime | None:
 def canonical(text: str | None) -> str | None:
     """`text` rewritten in our form when it parses, else as it is: timestamps the core
     hands out then sort and compare as time whoever wrote them."""
+    if text is None or _OURS.fullmatch(text):  # the common case needs no parse (hot path)
+        return text
     parsed = parse_ts_or_none(text)
     return iso(parsed) if parsed is not None else text

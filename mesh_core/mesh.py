@@ -627,22 +627,42 @@ class Mesh:
         now_dt = self.clock.now()
         now = iso(now_dt)
 
-        # §4.5 rate limit: the `rate_limit` most recent messages of this pair in the window.
+        # One read of idx_messages_pair serves both §4.5 and §4.6 (a send is a few short
+        # queries and a commit, so each query saved shows in the send rate): this pair's
+        # newest messages since the earlier window start, up to `rate_limit` outgoing
+        # (newest first) and the newest incoming.
         window_start = iso(now_dt - timedelta(seconds=cfg.rate_window))
-        recent = conn.execute(
-            "SELECT created_at FROM agent_messages WHERE sender_session_id = ? "
-            "AND recipient_session_id = ? AND created_at > ? "
-            "ORDER BY created_at DESC LIMIT ?",
-            (sender_id, recipient_id, window_start, cfg.rate_limit),
+        thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
+        pair = conn.execute(
+            "SELECT * FROM (SELECT 1 AS outgoing, message_id, original_message_id, created_at"
+            "  FROM agent_messages WHERE sender_session_id = :a AND recipient_session_id = :b"
+            "  AND created_at >= :since ORDER BY created_at DESC LIMIT :limit) "
+            "UNION ALL SELECT * FROM (SELECT 0, message_id, original_message_id, created_at"
+            "  FROM agent_messages WHERE sender_session_id = :b AND recipient_session_id = :a"
+            "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1)",
+            {
+                "a": sender_id, "b": recipient_id, "since": min(window_start, thread_since),
+                "limit": max(1, cfg.rate_limit),
+            },
         ).fetchall()
+
+        # §4.5 rate limit: the `rate_limit` most recent messages of this pair in the window.
+        recent = [r["created_at"] for r in pair if r["outgoing"] and r["created_at"] > window_start]
         if len(recent) >= cfg.rate_limit:
-            oldest = parse_ts_or_none(recent[-1][0]) or now_dt
+            oldest = parse_ts_or_none(recent[-1]) or now_dt
             retry = (oldest - now_dt).total_seconds() + cfg.rate_window
             raise RateLimited(recipient_name, cfg.rate_limit, cfg.rate_window, retry)
 
-        # §4.6 auto-thread: join the pair's thread if they spoke within the window.
+        # §4.6 auto-thread: join the pair's thread if they spoke within the window (the
+        # newest message either way; on a tie, the sender's own).
         if root is None and not new_thread:
-            root = self._recent_thread(conn, sender_id, recipient_id, now_dt)
+            latest = max(
+                (r for r in pair if r["created_at"] >= thread_since),
+                key=lambda r: r["created_at"],
+                default=None,
+            )
+            if latest is not None:
+                root = int(latest["original_message_id"] or latest["message_id"])
 
         # §4.8 a stopped recipient: the message waits 24 h for it (or its successor).
         expires = None
@@ -677,24 +697,6 @@ class Mesh:
             )
         names = {sender_id: sender["agent_name"], recipient_id: recipient["agent_name"]}
         return _to_message(row, names, tuple(warnings))
-
-    def _recent_thread(
-        self, conn: sqlite3.Connection, a: str, b: str, now_dt: Any
-    ) -> int | None:
-        since = iso(now_dt - timedelta(seconds=self.config.thread_window))
-        latest: sqlite3.Row | None = None
-        for sender, recipient in ((a, b), (b, a)):
-            row = conn.execute(
-                "SELECT message_id, original_message_id, created_at FROM agent_messages "
-                "WHERE sender_session_id = ? AND recipient_session_id = ? AND created_at >= ? "
-                "ORDER BY created_at DESC LIMIT 1",
-                (sender, recipient, since),
-            ).fetchone()
-            if row is not None and (latest is None or row["created_at"] > latest["created_at"]):
-                latest = row
-        if latest is None:
-            return None
-        return int(latest["original_message_id"] or latest["message_id"])
 
     # -- reading ----------------------------------------------------------------------
 
