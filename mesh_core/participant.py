@@ -148,7 +148,10 @@ class Participant:
                     self._poll()
                     next_poll = now + cfg.poll_interval
                     if (changed or woken) and self.on_change is not None:
-                        self.on_change()
+                        try:
+                            self.on_change()
+                        except Exception:  # a callback's bug must not kill the session
+                            log.exception("on_change callback failed")
                 if now >= next_beat:
                     try:
                         self.mesh.heartbeat(self.session_id)
