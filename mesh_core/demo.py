@@ -159,9 +159,10 @@ class Demo:
         except MeshError as exc:  # a rate limit in a busy minute: skip this exchange
             log.info("demo: %s", exc)
 
-    def step(self) -> None:
-        """One tick of the live simulation; call it about once a second."""
-        now = time.monotonic()
+    def step(self, now: float | None = None) -> None:
+        """One tick of the live simulation; call it about once a second. `now` is a
+        `time.monotonic()` reading (tests pass their own)."""
+        now = time.monotonic() if now is None else now
         talkers = self.roles("talker")
         if now >= self._next_beat:
             for name in talkers + self.roles("flooded"):

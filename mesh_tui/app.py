@@ -98,16 +98,20 @@ class MeshApp(App[None]):
         live: bool = True,
         demo: bool = False,
         session_id: str | None = None,
+        db_label: str | None = None,
     ) -> None:
         """`live`: run the participant loop (heartbeat, inbox, change watch) and the refresh
         timer; off, the app reads only on start and after its own actions (tests,
-        snapshots). `session_id`: act as this existing session instead of registering."""
+        snapshots). `session_id`: act as this existing session (live, it is re-registered
+        and kept beating) instead of a new one.
+        `db_label`: how the status bar names the database (default: its path)."""
         super().__init__()
         self.mesh = mesh
         self.person_name = name or default_person_name()
         self.interval = interval or mesh.config.poll_interval
         self.live = live
         self.demo = demo
+        self.db_label = db_label or str(mesh.path)
         self.me: str | None = session_id
         self.participant: Participant | None = None
         self.snapshot: MeshSnapshot | None = None
@@ -160,17 +164,15 @@ class MeshApp(App[None]):
 
     def _start_participant(self) -> None:
         """Register the person now (it is visible at once); live, keep it beating."""
-        if self.me is not None:
-            return
         if self.live:
             self.participant = Participant(
                 self.mesh, self.person_name, kind="human", client="mesh-tui",
-                description="a person at mesh-tui",
+                description="a person at mesh-tui", session_id=self.me,
                 on_message=lambda message: self.post_message(Delivered(message)),
                 on_change=lambda: self.post_message(MeshChanged()),
             )
             self.me = self.participant.start().session_id
-        else:
+        elif self.me is None:
             agent = self.mesh.register(
                 self.person_name, kind="human", client="mesh-tui",
                 description="a person at mesh-tui",
@@ -343,7 +345,7 @@ class MeshApp(App[None]):
         if self.filter_text:
             status.append(" · filter: ", style="yellow")
             status.append(safe_line(self.filter_text, 30), style="yellow")
-        status.append(f" · {self.mesh.path}", style="bright_black")
+        status.append(f" · {self.db_label}", style="bright_black")
         self.query_one("#statusbar", Static).update(status)
 
     def on_thread_loaded(self, event: ThreadLoaded) -> None:

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -35,15 +35,24 @@ class HelpScreen(ModalScreen[None]):
         self.sections = [(title, list(keys)) for title, keys in sections]
 
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for title, keys in self.sections:
-            table.add_row(Text(title, style="bold underline"), "")
-            for key, description in keys:
-                table.add_row(Text(key_label(key)), Text(description))
-            table.add_row("", "")
+        """The first section (keys that work everywhere) on the left, the panes' keys on
+        the right, so every key fits on one screen."""
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys"
             body.border_subtitle = "esc closes"
-            yield Static(table, markup=False)
+            with Horizontal():
+                yield Static(self._table(self.sections[:1]), classes="help-column")
+                yield Static(self._table(self.sections[1:]), classes="help-column")
+
+    @staticmethod
+    def _table(sections: list[tuple[str, list[tuple[str, str]]]]) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for index, (title, keys) in enumerate(sections):
+            if index:
+                table.add_row("", "")
+            table.add_row(Text(title, style="bold underline"), "")
+            for key, description in keys:
+                table.add_row(Text(key_label(key)), Text(description))
+        return table

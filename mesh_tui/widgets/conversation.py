@@ -100,7 +100,7 @@ class Conversation(VerticalScroll):
             mark, style = PRIORITY_MARKS[message.priority]
             header.append(f"  {mark} {message.priority}", style=style)
         if not message.read and message.recipient_session_id != me:
-            header.append("  unread by recipient", style="bright_black italic")
+            header.append("  (unread)", style="bright_black italic")
         return header
 
 

@@ -59,7 +59,7 @@ class ThreadList(KeyedTable):
         people = " ↔ ".join(safe_line(p, 16) for p in thread.participants[:3])
         if len(thread.participants) > 3:
             people += " …"
-        people = safe_line(people, max(4, self.main_width - len(facts)))
+        people = safe_line(people, max(4, self.main_width - len(facts) - 1))
         main = Text(people, style="bold" if unread else "")
         main.append(" " * max(1, self.main_width - cell_len(people) - len(facts)))
         main.append(facts, style="bright_black")
