@@ -1,0 +1,46 @@
+"""The benchmark works: `tests/bench/run.py --quick` runs every measurement end to end.
+
+It checks that the command finishes, prints the table with every figure, and found
+nothing lost or duplicated. It never checks a speed (that is what the full run is for,
+on a quiet machine): a PASS/MISS column is only looked at for being present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).parent / "bench" / "run.py"
+
+
+def _figures() -> tuple[str, ...]:
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.FIGURES
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--quick"],
+        check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("figure ")), None)
+    assert header is not None, done.stdout
+    for word in ("ours", "reference", "ratio", "target", "result"):
+        assert word in lines[header]
+    table = lines[header + 2 :]
+    for figure in _figures():
+        row = next((line for line in table if line.startswith(figure)), None)
+        assert row is not None, f"no row for {figure!r} in:\n{done.stdout}"
+        assert row.rstrip().endswith(("PASS", "MISS", "info")), row
+    assert "BROKEN" not in done.stdout
