@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from .config import DEFAULT_DB_PATH, MeshConfig
-from .errors import CorruptDatabase, DatabasePermission, NewerSchema, NotAMeshDatabase
+from .errors import (
+    CorruptDatabase,
+    DatabasePermission,
+    DatabaseUnusable,
+    NewerSchema,
+    NotAMeshDatabase,
+)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SCHEMA_VERSION = 1
@@ -192,10 +198,16 @@ def _tighten(target: Path, mode: int) -> None:
 
 def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
     """Open (creating if needed) the mesh database with the pragmas of SPEC §2."""
+    if path.is_dir():
+        raise NotAMeshDatabase(
+            path, f"it is a folder; give a file path such as {path / DEFAULT_DB_PATH.name}"
+        )
     try:
         existed = path.stat().st_size > 0
     except FileNotFoundError:
         existed = False
+    except OSError as exc:  # a parent of it is a file, a loop of links, ...
+        raise DatabaseUnusable(path, f"{exc.strerror}; use another --db path") from exc
     if existed:
         version = _probe(path)
     else:

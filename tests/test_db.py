@@ -285,3 +285,16 @@ def test_hot_queries_seek_an_index(mesh: Mesh, clock: FixedClock, db_path: Path)
     planner.close()
     assert set(HOT_QUERIES) <= seen, f"not exercised: {set(HOT_QUERIES) - seen}"
     assert not bad, "full scans:\n" + "\n".join(bad)
+
+
+def test_a_folder_or_a_path_below_a_file_is_refused_with_exit_code_3(tmp_path: Path) -> None:
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    with pytest.raises(NotAMeshDatabase, match="folder") as info:
+        Mesh(folder)
+    assert info.value.exit_code == 3 and list(folder.iterdir()) == []
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("mine")
+    with pytest.raises(DatabaseUnusable) as info:
+        Mesh(not_a_folder / "agent-mesh.db")
+    assert info.value.exit_code == 3 and not_a_folder.read_text() == "mine"
