@@ -18,7 +18,6 @@ seed's tools, and formats their results. Three things shape it:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import sys
@@ -33,6 +32,8 @@ from .participant import Participant
 from .text import safe_line, safe_text
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mcp.server.mcpserver import MCPServer
     from mcp.server.session import ServerSession
     from mcp_types import CallToolResult
@@ -185,6 +186,8 @@ class MeshMCP:
             self.participant.stop()
 
     async def _serve_stdio(self) -> None:
+        import asyncio
+
         from mcp.server.stdio import stdio_server
 
         app = self.build()
@@ -214,6 +217,8 @@ class MeshMCP:
 
     def _push(self, message: Message) -> None:
         """Participant callback (its thread): one taken message, sent as a channel event."""
+        import asyncio
+
         from mcp_types import Notification
 
         session, loop = self._session, self._loop
