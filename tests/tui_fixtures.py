@@ -1,4 +1,5 @@
-"""Fixed data for the TUI tests and snapshots: one mesh that shows every roster state.
+"""Fixed data and scenes for the TUI tests, snapshots and screenshots: one mesh that
+shows every roster state.
 
 Built with a FixedClock that is moved by hand, so every timestamp, age and sparkline is
 the same on every run. The person ("alice") is registered here, and the app is told to
@@ -9,13 +10,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from textual.pilot import Pilot
+from textual.widgets import TextArea
+
 from mesh_core import FixedClock, Mesh
+from mesh_tui.app import MeshApp
+from mesh_tui.widgets.roster import Roster
+from mesh_tui.widgets.threads import ThreadList
 
 START = "2026-11-23T13:10:00.000Z"  # an hour before NOW: the sparklines' window
 NOW = "2026-11-23T14:10:00.000Z"
+Scene = Callable[[Pilot[None]], Awaitable[None]]
 
 
 @dataclass
@@ -96,3 +105,65 @@ def build_world(path: Path) -> World:
         mesh.heartbeat(ids[name])
     clock.advance(2)
     return World(mesh, clock, me, ids, asked.message_id, first)
+
+
+# -- the main views, shared by the snapshot tests and scripts/screenshots.py -------------
+
+WIDE = (120, 36)
+NARROW = (80, 24)
+TOO_LONG = "All tests pass on main. " * 430  # 10,320 bytes: over the 10,240 limit
+
+
+def make_app(world: World) -> MeshApp:
+    """The app on the fixed world: no participant thread, no timers, a fixed db label."""
+    return MeshApp(world.mesh, live=False, session_id=world.me, name="alice",
+                   db_label="~/.agent-mesh/agent-mesh.db")
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Let the read workers finish and their results render (a read may start another)."""
+    for _ in range(4):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def open_person_thread(world: World) -> Scene:
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        threads = pilot.app.query_one(ThreadList)
+        threads.focus()
+        assert threads.select_key(str(world.person_thread))
+        await settle(pilot)
+
+    return run
+
+
+def refused_send(world: World) -> Scene:
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.query_one(Roster).select_key(world.ids["api-server"])
+        await pilot.press("n")
+        pilot.app.query_one("#draft", TextArea).text = TOO_LONG
+        await pilot.press("ctrl+j")
+        await settle(pilot)
+
+    return run
+
+
+def help_screen(world: World) -> Scene:
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    return run
+
+
+# name -> (terminal size, scene builder); the names are the screenshots' file names
+SCENES: dict[str, tuple[tuple[int, int], Callable[[World], Scene]]] = {
+    "main": (WIDE, lambda world: settle),
+    "thread": (WIDE, open_person_thread),
+    "composer-error": (WIDE, refused_send),
+    "help": (WIDE, help_screen),
+    "narrow": (NARROW, open_person_thread),
+}
