@@ -423,3 +423,29 @@ async def test_channel_opt_in_pushes_to_a_client_that_declares_nothing(
         assert mesh.get(waiting.message_id).read
         assert len((await client.call_tool("get_agents", {})).content) == 1
     mesh.close()
+
+
+async def test_all_tool_schemas_fit_the_token_budget(db_path: Path) -> None:
+    """Every agent pays for the schemas on every turn: under 2,000 tokens (~4 chars each)."""
+    from mesh_core.mcp_server import MeshMCP
+
+    mesh = Mesh(db_path)
+    app = MeshMCP(mesh).build()
+    tools = [t.model_dump(by_alias=True, mode="json", exclude_none=True)
+             for t in await app.list_tools()]
+    assert [t["name"] for t in tools] == [
+        "get_agents", "send_message", "reply_to_message", "get_message", "check_inbox",
+        "wait_for_reply",
+    ]
+    assert len(json.dumps(tools)) / 4 < 2000
+    mesh.close()
+
+
+def test_registering_and_hooks_do_not_load_the_mcp_sdk() -> None:
+    """The session is on the mesh before the SDK's import (most of the start-up) begins."""
+    probe = (
+        "import sys, mesh_core.mcp_server, mesh_core.hooks; "
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
