@@ -8,6 +8,7 @@ another process holds the write lock, so "database is locked" never reaches a us
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -43,6 +44,7 @@ from .errors import (
 )
 from .identity import identify
 from .models import PRIORITY_ORDER, Agent, CleanupReport, Message, Status
+from .text import has_unsafe
 
 T = TypeVar("T")
 
@@ -113,16 +115,19 @@ def validate_name(name: object) -> str:
         raise InvalidName(
             cleaned[:40] + "…", f"it is {len(cleaned)} characters; the limit is {MAX_NAME_CHARS}"
         )
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
-        raise InvalidName(cleaned, "it contains control characters")
+    if has_unsafe(cleaned):
+        raise InvalidName(
+            cleaned, "it contains control, bidi or invisible characters; use plain text"
+        )
     return cleaned
 
 
 def validate_message_id(message_id: object) -> int:
     if isinstance(message_id, bool):
         raise InvalidMessageId(message_id)
-    if isinstance(message_id, str) and message_id.strip().lstrip("#").isdigit():
-        message_id = int(message_id.strip().lstrip("#"))
+    digits = message_id.strip().lstrip("#") if isinstance(message_id, str) else ""
+    if digits.isascii() and digits.isdigit():  # not "²" or "٣": str.isdigit takes those
+        message_id = int(digits)
     if not isinstance(message_id, int) or message_id <= 0 or message_id > 2**63 - 1:
         raise InvalidMessageId(message_id)
     return message_id
@@ -251,6 +256,8 @@ class Mesh:
                 ):
                     time.sleep(delay)
                     continue
+                if _is_bad_argument(exc):
+                    raise _bad_argument(exc) from exc
                 if isinstance(exc, sqlite3.DatabaseError):
                     raise self._unusable(exc) from exc
                 raise
@@ -258,8 +265,12 @@ class Mesh:
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         try:
             return self.connection().execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._unusable(exc) from exc
+        except (UnicodeEncodeError, sqlite3.Error) as exc:
+            if _is_bad_argument(exc):
+                raise _bad_argument(exc) from exc
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise self._unusable(exc) from exc
+            raise
 
     def _unusable(self, exc: sqlite3.Error) -> DatabaseUnusable:
         text = str(exc).lower()
@@ -299,6 +310,8 @@ class Mesh:
         """Register (or re-activate) a session; hand it the workspace's waiting mail."""
         if kind not in KINDS:
             raise InvalidArgument(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+        if name is not None and not isinstance(name, str):
+            raise InvalidName(name, "a workspace name is text")
         ident = identify(cwd, name)
         agent_name = validate_name(ident.name)
         meta: dict[str, Any] = {
@@ -537,7 +550,7 @@ class Mesh:
             return self.broadcast(sender_session_id, content, priority, new_thread)[0]
         content = validate_content(content, self.config.max_content_bytes)
         priority = validate_priority(priority)
-        if not isinstance(target, str) or not target.strip():
+        if not isinstance(target, str):
             raise UnknownRecipient(str(target))
 
         def body(conn: sqlite3.Connection) -> Message:
@@ -780,8 +793,8 @@ class Mesh:
 
         Sleeps between cheap `data_version` checks: it wakes within a few tens of
         milliseconds of the reply's commit and costs next to nothing while waiting."""
-        if timeout < 0:
-            raise InvalidArgument("timeout must be zero or more seconds")
+        if not isinstance(timeout, int | float) or not 0 <= timeout < math.inf:
+            raise InvalidArgument(f"timeout {timeout!r} must be zero or more seconds")
         deadline = time.monotonic() + timeout
         last_version: int | None = None
         last_full = 0.0
@@ -898,6 +911,23 @@ class Mesh:
                 if a.unread > self.config.flood_threshold and a.status is not Status.STOPPED
             ],
         }
+
+
+def _is_bad_argument(exc: BaseException) -> bool:
+    return isinstance(exc, UnicodeEncodeError) or (
+        isinstance(exc, sqlite3.ProgrammingError) and "binding" in str(exc).lower()
+    )
+
+
+def _bad_argument(exc: BaseException) -> InvalidArgument:
+    """A value SQLite cannot store (an undecodable byte, a list…) is the caller's
+    mistake, not a broken database: say so, with exit code 1, not 3."""
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidArgument(
+            "a name or id is not valid UTF-8 text (it holds an undecodable byte); "
+            "re-encode it as UTF-8"
+        )
+    return InvalidArgument(f"a value of the wrong type was given ({exc})")
 
 
 def database_gone(path: Path) -> DatabaseUnusable:
