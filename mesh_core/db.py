@@ -231,7 +231,10 @@ def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
         text = str(exc).lower()
         if "readonly" in text or "unable to open" in text or "permission" in text:
             raise DatabasePermission(path, f"{exc}; {permission_hint(path)}") from exc
-        raise
+        # A schema upgrade that failed was rolled back: say so with the path, not a trace.
+        raise DatabaseUnusable(
+            path, f"{exc} (opening it at schema version {version}); try again, or move it aside"
+        ) from exc
     except sqlite3.DatabaseError as exc:
         raise CorruptDatabase(path, f"{exc}; restore it or move it aside") from exc
     return conn

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from seedfile import SEED_SQL, write_seed_file
 
-from mesh_core import FixedClock, Mesh
+from mesh_core import FixedClock, Mesh, db
 from mesh_core.db import SCHEMA_VERSION
 from mesh_core.errors import (
     CorruptDatabase,
@@ -298,3 +298,25 @@ def test_a_folder_or_a_path_below_a_file_is_refused_with_exit_code_3(tmp_path: P
     with pytest.raises(DatabaseUnusable) as info:
         Mesh(not_a_folder / "agent-mesh.db")
     assert info.value.exit_code == 3 and not_a_folder.read_text() == "mine"
+
+
+def test_a_failed_migration_leaves_the_seed_file_as_it_was(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_seed_file(db_path, sessions=[{"session_id": "s1", "agent_name": "kept",
+                                        "registered_at": "t", "last_heartbeat": "t"}])
+    # The last statement of the upgrade fails, after the indexes were created.
+    monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION,
+                        db.MIGRATIONS[SCHEMA_VERSION] + ";\nCREATE TABLE agent_sessions (x)")
+    with pytest.raises(DatabaseUnusable, match="already exists") as info:
+        Mesh(db_path)
+    assert info.value.exit_code == 3
+    plain = sqlite3.connect(db_path)
+    assert plain.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert plain.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name LIKE 'idx_%'").fetchone()[0] == 0
+    assert plain.execute("SELECT agent_name FROM agent_sessions").fetchall() == [("kept",)]
+    plain.close()
+    monkeypatch.undo()
+    with Mesh(db_path) as mesh:  # the next attempt, with a good upgrade, works
+        assert [a.agent_name for a in mesh.agents("all")] == ["kept"]
