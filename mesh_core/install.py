@@ -29,7 +29,7 @@ from .errors import InvalidArgument
 
 SERVER_KEY = "agent-mesh"
 CLIENTS = ("copilot", "claude", "codex", "gemini", "json")
-HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop")
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd")
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def test_claude_hooks_merge_with_the_users_hooks(home: Path) -> None:
     stop = data["hooks"]["Stop"]
     assert stop[0] == users_stop and len(stop) == 2  # ours added once, theirs kept
     assert stop[1]["hooks"][0]["command"].endswith(" hook Stop")
-    for event in ("SessionStart", "UserPromptSubmit"):
+    for event in ("SessionStart", "UserPromptSubmit", "SessionEnd"):
         (group,) = data["hooks"][event]
         assert group["hooks"][0]["command"].endswith(f" hook {event}")
 
