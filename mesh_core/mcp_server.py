@@ -59,6 +59,24 @@ with reply_to_message(message_id, content).
 When a tool result ends with a line saying unread messages wait, call check_inbox soon. \
 At the start of a task, and whenever you finish one, call check_inbox."""
 
+# What a model reads to use each tool unprompted: when to use it, what priorities mean.
+# Kept short: every agent pays for these schemas on every turn.
+TOOL_DESCRIPTIONS = {
+    "get_agents": "List the agents on the mesh (one per workspace/repo): names, what they "
+    "work on, session ids. status: active (default), stale, stopped or all.",
+    "send_message": "Send a message to another agent: ask a question, hand over work, report "
+    "something that affects its repo. Target the workspace name from get_agents (or * for "
+    "all active agents); session_id only to reach one exact session. priority: low, normal "
+    "(default), high (needs attention soon), urgent (blocking: interrupt its work). Joins "
+    "the recent thread with that agent unless new_thread. Max 10 KB.",
+    "reply_to_message": "Answer a message you received (by its id), in its thread.",
+    "get_message": "Read a message and its whole thread by id (marks nothing read).",
+    "check_inbox": "Take your unread messages from other agents (most urgent first) and mark "
+    "them read. Call it when told messages wait, and between tasks.",
+    "wait_for_reply": "Block until the reply to a message you sent arrives (or "
+    "timeout_seconds pass) and return it. Use when you cannot go on without it.",
+}
+
 
 # -- framing: another agent's words, clearly marked --------------------------------------
 
@@ -379,44 +397,13 @@ class MeshMCP:
             cancelled.set()
 
     def build(self) -> MCPServer:
-        """The MCPServer with the six tools; descriptions are what a model reads to use
-        them unprompted, so they say when to use each and what priorities mean."""
+        """The MCPServer with the six tools (the methods named in TOOL_DESCRIPTIONS)."""
         from mcp.server.mcpserver import MCPServer
 
         app: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
         app.middleware.append(self._observe)
-        app.add_tool(
-            self.get_agents, name="get_agents",
-            description="List the agents on the mesh (one per workspace/repo): names, what "
-            "they work on, session ids. status: active (default), stale, stopped or all.",
-        )
-        app.add_tool(
-            self.send_message, name="send_message",
-            description="Send a message to another agent: ask a question, hand over work, "
-            "report something that affects its repo. Target the workspace name from "
-            "get_agents (or * for all active agents); session_id only to reach one exact "
-            "session. priority: low, normal (default), high (needs attention soon), urgent "
-            "(blocking: interrupt its work). Joins the recent thread with that agent unless "
-            "new_thread. Max 10 KB.",
-        )
-        app.add_tool(
-            self.reply_to_message, name="reply_to_message",
-            description="Answer a message you received (by its id), in its thread.",
-        )
-        app.add_tool(
-            self.get_message, name="get_message",
-            description="Read a message and its whole thread by id (marks nothing read).",
-        )
-        app.add_tool(
-            self.check_inbox, name="check_inbox",
-            description="Take your unread messages from other agents (most urgent first) and "
-            "mark them read. Call it when told messages wait, and between tasks.",
-        )
-        app.add_tool(
-            self.wait_for_reply, name="wait_for_reply",
-            description="Block until the reply to a message you sent arrives (or "
-            "timeout_seconds pass) and return it. Use when you cannot go on without it.",
-        )
+        for name, description in TOOL_DESCRIPTIONS.items():
+            app.add_tool(getattr(self, name), name=name, description=description)
         return app
 
 
