@@ -200,6 +200,7 @@ class MeshMCP:
         try:
             anyio.run(self._serve_stdio)
         finally:
+            self.participant.take_inbox = False  # no client left to hand mail to
             self._closing.set()
             self.participant.stop()
 

@@ -158,3 +158,16 @@ def test_shim_offers_the_tools_and_pushes_messages_into_the_session(
         ]:
             assert time.monotonic() < deadline, "the session was never marked stopped"
             time.sleep(0.05)
+
+
+def test_shim_says_what_to_do_when_mesh_cannot_start(extension: Path, tmp_path: Path) -> None:
+    (extension.parent / "agent-mesh.json").write_text(
+        json.dumps({"command": [str(tmp_path / "no-such-mesh")]})
+    )
+    done = subprocess.run(
+        ["node", str(extension)], cwd=tmp_path, capture_output=True, text=True,
+        timeout=TIMEOUT, check=False,
+    )
+    assert done.returncode != 0 and done.stdout == ""  # never joined the session
+    assert "agent-mesh: could not start" in done.stderr
+    assert "mesh install copilot" in done.stderr

@@ -83,15 +83,24 @@ class MeshServer {
   }
 }
 
-const server = new MeshServer(meshCommand());
-const init = await server.request("initialize", {
-  protocolVersion: PROTOCOL,
-  // Declaring the channel capability asks the server to push each message to us.
-  capabilities: { experimental: { "claude/channel": {} } },
-  clientInfo: { name: "agent-mesh-copilot-extension", version: "0.1.0" },
-});
-server.write({ method: "notifications/initialized" });
-const { tools } = await server.request("tools/list", {});
+const command = meshCommand();
+const server = new MeshServer(command);
+let init, tools;
+try {
+  init = await server.request("initialize", {
+    protocolVersion: PROTOCOL,
+    // Declaring the channel capability asks the server to push each message to us.
+    capabilities: { experimental: { "claude/channel": {} } },
+    clientInfo: { name: "agent-mesh-copilot-extension", version: "0.1.0" },
+  });
+  server.write({ method: "notifications/initialized" });
+  ({ tools } = await server.request("tools/list", {}));
+} catch (error) {
+  throw new Error(
+    `agent-mesh: could not start \`${command.join(" ")} mcp\` (${error.message}); ` +
+      "is agent-mesh installed? Run `mesh install copilot` again.",
+  );
+}
 
 let session = null;
 const early = [];
