@@ -51,9 +51,16 @@ class UsageError(Exception):
 # -- output helpers ---------------------------------------------------------------------
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich would exit 1 (our "refused"); let `main` handle it like any other write."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console(stderr: bool = False) -> Console:
     """A console on the current stdout/stderr; rich drops colour when it is not a TTY."""
-    return Console(
+    return _Console(
         file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, emoji=False
     )
 

@@ -38,9 +38,10 @@ TIMEOUT = 60  # generous: a loaded 2-core machine must not make these flake
 def _env(name: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items()
-        if k not in {"FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "AGENT_MESH_DB"}
+        if k not in {"FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "AGENT_MESH_DB",
+                     "PYTHONUNBUFFERED"}
     }
-    env.update(AGENT_MESH_NAME=name, COLUMNS="120", PYTHONUNBUFFERED="1")
+    env.update(AGENT_MESH_NAME=name, COLUMNS="120")
     return env
 
 
@@ -583,6 +584,29 @@ def test_wide_content_in_a_narrow_pipe_does_not_crash(live: Mesh, db_path: Path)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip()
         assert "\x1b" not in result.stdout
+
+
+@pytest.mark.parametrize("mode", [(), ("--json",)], ids=["table", "json"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    live: Mesh, db_path: Path, mode: tuple[str, ...]
+) -> None:
+    """`mesh show 1 | head -1`: exit 141 (as a shell reports SIGPIPE), no traceback."""
+    alice, bob = live.register("alice"), live.register("bob")
+    for _ in range(10):  # ~100 KB of table, ~200 KB of JSON: more than a pipe holds
+        live.send(alice.session_id, bob.session_id, "✓" * 3_400)
+    reader = subprocess.Popen(
+        _command(db_path, ("show", "1", *mode)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, bufsize=0, env=_env("alice"),
+    )
+    try:
+        assert reader.stdout is not None and reader.stderr is not None
+        assert len(reader.stdout.read(10)) == 10  # unbuffered: exactly what we asked for
+        reader.stdout.close()
+        err = reader.stderr.read().decode()
+        reader.wait(timeout=TIMEOUT)
+    finally:
+        reader.kill()
+    assert reader.returncode == 141 and "Traceback" not in err and "Exception" not in err
 
 
 def test_roster_table_shows_kind_unread_and_heartbeat_age(live: Mesh, cli: Any) -> None:
