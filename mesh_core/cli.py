@@ -268,7 +268,8 @@ def _cmd_show(args: argparse.Namespace, mesh: Mesh) -> int:
         _print_json({"thread_id": thread_id, "messages": [m.to_json() for m in messages]})
     else:
         console = _console()
-        console.print(Text(f"thread #{thread_id} ({len(messages)} messages)", style="bold"))
+        count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
+        console.print(Text(f"thread #{thread_id} ({count})", style="bold"))
         console.print(_messages_table(messages))
     return 0
 
