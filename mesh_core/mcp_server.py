@@ -265,9 +265,9 @@ class MeshMCP:
     # -- results --
 
     def _result(self, text: str, data: dict[str, Any], *, error: bool = False) -> CallToolResult:
-        from mcp_types import CallToolResult, TextContent
+        from mcp_types import CallToolResult, ContentBlock, TextContent
 
-        content = [TextContent(text=text)]
+        content: list[ContentBlock] = [TextContent(text=text)]
         notice = unread_notice(self.mesh, self.session_id)
         if notice:
             content.append(TextContent(text=notice))
