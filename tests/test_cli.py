@@ -213,8 +213,8 @@ def test_status_and_cleanup_json(live: Mesh, cli: Any, db_path: Path) -> None:
     code, out, _ = cli("status", "--json")
     assert code == 0
     stats = json.loads(out)
-    assert {"db_path", "schema_version", "db_bytes", "wal_bytes", "sessions", "messages",
-            "unread", "last_cleanup", "stale", "flooded"} <= set(stats)
+    assert set(stats) == {"db_path", "schema_version", "db_bytes", "wal_bytes", "sessions",
+                          "messages", "unread", "last_cleanup", "stale", "flooded"}
     assert stats["db_path"] == str(db_path) and stats["sessions"]["active"] == 1
     code, out, _ = cli("cleanup", "--json")
     assert code == 0
