@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, overload
 
 
 class Clock(Protocol):
@@ -78,6 +78,10 @@ def parse_ts_or_none(text: str | None) -> datetime | None:
         return None
 
 
+@overload
+def canonical(text: str) -> str: ...
+@overload
+def canonical(text: None) -> None: ...
 def canonical(text: str | None) -> str | None:
     """`text` rewritten in our form when it parses, else as it is: timestamps the core
     hands out then sort and compare as time whoever wrote them."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 DB_ENV = "AGENT_MESH_DB"
 NAME_ENV = "AGENT_MESH_NAME"
@@ -38,7 +39,7 @@ class MeshConfig:
     watch_interval: float = 0.05
     busy_timeout_ms: int = 5000
 
-    def with_overrides(self, **changes: float) -> MeshConfig:
+    def with_overrides(self, **changes: Any) -> MeshConfig:
         """A copy with some fields changed (tests, `--interval`)."""
         return replace(self, **changes)
 
