@@ -449,3 +449,18 @@ def test_registering_and_hooks_do_not_load_the_mcp_sdk() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_agent_mesh_name_overrides_the_workspace(tmp_path: Path, db_path: Path) -> None:
+    repo = make_repo(tmp_path, "alpha")
+    params = server_params(db_path, repo)
+    params.env = {**(params.env or {}), "AGENT_MESH_NAME": "reviewer"}
+    async with (
+        stdio_client(params) as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        roster = await client.call_tool("get_agents", {})
+        (me,) = roster.structured_content["agents"]
+        assert (me["agent_name"], me["session_id"]) == ("reviewer", roster.structured_content["you"])
+    assert session_rows(db_path, "alpha") == []
