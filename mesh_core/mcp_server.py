@@ -10,8 +10,9 @@ seed's tools, and formats their results. Three things shape it:
   `peek_inbox`, marking nothing). A client that can take pushed messages — it declares the
   experimental `claude/channel` capability, or the server was started with `--channel`
   for a Claude Code session launched with channels on — gets each message as a
-  `notifications/claude/channel` notification the moment it lands; only then does the
-  participant loop take mail off the inbox, so nothing is marked read that no one saw.
+  `notifications/claude/channel` notification the moment it lands; only for such a
+  client does the participant loop take mail off the inbox, so a client that cannot take
+  pushes never has mail marked read behind its back.
 - **Framing.** Another agent's text reaches the model between begin/end markers that the
   text itself cannot forge, under a header saying who sent it and how to answer.
 """
@@ -210,7 +211,9 @@ class MeshMCP:
         from mcp.server.stdio import stdio_server
 
         app = self.build()
-        lowlevel = app._lowlevel_server  # the SDK's own client reaches it the same way
+        # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
+        # in-memory client reaches the low-level server the same way.
+        lowlevel = app._lowlevel_server
         options = lowlevel.create_initialization_options(
             experimental_capabilities={CHANNEL_CAPABILITY: {}}
         )
