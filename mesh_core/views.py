@@ -5,7 +5,8 @@ shows, so its cost stays flat as the mesh grows to a million messages:
 
 - recent activity uses the primary key as the time index: `message_id` is AUTOINCREMENT,
   so ids grow with `created_at`; a binary search over ids (a few rowid seeks) finds the
-  first message of the last hour, and only that tail is aggregated;
+  first message of the last hour, that tail is aggregated once, and later refreshes read
+  only the ids above the highest seen (`Activity`);
 - the thread list reads the newest messages by `message_id` (all threads) or through
   `idx_messages_recipient` / `idx_messages_pair` (one agent), keeps the newest N threads,
   and summarises just those through the primary key and `idx_messages_thread`;
@@ -85,15 +86,17 @@ def snapshot(
     me: str | None = None,
     agent: str | None = None,
     thread_limit: int = THREAD_LIMIT,
+    activity: Activity | None = None,
 ) -> MeshSnapshot:
     """The roster and the newest threads (of `agent`, else of the whole mesh), as seen by
-    session `me` (whose unread messages are counted per thread)."""
+    session `me` (whose unread messages are counted per thread). A monitor keeps one
+    `Activity` and passes it each time: then a refresh reads only what changed."""
     version = mesh.data_version()
     taken = mesh.clock.now()
     return MeshSnapshot(
         taken_at=taken,
         data_version=version,
-        roster=tuple(roster(mesh)),
+        roster=tuple(roster(mesh, activity)),
         threads=tuple(threads(mesh, me, agent, thread_limit)),
     )
 
@@ -129,49 +132,100 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
     return int(low)
 
 
-def roster(mesh: Mesh) -> list[RosterRow]:
+def _rate_limited_pairs(mesh: Mesh, now: datetime) -> list[tuple[str, str]]:
+    """(sender, recipient) pairs at the rate limit: the last minute's messages only."""
+    cfg = mesh.config
+    since = iso(now - timedelta(seconds=cfg.rate_window))
+    first = _first_id_since(mesh, since)
+    if first is None:
+        return []
+    rows = mesh._read(
+        # NOT INDEXED keeps the rowid range seek (see Activity.update)
+        "SELECT sender_session_id, recipient_session_id FROM agent_messages NOT INDEXED "
+        "WHERE message_id >= ? AND created_at > ? GROUP BY 1, 2 HAVING count(*) >= ?",
+        (first, since, cfg.rate_limit),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+class Activity:
+    """Messages sent or received per session in the last hour, in 5-minute buckets.
+
+    Kept between refreshes: the first `update` aggregates the last hour (found by a
+    binary search over message ids); each later one reads only the messages committed
+    since (ids above the highest seen), so a refresh costs what changed, not the size
+    of the hour. Buckets are aligned to the clock (…:00, :05, :10 …), the newest partial.
+    Not thread-safe: one refresh at a time uses it.
+    """
+
+    BUCKET_DAYS = ACTIVITY_WINDOW / ACTIVITY_BUCKETS / 86400.0
+
+    def __init__(self) -> None:
+        self._last_id: int | None = None
+        self._counts: dict[int, dict[str, int]] = {}  # bucket number -> session -> count
+
+    def _bucket(self, when: datetime) -> int:
+        julian = when.timestamp() / 86400.0 + 2440587.5
+        return int(julian / self.BUCKET_DAYS)
+
+    def update(self, mesh: Mesh, now: datetime) -> None:
+        oldest = self._bucket(now) - ACTIVITY_BUCKETS + 1
+        if self._last_id is None:
+            since = iso(now - timedelta(seconds=ACTIVITY_WINDOW))
+            first = _first_id_since(mesh, since)
+            if first is None:
+                return
+            where, params = "message_id >= ? AND created_at >= ?", (first, since)
+        else:
+            where, params = "message_id > ?", (self._last_id,)
+        rows = mesh._read(
+            "SELECT sender_session_id, recipient_session_id, "
+            "CAST(julianday(created_at) / ? AS INTEGER), count(*), max(message_id) "
+            # NOT INDEXED keeps the rowid range seek: otherwise the planner walks all of
+            # idx_messages_pair to save the GROUP BY's sort (a full scan, 1M entries).
+            f"FROM agent_messages NOT INDEXED WHERE {where} GROUP BY 1, 2, 3",
+            (self.BUCKET_DAYS, *params),
+        )
+        for sender, recipient, bucket, count, last_id in rows:
+            self._last_id = max(self._last_id or 0, int(last_id))
+            if bucket is None or bucket < oldest:
+                continue
+            slot = self._counts.setdefault(int(bucket), {})
+            for sid in {sender, recipient}:
+                slot[sid] = slot.get(sid, 0) + count
+        for bucket in [b for b in self._counts if b < oldest]:
+            del self._counts[bucket]
+
+    def buckets(self, session_id: str, now: datetime) -> tuple[int, ...]:
+        """The last hour for `session_id`, oldest bucket first."""
+        newest = self._bucket(now)
+        return tuple(
+            self._counts.get(bucket, {}).get(session_id, 0)
+            for bucket in range(newest - ACTIVITY_BUCKETS + 1, newest + 1)
+        )
+
+
+def roster(mesh: Mesh, activity: Activity | None = None) -> list[RosterRow]:
     """Every session with its unread depth, last-hour activity and rate-limited peers;
-    the ones that need attention first, then active, stale, stopped, by name."""
+    the ones that need attention first, then active, stale, stopped, by name.
+
+    Pass the same `activity` to every refresh so only new messages are read."""
     cfg = mesh.config
     now = mesh.clock.now()
     agents = mesh.agents("all")  # with unread counts
     names = {a.session_id: a.agent_name for a in agents}
-    activity: dict[str, list[int]] = {a.session_id: [0] * ACTIVITY_BUCKETS for a in agents}
     limited: dict[str, list[str]] = {}
 
-    hour_ago = iso(now - timedelta(seconds=ACTIVITY_WINDOW))
-    first = _first_id_since(mesh, hour_ago)
-    if first is not None:
-        bucket_days = ACTIVITY_WINDOW / ACTIVITY_BUCKETS / 86400.0
-        rows = mesh._read(
-            "SELECT sender_session_id, recipient_session_id, "
-            "CAST((julianday(:now) - julianday(created_at)) / :bucket AS INTEGER) AS age, "
-            "count(*), sum(created_at > :minute_ago) "
-            # NOT INDEXED keeps the rowid range seek: otherwise the planner walks all of
-            # idx_messages_pair to save the GROUP BY's sort (a full scan, 1M entries).
-            "FROM agent_messages NOT INDEXED "
-            "WHERE message_id >= :first AND created_at >= :hour_ago "
-            "GROUP BY 1, 2, 3",
-            {
-                "now": iso(now), "bucket": bucket_days, "first": first, "hour_ago": hour_ago,
-                "minute_ago": iso(now - timedelta(seconds=cfg.rate_window)),
-            },
-        )
-        per_pair: dict[tuple[str, str], int] = {}
-        for sender, recipient, age, count, last_minute in rows:
-            index = ACTIVITY_BUCKETS - 1 - min(max(int(age), 0), ACTIVITY_BUCKETS - 1)
-            for sid in (sender, recipient):
-                if sid in activity:
-                    activity[sid][index] += count
-            per_pair[(sender, recipient)] = per_pair.get((sender, recipient), 0) + last_minute
-        for (sender, recipient), count in per_pair.items():
-            if count >= cfg.rate_limit:
-                limited.setdefault(sender, []).append(names.get(recipient, recipient))
+    tracker = activity if activity is not None else Activity()
+    tracker.update(mesh, now)
+    counts = {sid: tracker.buckets(sid, now) for sid in names}
+    for sender, recipient in _rate_limited_pairs(mesh, now):
+        limited.setdefault(sender, []).append(names.get(recipient, recipient))
 
     rows_out = [
         RosterRow(
             agent=a,
-            activity=tuple(activity[a.session_id]),
+            activity=counts[a.session_id],
             rate_limited=tuple(sorted(limited.get(a.session_id, ()))),
             flooded=a.unread > cfg.flood_threshold,
         )

@@ -72,7 +72,7 @@ Or try it with simulated agents:  mesh-tui --demo"""
 class MeshApp(App[None]):
     """Roster, threads, conversation and composer over one mesh database."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "agent-mesh"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -115,6 +115,8 @@ class MeshApp(App[None]):
         self.me: str | None = session_id
         self.participant: Participant | None = None
         self.snapshot: MeshSnapshot | None = None
+        # last-hour counts kept between refreshes: each reads only new messages
+        self.activity = views.Activity()
         self.scope: str | None = None  # session id whose threads are listed; None = all
         self.open_thread: int | None = None
         self.show_stopped = True
@@ -204,25 +206,30 @@ class MeshApp(App[None]):
         self._last_refresh = time.monotonic()
         self.refresh_mesh(self.me, self.scope, self.open_thread)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="refresh")
+    @work(thread=True, exit_on_error=False, group="refresh")
     def refresh_mesh(self, me: str | None, scope: str | None, thread_id: int | None) -> None:
-        """Blocking SQLite, off the event loop; the result goes back as a message."""
+        """Blocking SQLite, off the event loop; the result goes back as a message.
+
+        Not `exclusive`: `request_refresh` already allows one read at a time, and an
+        exclusive worker would cancel the previous one in the instant between its
+        result being handled and its thread returning."""
         try:
-            snapshot = views.snapshot(self.mesh, me, scope)
+            snapshot = views.snapshot(self.mesh, me, scope, activity=self.activity)
             messages = views.thread_messages(self.mesh, thread_id) if thread_id else None
-        except (MeshError, sqlite3.Error) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is shown and frees the gate
             self.post_message(RefreshFailed(str(exc)))
             return
         self.post_message(SnapshotLoaded(snapshot))
         if thread_id is not None and messages is not None:
             self.post_message(ThreadLoaded(thread_id, messages))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="thread")
+    @work(thread=True, exit_on_error=False, group="thread")
     def load_thread(self, thread_id: int) -> None:
+        """Not exclusive: a stale result is dropped by `on_thread_loaded` instead."""
         try:
             messages = views.thread_messages(self.mesh, thread_id)
         except (MeshError, sqlite3.Error) as exc:
-            self.post_message(RefreshFailed(str(exc)))
+            self.post_message(RefreshFailed(str(exc), gate=False))
             return
         self.post_message(ThreadLoaded(thread_id, messages))
 
@@ -238,8 +245,14 @@ class MeshApp(App[None]):
         self._change_timer = None
         self.request_refresh()
 
+    def _panes_gone(self) -> bool:
+        """Worker results that arrive while the app shuts down have no panes to go to."""
+        return not self.query(Conversation)
+
     def on_snapshot_loaded(self, event: SnapshotLoaded) -> None:
         self._refreshing = False
+        if self._panes_gone():
+            return
         previous, self.snapshot = self.snapshot, event.snapshot
         if previous is not None:
             self._announce_changes(previous, event.snapshot)
@@ -249,7 +262,8 @@ class MeshApp(App[None]):
             self.request_refresh()
 
     def on_refresh_failed(self, event: RefreshFailed) -> None:
-        self._refreshing = False
+        if event.gate:
+            self._refreshing = False
         self.notify(event.error, title="cannot read the mesh", severity="error", markup=False)
 
     def _announce_changes(self, before: MeshSnapshot, after: MeshSnapshot) -> None:
@@ -349,7 +363,7 @@ class MeshApp(App[None]):
         self.query_one("#statusbar", Static).update(status)
 
     def on_thread_loaded(self, event: ThreadLoaded) -> None:
-        if event.thread_id != self.open_thread or self.snapshot is None:
+        if event.thread_id != self.open_thread or self.snapshot is None or self._panes_gone():
             return
         unseen = self.unseen.get(event.thread_id, set())
         if self._marker is None or self._marker[0] != event.thread_id or self._marker[1] is None:
@@ -569,10 +583,14 @@ class MeshApp(App[None]):
         self.post_message(SendSucceeded(message))
 
     def on_send_failed(self, event: SendFailed) -> None:
+        if self._panes_gone():
+            return
         self.query_one(Composer).show_error(event.error)
 
     def on_send_succeeded(self, event: SendSucceeded) -> None:
         message: Message = event.message
+        if self._panes_gone():
+            return
         composer = self.query_one(Composer)
         composer.sent()
         self.notify(
@@ -589,6 +607,8 @@ class MeshApp(App[None]):
     def on_delivered(self, event: Delivered) -> None:
         """A message for the person: count it unseen until its thread is opened."""
         message = event.message
+        if self._panes_gone():
+            return
         if message.thread_id != self.open_thread:
             self.unseen.setdefault(message.thread_id, set()).add(message.message_id)
         sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)

@@ -34,6 +34,7 @@ class RefreshFailed(TextualMessage):
     """A read of the mesh failed (database unusable, say); shown, and retried next time."""
 
     error: str
+    gate: bool = True  # a refresh (not a thread load) failed: the next one may start
 
 
 @dataclass
