@@ -12,12 +12,13 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
-from mesh_core import FixedClock, Mesh
+from mesh_core import FixedClock, Mesh, iso, parse_ts
 from mesh_tui.app import MeshApp
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
@@ -60,43 +61,56 @@ def build_world(path: Path) -> World:
     register("data-pipeline", "nightly import of the orders")
     register("old-prototype", "first try at the checkout flow")
 
-    # An hour of talk between api-server and web-frontend, one exchange every 5 minutes.
-    first = None
-    for step in range(12):
-        sent = mesh.send(
+    # Every event at its time, run in time order: message ids grow with time, as they do
+    # on a real mesh (views rely on it to find the last hour by id).
+    events: list[tuple[str, Callable[[], object]]] = []
+    at = parse_ts(START)
+
+    def stamp(seconds: float) -> str:
+        return iso(at + timedelta(seconds=seconds))
+
+    found: dict[str, int] = {}
+    sent: dict[int, int] = {}
+
+    def ask_build(step: int) -> None:
+        sent[step] = mesh.send(
             ids["api-server"], "web-frontend",
             f"Build {step + 1}: /v2/orders now returns totals in cents.",
             priority="high" if step == 3 else "normal", new_thread=step == 0,
-        )
-        first = first or sent.message_id
-        clock.advance(30)
-        mesh.reply(ids["web-frontend"], sent.message_id, "Thanks, client types regenerated.")
-        clock.advance(270)
-    assert first is not None
-    mesh.deregister(ids["old-prototype"])
-    mesh.inbox(ids["web-frontend"])
-    mesh.inbox(ids["api-server"])
+        ).message_id
 
+    # An hour of talk between api-server and web-frontend, one exchange every 5 minutes.
+    for step in range(12):
+        events.append((stamp(step * 300 + 1), lambda step=step: ask_build(step)))
+        events.append((stamp(step * 300 + 31), lambda step=step: mesh.reply(
+            ids["web-frontend"], sent[step], "Thanks, client types regenerated.")))
+    events.append((stamp(1500), lambda: mesh.deregister(ids["old-prototype"])))
     # test-runner is flooded: 55 unread requests from three senders, over 55 minutes.
-    clock.set(START)
     senders = ["api-server", "web-frontend", "data-pipeline"]
     for index in range(55):
-        clock.advance(59)
-        mesh.send(ids[senders[index % 3]], "test-runner", f"Please re-run suite #{index + 1}.")
+        events.append((stamp(59 * (index + 1)), lambda index=index: mesh.send(
+            ids[senders[index % 3]], "test-runner", f"Please re-run suite #{index + 1}.")))
 
-    # A thread for the person: alice asked, api-server answered urgently (unread).
-    clock.set("2026-11-23T14:05:00.000Z")
-    asked = mesh.send(me, "api-server", "Is the payments outage over?", new_thread=True)
-    clock.advance(60)
-    mesh.reply(ids["api-server"], asked.message_id,
-               "Not yet: card payments fail for 1 in 20 orders.\nI will tell you when it is.",
-               priority="urgent")
+    def ask() -> None:  # a thread for the person
+        found["person"] = mesh.send(
+            me, "api-server", "Is the payments outage over?", new_thread=True).message_id
 
+    events.append(("2026-11-23T14:06:30.000Z", ask))
+    events.append(("2026-11-23T14:07:30.000Z", lambda: mesh.reply(  # urgent, unread
+        ids["api-server"], found["person"],
+        "Not yet: card payments fail for 1 in 20 orders.\nI will tell you when it is.",
+        priority="urgent")))
     # web-frontend hits the rate limit to test-runner: 10 messages in the last minute.
-    clock.set("2026-11-23T14:09:10.000Z")
     for index in range(10):
-        mesh.send(ids["web-frontend"], "test-runner", f"Flaky test {index + 1}, please rerun.")
-        clock.advance(4)
+        events.append((iso(parse_ts("2026-11-23T14:09:10.000Z") + timedelta(seconds=4 * index)),
+                       lambda index=index: mesh.send(ids["web-frontend"], "test-runner",
+                                                     f"Flaky test {index + 1}, please rerun.")))
+    for when, event in sorted(events, key=lambda e: e[0]):
+        clock.set(when)
+        event()
+    clock.set(NOW)
+    mesh.inbox(ids["web-frontend"])  # the two talkers have read their mail
+    mesh.inbox(ids["api-server"])
 
     clock.set("2026-11-23T14:09:15.000Z")
     mesh.heartbeat(ids["data-pipeline"])  # its last beat: stale 47 s later
@@ -104,7 +118,7 @@ def build_world(path: Path) -> World:
     for name in ("alice", "api-server", "web-frontend", "test-runner"):
         mesh.heartbeat(ids[name])
     clock.advance(2)
-    return World(mesh, clock, me, ids, asked.message_id, first)
+    return World(mesh, clock, me, ids, found["person"], sent[0])
 
 
 # -- the main views, shared by the snapshot tests and scripts/screenshots.py -------------

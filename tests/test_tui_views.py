@@ -1,0 +1,142 @@
+"""mesh_core.views (what mesh-tui reads) and mesh_core.demo (what `--demo` runs)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tui_fixtures import World, build_world
+
+from mesh_core import FixedClock, Mesh, views
+from mesh_core.demo import DEMO_AGENTS, Demo
+from mesh_core.models import Status
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    built = build_world(tmp_path / "agent-mesh.db")
+    yield built
+    built.mesh.close()
+
+
+def read_flags(mesh: Mesh) -> list[tuple[int, int]]:
+    return [tuple(r) for r in mesh.connection().execute(
+        "SELECT message_id, read FROM agent_messages ORDER BY message_id")]
+
+
+def test_roster_shows_every_state_and_puts_attention_first(world: World) -> None:
+    rows = views.roster(world.mesh)
+    by_name = {r.agent.agent_name: r for r in rows}
+    assert by_name["data-pipeline"].agent.status is Status.STALE
+    assert by_name["old-prototype"].agent.status is Status.STOPPED
+    assert by_name["test-runner"].flooded and by_name["test-runner"].agent.unread == 65
+    assert by_name["web-frontend"].rate_limited == ("test-runner",)
+    assert not by_name["api-server"].needs_attention
+    attention = [r.agent.agent_name for r in rows if r.needs_attention]
+    assert [r.agent.agent_name for r in rows[: len(attention)]] == attention
+    assert rows[-1].agent.agent_name == "old-prototype"  # stopped last
+    snapshot = views.snapshot(world.mesh, world.me)
+    assert snapshot.counts() == {"active": 3, "stale": 1, "stopped": 1, "flooded": 1,
+                                 "rate-limited": 1}
+
+
+def test_activity_counts_the_last_hour_and_stays_right_incrementally(world: World) -> None:
+    mesh, clock = world.mesh, world.clock
+    warm = views.Activity()
+    warm.update(mesh, clock.now())
+    oldest_bucket = "2026-11-23T13:15:00.000Z"  # 12 five-minute buckets, clock-aligned
+    for name, sid in world.ids.items():
+        (expected,), = mesh.connection().execute(
+            "SELECT count(*) FROM agent_messages WHERE created_at >= ? "
+            "AND (sender_session_id = ? OR recipient_session_id = ?)", (oldest_bucket, sid, sid))
+        assert sum(warm.buckets(sid, clock.now())) == expected, name
+    # new messages, later: the warm tracker reads only them and agrees with a fresh one
+    clock.advance(400)
+    mesh.send(world.ids["api-server"], "alice", "Payments are back.", priority="high")
+    clock.advance(30)
+    mesh.send(world.me, "api-server", "Thanks!")
+    warm.update(mesh, clock.now())
+    fresh = views.Activity()
+    fresh.update(mesh, clock.now())
+    for sid in world.ids.values():
+        assert warm.buckets(sid, clock.now()) == fresh.buckets(sid, clock.now())
+    assert warm.buckets(world.me, clock.now())[-1] == 2
+
+
+def test_thread_summaries(world: World) -> None:
+    threads = views.threads(world.mesh, world.me)
+    assert threads[0].thread_id != world.person_thread  # newest activity first
+    mine = next(t for t in threads if t.thread_id == world.person_thread)
+    assert mine.participants == ("alice", "api-server")
+    assert mine.first_line == "Is the payments outage over?"
+    assert (mine.count, mine.unread_for_me, mine.top_priority) == (2, 1, "urgent")
+    agents = next(t for t in threads if t.thread_id == world.agents_thread)
+    assert agents.count == 24 and agents.top_priority == "high" and agents.unread_for_me == 0
+    scoped = views.threads(world.mesh, world.me, agent=world.ids["data-pipeline"])
+    assert scoped and all("data-pipeline" in t.participants for t in scoped)
+    messages = views.thread_messages(world.mesh, world.agents_thread, limit=5)
+    assert len(messages) == 5
+    assert messages[-1].message_id == agents.last_message_id  # the newest five, in order
+    assert [m.created_at for m in messages] == sorted(m.created_at for m in messages)
+
+
+def test_views_mark_nothing_read(world: World) -> None:
+    before = read_flags(world.mesh)
+    views.snapshot(world.mesh, world.me)
+    views.snapshot(world.mesh, world.me, agent=world.ids["test-runner"])
+    for thread in views.threads(world.mesh, world.me):
+        views.thread_messages(world.mesh, thread.thread_id)
+    assert read_flags(world.mesh) == before
+
+
+def test_refresh_never_scans_the_messages_table(world: World) -> None:
+    """Every statement a refresh runs seeks an index (or a LIMITed rowid range)."""
+    conn = world.mesh.connection()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        views.snapshot(world.mesh, world.me)
+        views.snapshot(world.mesh, world.me, agent=world.ids["api-server"])
+        views.thread_messages(world.mesh, world.person_thread)
+    finally:
+        conn.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) > 5
+    for sql in selects:
+        plan = "; ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        full_scan = re.search(r"SCAN agent_messages(?! USING)", plan) and "LIMIT" not in sql
+        assert not full_scan, f"{sql}\n-> {plan}"
+
+
+def test_demo_agents_show_every_state_and_answer_the_person(tmp_path: Path) -> None:
+    clock = FixedClock("2026-11-23T14:00:00.000Z")
+    mesh = Mesh(tmp_path / "demo.db", clock=clock)
+    person = mesh.register("pat", kind="human").session_id
+    demo = Demo(mesh, person=person)
+    demo.seed()
+    agents = {a.agent_name: a for a in mesh.agents("all") if a.kind != "human"}
+    assert set(agents) == {a.name for a in DEMO_AGENTS}
+    for agent in agents.values():  # labelled as simulated, twice
+        assert agent.agent_description.startswith("(simulated)")
+        assert agent.metadata["simulated"] is True and agent.metadata["client"] == "mesh-demo"
+    assert agents["old-prototype"].status is Status.STOPPED
+    (greeting,) = mesh.inbox(person)
+    assert greeting.sender_name == "docs-writer"
+    clock.advance(10)  # the stale agent's last beat was 25 s before the start
+    assert mesh.agent(agents["data-pipeline"].session_id).status is Status.STALE
+
+    mesh.send(person, "api-server", "Are you real?")
+    burst = demo._burst_at  # monotonic time of the flood burst, 8 s after the start
+    demo.step(now=burst + 1)  # the burst: test-runner floods, the pair is limited
+    clock.advance(1)
+    demo.step(now=burst + 5)  # answers are due a few seconds later
+    rows = {r.agent.agent_name: r for r in views.roster(mesh)}
+    assert rows["test-runner"].flooded
+    assert rows["web-frontend"].rate_limited == ("test-runner",)
+    (answer,) = mesh.inbox(person)
+    assert answer.sender_name == "api-server" and answer.content.startswith("(simulated)")
+    demo.shutdown()
+    assert all(a.status is Status.STOPPED for a in mesh.agents("all") if a.kind != "human")
+    mesh.close()
