@@ -64,7 +64,9 @@ Connect an agent session:
   mesh install claude      Claude Code
   mesh install copilot     GitHub Copilot CLI
   mesh install codex       Codex
+  mesh install gemini      Gemini CLI
   mesh mcp                 any other MCP client: add this command as a stdio server
+                           (`mesh install json` prints the snippet)
 
 Or try it with simulated agents:  mesh-tui --demo"""
 
