@@ -245,3 +245,23 @@ async def test_help_lists_every_binding(world: World) -> None:
     for description in ("Quit", "New message", "Reply", "Filter", "Next pane", "Command palette",
                         "Send", "Leave (keeps draft)", "Show/hide stopped agents"):
         assert description in text, description
+
+
+async def test_live_change_shows_without_waiting_for_the_timer(world: World) -> None:
+    """Another connection commits: data_version wakes the app, long before its 60 s timer."""
+    other = Mesh(world.mesh.path, clock=world.clock)  # another connection, as another process
+    app = MeshApp(world.mesh, live=True, session_id=world.me, name="alice", interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = app.snapshot.data_version if app.snapshot else None
+        sent = other.send(world.ids["test-runner"], "data-pipeline", "Suite green again.",
+                          new_thread=True)
+        deadline = asyncio.get_running_loop().time() + 20
+        while not app.snapshot or all(t.thread_id != sent.message_id
+                                      for t in app.snapshot.threads):
+            assert asyncio.get_running_loop().time() < deadline, "change never shown"
+            await asyncio.sleep(0.05)
+        assert app.snapshot.data_version != before
+        await settle(pilot)
+        assert str(sent.message_id) in app.query_one(ThreadList).rows
+    other.close()
