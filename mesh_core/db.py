@@ -161,7 +161,10 @@ def _prepare_path(path: Path) -> None:
             pass
         except OSError as exc:
             raise DatabasePermission(path, f"cannot create it ({exc.strerror})") from exc
-    _tighten(path, 0o600)
+    # SQLite gives new -wal/-shm files the db file's mode, but ones another client left
+    # (the sqlite3 shell under umask 022) keep theirs, and the WAL holds recent messages.
+    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        _tighten(target, 0o600)
 
 
 def permission_hint(path: Path) -> str:

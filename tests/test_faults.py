@@ -13,6 +13,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -514,3 +515,43 @@ def test_random_kills_keep_the_file_usable_for_the_next_process(tmp_path: Path) 
         bob = after.session_for("bob").agent.session_id
         after.send(alice, "bob", "still works")
         assert after.inbox(bob)[-1].content == "still works"
+
+
+# -- access: what someone else's loose umask left behind -----------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_loose_wal_and_shm_left_by_another_client_are_tightened(tmp_path: Path) -> None:
+    """The sqlite3 shell under umask 022 leaves db, -wal and -shm 0644 while it is open.
+    The -wal holds recent messages in clear, so tightening only the db file is not
+    enough: every open tightens all three."""
+    db = tmp_path / "mesh.db"
+    Mesh(db).close()
+    other = sqlite3.connect(db)  # another client keeps the WAL and shared memory alive
+    try:
+        other.execute("SELECT count(*) FROM agent_sessions").fetchone()
+        for path in db_files(db):
+            path.touch()
+            os.chmod(path, 0o644)
+        with Mesh(db) as mesh:
+            mesh.register("alice")
+            assert {str(p): _mode(p) for p in db_files(db)} == {str(p): 0o600 for p in db_files(db)}
+    finally:
+        other.close()
+
+
+def test_someone_elses_readable_file_is_warned_about_not_changed(tmp_path: Path) -> None:
+    """We tighten what we own; a file owned by another user that others can read is
+    used (its owner decides) with a warning that says how to fix it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    db = tmp_path / "mesh.db"
+    Mesh(db).close()
+    os.chown(db, 65534, 65534)
+    os.chmod(db, 0o644)
+    with pytest.warns(UserWarning, match=r"can be read by other users.*chmod 600"), Mesh(db):
+        pass
+    assert _mode(db) == 0o644 and db.stat().st_uid == 65534
