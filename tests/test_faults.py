@@ -301,6 +301,15 @@ def reaches(db: Path, name: str, watcher: Watcher, text: str) -> bool:
     return True
 
 
+def reported_once(watcher: Watcher, says: str) -> Exception:
+    """The fault is reported, and still only once after more file checks and retries."""
+    wait_until(lambda: watcher.errors)
+    time.sleep(2.5)
+    assert len(watcher.errors) == 1, watcher.errors
+    assert says in str(watcher.errors[0])
+    return watcher.errors[0]
+
+
 def db_files(db: Path) -> list[Path]:
     return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
 
@@ -313,11 +322,8 @@ def test_deleted_database_is_reported_once_and_rejoined_when_back(
     for path in db_files(db):
         path.unlink(missing_ok=True)
 
-    wait_until(lambda: watcher.errors)
-    time.sleep(3 * 2.0)  # several file checks and retries later…
-    assert len(watcher.errors) == 1, watcher.errors  # …still one report, not a flood
-    assert isinstance(watcher.errors[0], DatabaseUnusable)
-    assert "deleted, moved or replaced" in str(watcher.errors[0])
+    error = reported_once(watcher, "deleted, moved or replaced")
+    assert isinstance(error, DatabaseUnusable)
     assert not db.exists(), "a running participant must not resurrect a deleted database"
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
 
@@ -332,9 +338,7 @@ def test_moved_database_is_reported_and_used_again_when_moved_back(
     db = watcher.mesh.path
     aside = tmp_path / "aside"
     shutil.move(db.parent, aside)
-    wait_until(lambda: watcher.errors)
-    time.sleep(2.5)
-    assert len(watcher.errors) == 1 and "deleted, moved or replaced" in str(watcher.errors[0])
+    reported_once(watcher, "deleted, moved or replaced")
     shutil.move(aside, db.parent)
     assert reaches(db, "watcher", watcher, "after the move back")
     assert len(watcher.errors) == 1
@@ -392,11 +396,7 @@ def test_read_only_file_system_is_reported_and_recovered(
     _mount("--bind", str(folder), str(folder))
     try:
         _mount("-o", "remount,ro,bind", str(folder))
-        wait_until(lambda: watcher.errors)
-        time.sleep(2.5)
-        assert len(watcher.errors) == 1, watcher.errors
-        assert isinstance(watcher.errors[0], DatabasePermission)
-        assert "read-only" in str(watcher.errors[0])
+        assert isinstance(reported_once(watcher, "read-only"), DatabasePermission)
         # A new opener gets the same clear refusal, and the file is unchanged.
         with pytest.raises(DatabasePermission), Mesh(db) as newcomer:
             newcomer.register("newcomer")
@@ -432,10 +432,7 @@ def test_full_disk_is_reported_once_and_recovered(tmp_path: Path) -> None:
         with pytest.raises(DatabaseUnusable, match="full"):
             for i in range(200):  # the WAL has some slack: write until it is used up
                 sender_mesh.send(sender, "watcher", "x" * 10_000)
-        wait_until(lambda: watcher is not None and watcher.errors)
-        time.sleep(2.5)
-        assert len(watcher.errors) == 1, watcher.errors
-        assert "full" in str(watcher.errors[0])
+        reported_once(watcher, "full")
 
         filler.unlink()
         sender_mesh.send(sender, "watcher", "space again")
