@@ -64,7 +64,7 @@ class MeshSnapshot:
     """What one refresh of the monitor read, at `taken_at`."""
 
     taken_at: datetime
-    data_version: int
+    data_version: int  # PRAGMA data_version of the connection that read it
     roster: tuple[RosterRow, ...]
     threads: tuple[ThreadSummary, ...]
 
@@ -175,7 +175,8 @@ class Activity:
             first = _first_id_since(mesh, since)
             if first is None:
                 return
-            where, params = "message_id >= ? AND created_at >= ?", (first, since)
+            where = "message_id >= ? AND created_at >= ?"
+            params: tuple[int | str, ...] = (first, since)
         else:
             where, params = "message_id > ?", (self._last_id,)
         rows = mesh._read(

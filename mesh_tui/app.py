@@ -40,18 +40,20 @@ from mesh_core.views import MeshSnapshot, RosterRow, ThreadSummary
 from .messages import (
     Delivered,
     MeshChanged,
+    Prebuilt,
     RefreshFailed,
     SendFailed,
     SendSucceeded,
     SnapshotLoaded,
     ThreadLoaded,
+    ViewState,
 )
 from .screens.help import HelpScreen
 from .widgets.composer import Composer
 from .widgets.conversation import Conversation, first_unread
 from .widgets.keyed_table import KeyedTable
-from .widgets.roster import Roster
-from .widgets.threads import ThreadList
+from .widgets.roster import Roster, roster_rows
+from .widgets.threads import ThreadList, thread_rows
 
 INTERVAL_CHOICES = (2.0, 5.0, 10.0, 30.0, 60.0)
 # A commit by another process asks for a refresh; at most this often (seconds).
@@ -69,6 +71,23 @@ Connect an agent session:
                            (`mesh install json` prints the snippet)
 
 Or try it with simulated agents:  mesh-tui --demo"""
+
+
+def _matches(needle: str, *texts: str | None) -> bool:
+    needle = needle.lower()
+    return not needle or any(needle in (t or "").lower() for t in texts)
+
+
+def visible_roster(snapshot: MeshSnapshot, view: ViewState) -> list[RosterRow]:
+    return [
+        row for row in snapshot.roster
+        if (view.show_stopped or row.agent.status is not Status.STOPPED)
+        and _matches(view.filter_text, row.agent.agent_name, row.agent.agent_description)
+    ]
+
+
+def visible_threads(snapshot: MeshSnapshot, view: ViewState) -> list[ThreadSummary]:
+    return [t for t in snapshot.threads if _matches(view.filter_text, t.first_line, *t.participants)]
 
 
 class MeshApp(App[None]):
@@ -172,8 +191,7 @@ class MeshApp(App[None]):
             self.participant = Participant(
                 self.mesh, self.person_name, kind="human", client="mesh-tui",
                 description="a person at mesh-tui", session_id=self.me,
-                on_message=lambda message: self.post_message(Delivered(message)),
-                on_change=lambda: self.post_message(MeshChanged()),
+                on_message=self._delivered, on_change=self._changed,
             )
             self.me = self.participant.start().session_id
         elif self.me is None:
@@ -182,6 +200,14 @@ class MeshApp(App[None]):
                 description="a person at mesh-tui",
             )
             self.me = agent.session_id
+
+    def _delivered(self, message: Message) -> None:
+        """Participant thread: a message for the person was taken from the inbox."""
+        self.post_message(Delivered(message))
+
+    def _changed(self) -> None:
+        """Participant thread: another connection committed."""
+        self.post_message(MeshChanged())
 
     def _run_demo(self) -> None:
         demo = Demo(self.mesh, person=self.me)
@@ -201,27 +227,40 @@ class MeshApp(App[None]):
 
     def request_refresh(self) -> None:
         """Read the mesh in a worker; never two reads at once (one more runs after)."""
+        if self._panes_gone():
+            return
         if self._refreshing:
             self._refresh_again = True
             return
         self._refreshing = True
         self._last_refresh = time.monotonic()
-        self.refresh_mesh(self.me, self.scope, self.open_thread)
+        self.refresh_mesh(self.me, self.scope, self.open_thread, self.view_state())
 
     @work(thread=True, exit_on_error=False, group="refresh")
-    def refresh_mesh(self, me: str | None, scope: str | None, thread_id: int | None) -> None:
+    def refresh_mesh(
+        self, me: str | None, scope: str | None, thread_id: int | None, view: ViewState
+    ) -> None:
         """Blocking SQLite, off the event loop; the result goes back as a message.
 
         Not `exclusive`: `request_refresh` already allows one read at a time, and an
         exclusive worker would cancel the previous one in the instant between its
-        result being handled and its thread returning."""
+        result being handled and its thread returning. The table cells are built here
+        too, for `view`, so the event loop only has to update the cells that changed."""
         try:
             snapshot = views.snapshot(self.mesh, me, scope, activity=self.activity)
             messages = views.thread_messages(self.mesh, thread_id) if thread_id else None
+            taken = snapshot.taken_at
+            built = Prebuilt(
+                view,
+                roster_rows(visible_roster(snapshot, view), taken, me,
+                            self.mesh.config.flood_threshold, view.about_width),
+                thread_rows(visible_threads(snapshot, view), taken, dict(view.unseen),
+                            view.thread_width),
+            )
         except Exception as exc:  # noqa: BLE001 - any failure is shown and frees the gate
             self.post_message(RefreshFailed(str(exc)))
             return
-        self.post_message(SnapshotLoaded(snapshot))
+        self.post_message(SnapshotLoaded(snapshot, built))
         if thread_id is not None and messages is not None:
             self.post_message(ThreadLoaded(thread_id, messages))
 
@@ -258,7 +297,7 @@ class MeshApp(App[None]):
         previous, self.snapshot = self.snapshot, event.snapshot
         if previous is not None:
             self._announce_changes(previous, event.snapshot)
-        self._render_snapshot()
+        self._render_snapshot(event.built)
         if self._refresh_again:
             self._refresh_again = False
             self.request_refresh()
@@ -290,38 +329,37 @@ class MeshApp(App[None]):
 
     # -- rendering ----------------------------------------------------------------------
 
-    def _matches(self, *texts: str | None) -> bool:
-        needle = self.filter_text.lower()
-        return not needle or any(needle in (t or "").lower() for t in texts)
+    def view_state(self) -> ViewState:
+        """What the tables' cells depend on besides the snapshot."""
+        return ViewState(
+            show_stopped=self.show_stopped,
+            filter_text=self.filter_text,
+            about_width=self.query_one(Roster).about_width,
+            thread_width=self.query_one(ThreadList).main_width,
+            unseen=tuple(sorted((tid, len(ids)) for tid, ids in self.unseen.items() if ids)),
+        )
 
-    def visible_roster(self) -> list[RosterRow]:
-        if self.snapshot is None:
-            return []
-        return [
-            row for row in self.snapshot.roster
-            if (self.show_stopped or row.agent.status is not Status.STOPPED)
-            and self._matches(row.agent.agent_name, row.agent.agent_description)
-        ]
-
-    def visible_threads(self) -> list[ThreadSummary]:
-        if self.snapshot is None:
-            return []
-        return [
-            t for t in self.snapshot.threads
-            if self._matches(t.first_line, *t.participants)
-        ]
-
-    def _render_snapshot(self) -> None:
+    def _render_snapshot(self, built: Prebuilt | None = None) -> None:
+        """Show the snapshot; `built` cells from the worker are used if the view they
+        were made for is still the view (else they are made here)."""
         snapshot = self.snapshot
         if snapshot is None:
             return
-        cfg = self.mesh.config
+        view = self.view_state()
+        if built is not None and built.view != view:
+            built = None
         others = [row for row in snapshot.roster if row.agent.session_id != self.me]
         self.query_one("#roster-pane").set_class(not others, "-empty")
-        self.query_one(Roster).show(self.visible_roster(), snapshot.taken_at, self.me, cfg.flood_threshold)
-        unseen = {tid: len(ids) for tid, ids in self.unseen.items() if ids}
+        self.query_one(Roster).show(
+            visible_roster(snapshot, view), snapshot.taken_at, self.me,
+            self.mesh.config.flood_threshold,
+            (view.about_width, built.roster) if built else None,
+        )
         threads = self.query_one(ThreadList)
-        threads.show(self.visible_threads(), snapshot.taken_at, unseen)
+        threads.show(
+            visible_threads(snapshot, view), snapshot.taken_at, dict(view.unseen),
+            (view.thread_width, built.threads) if built else None,
+        )
         if self._select_thread is not None and threads.select_key(str(self._select_thread)):
             self._select_thread = None
         self._update_status()
@@ -478,7 +516,7 @@ class MeshApp(App[None]):
     def action_next_unread(self) -> None:
         """Move to the next thread (after the cursor, wrapping) with unread messages."""
         threads = self.query_one(ThreadList)
-        shown = self.visible_threads()
+        shown = visible_threads(self.snapshot, self.view_state()) if self.snapshot else []
         if not shown:
             return
         start = threads.cursor_row

@@ -13,12 +13,35 @@ from textual.message import Message as TextualMessage
 from mesh_core.models import Message
 from mesh_core.views import MeshSnapshot
 
+from .widgets.keyed_table import Row
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """Everything besides the snapshot that the tables' cells depend on."""
+
+    show_stopped: bool
+    filter_text: str
+    about_width: int
+    thread_width: int
+    unseen: tuple[tuple[int, int], ...]  # (thread, delivered but not opened)
+
+
+@dataclass(frozen=True)
+class Prebuilt:
+    """Table cells a refresh worker made for `view`."""
+
+    view: ViewState
+    roster: list[Row]
+    threads: list[Row]
+
 
 @dataclass
 class SnapshotLoaded(TextualMessage):
     """A refresh finished: the roster and the thread list as read at `snapshot.taken_at`."""
 
     snapshot: MeshSnapshot
+    built: Prebuilt | None = None  # table cells made in the worker, if it made them
 
 
 @dataclass

@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.rule import Rule
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -37,7 +38,7 @@ class Conversation(VerticalScroll):
         self.thread_id: int | None = None
         self._shown: tuple[int, ...] = ()
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(Text(EMPTY, style="bright_black"), id="chat", markup=False)
 
     def clear(self) -> None:

@@ -65,36 +65,57 @@ class Roster(KeyedTable):
         self.add_column(Text("last hour"), key="activity")
 
     def show(
-        self, rows: Sequence[RosterRow], now: datetime, me: str | None, flood_threshold: int
+        self,
+        rows: Sequence[RosterRow],
+        now: datetime,
+        me: str | None,
+        flood_threshold: int,
+        built: tuple[int, list[Row]] | None = None,
     ) -> None:
+        """Show `rows`; `built` = (about width, cells) made off the event loop by
+        `roster_rows`, used when the pane still has that width."""
         self._shown = (rows, now, me, flood_threshold)
-        self.sync([self._row(row, now, me, flood_threshold) for row in rows])
-
-    def _row(self, row: RosterRow, now: datetime, me: str | None, flood_threshold: int) -> Row:
-        agent = row.agent
-        glyph, colour = GLYPHS[agent.status]
-        stopped = agent.status is Status.STOPPED
-        why = attention(row, flood_threshold)
-        name_style = "bright_black" if stopped else (why[1] if why else "bold")
-        name = safe_line(agent.agent_name, NAME_WIDTH)
-        if agent.session_id == me:
-            name = safe_line(f"{agent.agent_name} (you)", NAME_WIDTH)
-        if why:
-            about = Text(safe_line(why[0], self.about_width), style=why[1])
+        if built is not None and built[0] == self.about_width:
+            self.sync(built[1])
         else:
-            about = Text(
-                safe_line(agent.agent_description or "", self.about_width),
-                style="bright_black" if stopped else "",
-            )
-        unread_style = "bold red" if row.flooded else ("" if agent.unread else "bright_black")
-        return (
-            agent.session_id,
-            (
-                Text(glyph, style=colour),
-                Text(name, style=name_style),
-                about,
-                Text(age(agent.last_heartbeat, now), justify="right", style="bright_black"),
-                Text(str(agent.unread), justify="right", style=unread_style),
-                Text(sparkline(row.activity), style="bright_black" if stopped else "cyan"),
-            ),
+            self.sync(roster_rows(rows, now, me, flood_threshold, self.about_width))
+
+
+def roster_rows(
+    rows: Sequence[RosterRow], now: datetime, me: str | None, flood_threshold: int,
+    about_width: int,
+) -> list[Row]:
+    """The cells of every row: plain Rich objects, so a worker thread can build them."""
+    return [_row(row, now, me, flood_threshold, about_width) for row in rows]
+
+
+def _row(
+    row: RosterRow, now: datetime, me: str | None, flood_threshold: int, about_width: int
+) -> Row:
+    agent = row.agent
+    glyph, colour = GLYPHS[agent.status]
+    stopped = agent.status is Status.STOPPED
+    why = attention(row, flood_threshold)
+    name_style = "bright_black" if stopped else (why[1] if why else "bold")
+    name = safe_line(agent.agent_name, NAME_WIDTH)
+    if agent.session_id == me:
+        name = safe_line(f"{agent.agent_name} (you)", NAME_WIDTH)
+    if why:
+        about = Text(safe_line(why[0], about_width), style=why[1])
+    else:
+        about = Text(
+            safe_line(agent.agent_description or "", about_width),
+            style="bright_black" if stopped else "",
         )
+    unread_style = "bold red" if row.flooded else ("" if agent.unread else "bright_black")
+    return (
+        agent.session_id,
+        (
+            Text(glyph, style=colour),
+            Text(name, style=name_style),
+            about,
+            Text(age(agent.last_heartbeat, now), justify="right", style="bright_black"),
+            Text(str(agent.unread), justify="right", style=unread_style),
+            Text(sparkline(row.activity), style="bright_black" if stopped else "cyan"),
+        ),
+    )

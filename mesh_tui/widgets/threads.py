@@ -48,28 +48,46 @@ class ThreadList(KeyedTable):
             if self._shown is not None:
                 self.show(*self._shown)
 
-    def show(self, threads: Sequence[ThreadSummary], now: datetime, unseen: dict[int, int]) -> None:
-        """`unseen`: per thread, messages the person was delivered but has not opened."""
+    def show(
+        self,
+        threads: Sequence[ThreadSummary],
+        now: datetime,
+        unseen: dict[int, int],
+        built: tuple[int, list[Row]] | None = None,
+    ) -> None:
+        """`unseen`: per thread, messages the person was delivered but has not opened.
+        `built` = (main width, cells) made off the event loop by `thread_rows`."""
         self._shown = (threads, now, unseen)
-        self.sync([self._row(t, now, unseen.get(t.thread_id, 0)) for t in threads], height=2)
+        if built is not None and built[0] == self.main_width:
+            self.sync(built[1], height=2)
+        else:
+            self.sync(thread_rows(threads, now, unseen, self.main_width), height=2)
 
-    def _row(self, thread: ThreadSummary, now: datetime, unseen: int) -> Row:
-        unread = thread.unread_for_me + unseen
-        facts = f" {thread.count} · {age(thread.last_activity, now)}"
-        people = " ↔ ".join(safe_line(p, 16) for p in thread.participants[:3])
-        if len(thread.participants) > 3:
-            people += " …"
-        people = safe_line(people, max(4, self.main_width - len(facts) - 1))
-        main = Text(people, style="bold" if unread else "")
-        main.append(" " * max(1, self.main_width - cell_len(people) - len(facts)))
-        main.append(facts, style="bright_black")
-        main.append("\n")
-        main.append(safe_line(thread.first_line, self.main_width), style="" if unread else "bright_black")
-        return (
-            str(thread.thread_id),
-            (
-                priority_mark(thread.top_priority),
-                main,
-                Text(str(unread) if unread else "", justify="right", style="bold cyan"),
-            ),
-        )
+
+def thread_rows(
+    threads: Sequence[ThreadSummary], now: datetime, unseen: dict[int, int], width: int
+) -> list[Row]:
+    """The cells of every row: plain Rich objects, so a worker thread can build them."""
+    return [_row(t, now, unseen.get(t.thread_id, 0), width) for t in threads]
+
+
+def _row(thread: ThreadSummary, now: datetime, unseen: int, width: int) -> Row:
+    unread = thread.unread_for_me + unseen
+    facts = f" {thread.count} · {age(thread.last_activity, now)}"
+    people = " ↔ ".join(safe_line(p, 16) for p in thread.participants[:3])
+    if len(thread.participants) > 3:
+        people += " …"
+    people = safe_line(people, max(4, width - len(facts) - 1))
+    main = Text(people, style="bold" if unread else "")
+    main.append(" " * max(1, width - cell_len(people) - len(facts)))
+    main.append(facts, style="bright_black")
+    main.append("\n")
+    main.append(safe_line(thread.first_line, width), style="" if unread else "bright_black")
+    return (
+        str(thread.thread_id),
+        (
+            priority_mark(thread.top_priority),
+            main,
+            Text(str(unread) if unread else "", justify="right", style="bold cyan"),
+        ),
+    )

@@ -73,12 +73,17 @@ def query_plans(mesh: Mesh, me: str, agent: str) -> list[tuple[str, str, bool]]:
 
 
 async def app_numbers(mesh: Mesh, me: str, runs: int) -> dict[str, float]:
-    """First screen and whole refreshes in the headless app (120x36)."""
+    """First screen and whole refreshes in the headless app (120x36). `render` is the
+    time the event loop spends handling a fresh snapshot (tables updated): the only
+    part of a refresh that could delay a key press."""
     loaded: asyncio.Event = asyncio.Event()
+    handled: list[float] = []
 
     class Timed(MeshApp):
         def on_snapshot_loaded(self, event: SnapshotLoaded) -> None:
+            began = time.perf_counter()
             super().on_snapshot_loaded(event)
+            handled.append((time.perf_counter() - began) * 1000)
             loaded.set()
 
     start = time.perf_counter()
@@ -87,21 +92,20 @@ async def app_numbers(mesh: Mesh, me: str, runs: int) -> dict[str, float]:
         await asyncio.wait_for(loaded.wait(), 120)
         await pilot.pause()
         first = (time.perf_counter() - start) * 1000
-        refreshes, renders = [], []
+        handled.clear()
+        refreshes = []
         for _ in range(runs):
             loaded.clear()
+            await asyncio.sleep(0.05)  # let ages move on: each refresh changes cells
             began = time.perf_counter()
             app.request_refresh()
             await asyncio.wait_for(loaded.wait(), 120)
             refreshes.append((time.perf_counter() - began) * 1000)
-            began = time.perf_counter()
-            app._render_snapshot()  # the on-loop part alone
-            renders.append((time.perf_counter() - began) * 1000)
     return {
         "first": first,
         "refresh": statistics.median(refreshes),
         "refresh_max": max(refreshes),
-        "render": statistics.median(renders),
+        "render": statistics.median(handled),
     }
 
 
@@ -158,7 +162,7 @@ def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> 
             print(f"{label:48} {median:10.2f} {worst:10.2f}")
         print(f"{'app: one whole refresh (read + render)':48} {app['refresh']:10.2f} "
               f"{app['refresh_max']:10.2f}")
-        print(f"{'app: on the event loop (tables updated)':48} {app['render']:10.2f}")
+        print(f"{'app: on the event loop (fresh snapshot shown)':48} {app['render']:10.2f}")
         print(f"{'app: constructed -> first screen (headless)':48} {app['first']:10.2f}")
         scan = rows[4][1][0]
         print(f"ratio full scan / snapshot: {scan / rows[0][1][0]:.1f}x")
