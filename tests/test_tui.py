@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Select, TextArea
-from tui_fixtures import World, build_world, use_utc
+from tui_fixtures import World, build_world, settle, use_utc
 
 from mesh_core import FixedClock, Mesh
 from mesh_core.models import Status
@@ -34,12 +33,6 @@ def world(tmp_path: Path) -> Iterator[World]:
 def quiet_app(world: World) -> MeshApp:
     """No participant thread, no timers: reads on start and after its own actions."""
     return MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
-
-
-async def settle(pilot: Pilot[None]) -> None:
-    for _ in range(4):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def screen_text(app: MeshApp) -> str:
