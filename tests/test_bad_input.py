@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ def test_unknown_recipient_lists_the_workspaces_that_exist(
     mesh: Mesh, pair: tuple[str, str, int]
 ) -> None:
     for target in ("", "nobody"):
-        error = refused(mesh, lambda t=target: mesh.send(pair[0], t, "x"), UnknownRecipient)
+        error = refused(mesh, partial(mesh.send, pair[0], target, "x"), UnknownRecipient)
         assert "alice" in str(error) and "bob" in str(error)
 
 
@@ -188,7 +189,7 @@ def test_bad_workspace_names_are_refused(mesh: Mesh, name: Any, why: str) -> Non
     """`register` infers a name it is not given (None, blank): only `session_for`, which
     must be told whom to act as, refuses those."""
     before = dump(mesh.path)
-    calls = [lambda: mesh.session_for(name)]
+    calls: list[Callable[[], object]] = [lambda: mesh.session_for(name)]
     if name is not None and not (isinstance(name, str) and not name.strip()):
         calls.append(lambda: mesh.register(name))
     for call in calls:

@@ -33,7 +33,7 @@ FAST = settings(max_examples=150, deadline=None,
 SLOW = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Any code point, surrogates included (what Python holds after a bad decode).
-any_char = st.characters(blacklist_categories=())
+any_char = st.characters(exclude_categories=[])
 near_the_limit = st.builds(
     lambda unit, count, tail: unit * count + tail,
     st.sampled_from(["a", "é", "€", "😀", " "]),
@@ -236,7 +236,7 @@ def test_cli_stdin_is_sent_exactly_or_refused(raw: bytes) -> None:
 
 
 @SLOW
-@given(arg=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+@given(arg=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
                    max_size=25))
 def test_cli_show_any_argument_gives_a_clear_answer(arg: str) -> None:
     """`mesh show ARG` exits 0 (found), 1 (refused or not found) or 2 (usage), never a
