@@ -8,7 +8,9 @@ Reads and writes run in thread workers; widgets change only in message handlers.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -180,10 +182,22 @@ class MeshApp(App[None]):
         self.query_one(Roster).focus()
         if self.live:
             self._refresh_timer = self.set_interval(self.interval, self.request_refresh)
+            self._exit_on_signals()
         if self.demo:
             self._demo_thread = threading.Thread(target=self._run_demo, daemon=True, name="demo")
             self._demo_thread.start()
         self.request_refresh()
+
+    def _exit_on_signals(self) -> None:
+        """SIGTERM / SIGHUP (terminal closed) end the app like q: the person is marked
+        stopped by `on_unmount` and the terminal is restored."""
+        loop = asyncio.get_running_loop()
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                try:
+                    loop.add_signal_handler(getattr(signal, name), self.exit)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    return  # not the main thread, or not supported here
 
     def _start_participant(self) -> None:
         """Register the person now (it is visible at once); live, keep it beating."""
