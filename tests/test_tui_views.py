@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +142,12 @@ def test_demo_agents_show_every_state_and_answer_the_person(tmp_path: Path) -> N
     demo.shutdown()
     assert all(a.status is Status.STOPPED for a in mesh.agents("all") if a.kind != "human")
     mesh.close()
+
+
+def test_views_and_demo_import_no_ui() -> None:
+    """An agent's MCP server must not pay for a UI: the monitor's data layer is headless."""
+    code = ("import sys, mesh_core.views, mesh_core.demo; "
+            "print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
