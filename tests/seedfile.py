@@ -41,3 +41,13 @@ def write_seed_file(
         conn.commit()
     finally:
         conn.close()
+
+
+def plain_rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    """Look at the file with plain sqlite3, the way another client would."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from seedfile import plain_rows
 
 from mesh_core import Mesh, MeshConfig, Message, Participant
 
@@ -30,15 +31,10 @@ def wait_until(condition: Callable[[], object], timeout: float = DEADLINE) -> No
         time.sleep(0.02)
 
 
-def stored(db_path: Path, session_id: str) -> sqlite3.Row | None:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(
-            "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,)
-        ).fetchone()
-    finally:
-        conn.close()
+def stored(db_path: Path, session_id: str) -> sqlite3.Row:
+    rows = plain_rows(db_path, "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,))
+    assert rows, f"session {session_id} is not in the file"
+    return rows[0]
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from seedfile import plain_rows
 
 from mesh_core import FixedClock, Mesh, iso, parse_ts
 from mesh_core.errors import (
@@ -36,18 +36,8 @@ def reg(mesh: Mesh, tmp_path: Path):
     return register
 
 
-def raw(db_path: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    """Look at the file with plain sqlite3, the way another client would."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def count_messages(db_path: Path) -> int:
-    return raw(db_path, "SELECT count(*) FROM agent_messages")[0][0]
+    return plain_rows(db_path, "SELECT count(*) FROM agent_messages")[0][0]
 
 
 # -- §4.3 content ---------------------------------------------------------------------
@@ -110,7 +100,7 @@ def test_content_keeps_its_whitespace_and_markup_as_written(mesh, reg):
 def test_each_priority_is_accepted_and_stored(mesh, reg, db_path, priority):
     alice, _ = reg("alice"), reg("bob")
     sent = mesh.send(alice.session_id, "bob", "hi", priority=priority)
-    stored = raw(db_path, "SELECT priority FROM agent_messages WHERE message_id = ?",
+    stored = plain_rows(db_path, "SELECT priority FROM agent_messages WHERE message_id = ?",
                  (sent.message_id,))
     assert sent.priority == stored[0][0] == priority
 
@@ -254,7 +244,7 @@ def test_broadcast_reaches_every_active_session_but_the_sender(mesh, reg, db_pat
     )
     first = mesh.send(alice.session_id, "*", "again")
     assert first.recipient_session_id in {bob.session_id, carol.session_id}
-    rows = raw(db_path, "SELECT recipient_session_id FROM agent_messages")
+    rows = plain_rows(db_path, "SELECT recipient_session_id FROM agent_messages")
     assert sorted(r[0] for r in rows) == sorted([bob.session_id, carol.session_id] * 2)
 
 
@@ -337,7 +327,7 @@ def test_thread_is_root_first_and_marks_nothing_read(mesh, reg, clock, db_path):
         thread = mesh.thread(probe.message_id)
         assert [m.message_id for m in thread] == [root.message_id, r1.message_id, r2.message_id]
     assert mesh.get(r1.message_id).read is False
-    assert raw(db_path, "SELECT count(*) FROM agent_messages WHERE read = 1")[0][0] == 0
+    assert plain_rows(db_path, "SELECT count(*) FROM agent_messages WHERE read = 1")[0][0] == 0
     assert [m.message_id for m in mesh.inbox(bob.session_id)] == [
         root.message_id, r2.message_id]
 
@@ -371,7 +361,7 @@ def test_inbox_order_priority_then_oldest_and_marks_exactly_those(mesh, reg, clo
     got = mesh.inbox(bob.session_id)
     assert [m.content for m in got] == ["urgent", "high", "normal-old", "normal-new", "low"]
     assert all(m.read and m.read_at == iso(clock.now()) for m in got)
-    rows = raw(db_path, "SELECT message_id, read, read_at FROM agent_messages")
+    rows = plain_rows(db_path, "SELECT message_id, read, read_at FROM agent_messages")
     read_ids = {r["message_id"] for r in rows if r["read"] == 1}
     assert read_ids == set(ids.values())
     assert all(r["read_at"] is None for r in rows if r["message_id"] == other.message_id)
@@ -387,7 +377,7 @@ def test_inbox_excludes_expired_messages(mesh, reg, clock, db_path):
     clock.advance(24 * 3600 + 1)
     mesh.heartbeat(bob.session_id)  # back, but a day too late
     assert mesh.inbox(bob.session_id) == []
-    row = raw(db_path, "SELECT read FROM agent_messages WHERE message_id = ?",
+    row = plain_rows(db_path, "SELECT read FROM agent_messages WHERE message_id = ?",
               (waiting.message_id,))
     assert row[0][0] == 0
 
@@ -411,7 +401,7 @@ def test_new_session_of_a_workspace_takes_over_its_unread_mail(mesh, reg, clock,
     assert [m.message_id for m in got] == [waiting.message_id]
     assert got[0].expires_at is None
     owner = {r["message_id"]: r["recipient_session_id"]
-             for r in raw(db_path, "SELECT * FROM agent_messages")}
+             for r in plain_rows(db_path, "SELECT * FROM agent_messages")}
     assert owner[read_before.message_id] == old.session_id
     assert owner[expired.message_id] == old.session_id
     assert owner[not_ours.message_id] == other.session_id
@@ -437,7 +427,7 @@ def test_reported_status_active_stale_stopped(mesh, reg, clock, db_path):
     assert mesh.agent(bob.session_id).status is Status.STALE
     assert [a.session_id for a in mesh.agents("stale")] == [bob.session_id]
     assert mesh.agents("active") == []
-    stored = raw(db_path, "SELECT status FROM agent_sessions")[0][0]
+    stored = plain_rows(db_path, "SELECT status FROM agent_sessions")[0][0]
     assert stored == "active"  # stale is reported, never stored
     mesh.heartbeat(bob.session_id)
     assert mesh.agent(bob.session_id).status is Status.ACTIVE
@@ -484,7 +474,7 @@ def test_cleanup_stops_sessions_silent_for_ten_minutes(mesh, reg, clock, db_path
     assert report.stopped_sessions == 1
     assert mesh.agent(bob.session_id).status is Status.STOPPED
     assert mesh.agent(alice.session_id).status is not Status.STOPPED
-    rows = {r["message_id"]: r for r in raw(db_path, "SELECT * FROM agent_messages")}
+    rows = {r["message_id"]: r for r in plain_rows(db_path, "SELECT * FROM agent_messages")}
     assert rows[unread.message_id]["expires_at"] == iso(clock.now() + timedelta(hours=24))
     assert rows[read.message_id]["expires_at"] is None
 
@@ -513,13 +503,13 @@ def test_cleanup_deletes_expired_unread_and_nothing_else(mesh, reg, clock, db_pa
         mesh.heartbeat(who.session_id)
     report = mesh.cleanup()
     assert report.expired_unread == 1
-    ids = [r[0] for r in raw(db_path, "SELECT message_id FROM agent_messages")]
+    ids = [r[0] for r in plain_rows(db_path, "SELECT message_id FROM agent_messages")]
     assert ids == [kept.message_id] and doomed.message_id not in ids
     # Sessions are never deleted, not even stopped ones.
     clock.advance(30 * 24 * 3600)
     mesh.cleanup()
-    assert raw(db_path, "SELECT count(*) FROM agent_sessions")[0][0] == 3
-    assert [r[0] for r in raw(db_path, "SELECT message_id FROM agent_messages")] == [
+    assert plain_rows(db_path, "SELECT count(*) FROM agent_sessions")[0][0] == 3
+    assert [r[0] for r in plain_rows(db_path, "SELECT message_id FROM agent_messages")] == [
         kept.message_id]
 
 
