@@ -256,3 +256,19 @@ async def test_live_change_shows_without_waiting_for_the_timer(world: World) -> 
         await settle(pilot)
         assert str(sent.message_id) in app.query_one(ThreadList).rows
     other.close()
+
+
+async def test_offscreen_rows_catch_up_when_scrolled_into_view(world: World) -> None:
+    """A refresh updates only the rows on screen; the others when they come into view."""
+    extra = [world.mesh.register(f"zz-agent-{n:02d}", description="filler").session_id
+             for n in range(40)]
+    app = quiet_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        roster = app.query_one(Roster)
+        world.mesh.send(world.ids["api-server"], extra[-1], "Are you there?")
+        app.request_refresh()
+        await settle(pilot)
+        assert roster.select_key(extra[-1])  # scrolls the last row into view
+        await settle(pilot)
+        assert roster.get_cell(extra[-1], "unread").plain == "1"

@@ -15,10 +15,12 @@ Row = tuple[str, Sequence[Text]]
 class KeyedTable(DataTable[Text]):
     """Rows are identified by a key, so a refresh can change them in place.
 
-    When the keys come back in the same order only the cells that changed are updated
-    (the cursor and scroll position are untouched); when rows come or go or move, the
-    table is refilled and the cursor put back on the row it was on, at the same scroll
-    offset — a refresh never moves the person.
+    When the keys come back in the same order only the cells that changed are updated,
+    and only in the rows on screen: the rest are brought up to date when they scroll
+    into view (with 1,000 agents whose heartbeat ages tick every second, updating every
+    row cost the event loop more than the whole read). When rows come or go or move,
+    the table is refilled and the cursor put back on the row it was on, at the same
+    scroll offset — a refresh never moves the person.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -31,6 +33,8 @@ class KeyedTable(DataTable[Text]):
         self._keys: list[str] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._restore: str | None = None
+        self._latest: dict[str, tuple[Text, ...]] = {}  # newest cells, shown or not
+        self._row_height = 1
 
     @property
     def selected_key(self) -> str | None:
@@ -46,17 +50,15 @@ class KeyedTable(DataTable[Text]):
         self.clear(columns=True)
         self._keys = []
         self._cells = {}
+        self._latest = {}
 
     def sync(self, rows: Sequence[Row], height: int = 1) -> None:
         """Show exactly `rows`, in order, changing as little as possible."""
         keys = [key for key, _ in rows]
+        self._row_height = height
+        self._latest = {key: tuple(cells) for key, cells in rows}
         if keys == self._keys:
-            for key, cells in rows:
-                old = self._cells[key]
-                for index, (column, cell) in enumerate(zip(self.columns, cells, strict=True)):
-                    if old[index] != cell:
-                        self.update_cell(key, column, cell)
-                self._cells[key] = tuple(cells)
+            self._show_latest()
             return
         selected = self.selected_key or self._restore
         self._restore = None
@@ -65,10 +67,28 @@ class KeyedTable(DataTable[Text]):
         for key, cells in rows:
             self.add_row(*cells, key=key, height=height)
         self._keys = keys
-        self._cells = {key: tuple(cells) for key, cells in rows}
+        self._cells = dict(self._latest)
         if selected in self._cells:
             self.move_cursor(row=keys.index(selected), scroll=False)
         self.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    def _show_latest(self) -> None:
+        """Update the changed cells of the rows on screen (and a screenful either side)."""
+        page = max(1, self.size.height // self._row_height + 1)
+        first = max(0, int(self.scroll_y) // self._row_height - page)
+        for key in self._keys[first : first + 3 * page]:
+            new, old = self._latest[key], self._cells[key]
+            if new == old:
+                continue
+            for column, before, after in zip(self.columns, old, new, strict=True):
+                if before != after:
+                    self.update_cell(key, column, after)
+            self._cells[key] = new
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._keys:
+            self._show_latest()
 
     def select_key(self, key: str) -> bool:
         """Move the cursor to the row `key`, if it is shown."""
