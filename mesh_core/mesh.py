@@ -504,17 +504,25 @@ class Mesh:
 
     # -- sending ------------------------------------------------------------------------
 
-    def _resolve(self, conn: sqlite3.Connection, target: str) -> sqlite3.Row:
-        """SPEC §4.1: a session id exactly, else a workspace name (exact, then any case)."""
-        row = conn.execute(
-            "SELECT * FROM agent_sessions WHERE session_id = ?", (target,)
-        ).fetchone()
-        if row is not None:
-            return row
+    def _resolve(
+        self, conn: sqlite3.Connection, sender_id: str, target: str
+    ) -> tuple[sqlite3.Row, sqlite3.Row]:
+        """The sender's row, and SPEC §4.1's recipient: a session id exactly, else a
+        workspace name (exact, then any case). One query reads both (a send is a few short
+        queries and a commit, so each query saved shows in the send rate)."""
         rows = conn.execute(
-            "SELECT * FROM agent_sessions WHERE agent_name = ? COLLATE NOCASE", (target,)
+            "SELECT *, agent_name = :target COLLATE NOCASE AS by_name FROM agent_sessions "
+            "WHERE session_id IN (:sender, :target) OR agent_name = :target COLLATE NOCASE",
+            {"sender": sender_id, "target": target},
         ).fetchall()
-        candidates = [r for r in rows if r["agent_name"] == target] or rows
+        sender = next((r for r in rows if r["session_id"] == sender_id), None)
+        if sender is None:
+            raise SessionNotFound(sender_id)
+        exact = next((r for r in rows if r["session_id"] == target), None)
+        if exact is not None:
+            return sender, exact
+        named = [r for r in rows if r["by_name"]]
+        candidates = [r for r in named if r["agent_name"] == target] or named
         if not candidates:
             known = [
                 r[0]
@@ -526,7 +534,7 @@ class Mesh:
             ]
             raise UnknownRecipient(target, known)
         active = [r for r in candidates if r["status"] == "active"]
-        return _latest(active or candidates)
+        return sender, _latest(active or candidates)
 
     def _session_row(self, conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
         row = conn.execute(
@@ -554,8 +562,7 @@ class Mesh:
             raise UnknownRecipient(str(target))
 
         def body(conn: sqlite3.Connection) -> Message:
-            sender = self._session_row(conn, sender_session_id)
-            recipient = self._resolve(conn, target.strip())
+            sender, recipient = self._resolve(conn, sender_session_id, target.strip())
             return self._insert(conn, sender, recipient, content, priority, None, new_thread)
 
         return self._write(body)
@@ -682,14 +689,22 @@ class Mesh:
         if recipient["status"] == "stopped":
             expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
 
-        row = conn.execute(
+        # Every column is known here but the id: lastrowid is much cheaper than RETURNING *
+        # (~15 us of a send of ~150 us, measured on this project's 2-core benchmark VM).
+        message_id = conn.execute(
             """
             INSERT INTO agent_messages (sender_session_id, recipient_session_id, content,
                 original_message_id, priority, created_at, read, read_at, expires_at)
-            VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?) RETURNING *
+            VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)
             """,
             (sender_id, recipient_id, content, root, priority, now, expires),
-        ).fetchone()
+        ).lastrowid
+        row = {
+            "message_id": message_id, "sender_session_id": sender_id,
+            "recipient_session_id": recipient_id, "content": content,
+            "original_message_id": root, "priority": priority, "created_at": now,
+            "read": 0, "read_at": None, "expires_at": expires,
+        }
 
         warnings: list[str] = []
         # §4.7 queue depth: count no further than the threshold needs.
@@ -983,7 +998,9 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 def _to_message(
-    row: sqlite3.Row, names: dict[str, str | None], warnings: tuple[str, ...] = ()
+    row: sqlite3.Row | dict[str, Any],
+    names: dict[str, str | None],
+    warnings: tuple[str, ...] = (),
 ) -> Message:
     return Message(
         message_id=row["message_id"],
