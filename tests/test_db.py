@@ -295,9 +295,9 @@ def test_a_folder_or_a_path_below_a_file_is_refused_with_exit_code_3(tmp_path: P
     assert info.value.exit_code == 3 and list(folder.iterdir()) == []
     not_a_folder = tmp_path / "notes.txt"
     not_a_folder.write_text("mine")
-    with pytest.raises(DatabaseUnusable) as info:
+    with pytest.raises(DatabaseUnusable) as below_a_file:
         Mesh(not_a_folder / "agent-mesh.db")
-    assert info.value.exit_code == 3 and not_a_folder.read_text() == "mine"
+    assert below_a_file.value.exit_code == 3 and not_a_folder.read_text() == "mine"
 
 
 def test_a_failed_migration_leaves_the_seed_file_as_it_was(

@@ -142,6 +142,7 @@ def test_sigterm_marks_the_session_stopped(db_path: Path) -> None:
         [sys.executable, "-c", RUN_UNTIL_SIGTERM, str(db_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         session_id = proc.stdout.readline().strip()
         assert session_id, proc.stderr.read()
