@@ -14,6 +14,7 @@ from mesh_core.errors import (
     ContentTooLarge,
     EmptyContent,
     InvalidContent,
+    InvalidName,
     InvalidPriority,
     MessageNotFound,
     NoBroadcastRecipients,
@@ -571,3 +572,53 @@ def test_timestamps_are_to_iso_string_form(mesh, reg, db_path):
     sent = mesh.send(alice.session_id, "bob", "x")
     assert sent.created_at == "2026-11-23T14:00:00.000Z"
     assert parse_ts(sent.created_at) == FixedClock().now()
+
+
+# -- wait_for_reply (`mesh send --wait`) ----------------------------------------------
+
+
+def test_wait_for_reply_takes_the_reply_in_the_thread(mesh, reg, clock):
+    alice, bob = reg("alice"), reg("bob")
+    question = mesh.send(alice.session_id, "bob", "question")
+    assert mesh.wait_for_reply(alice.session_id, question.message_id, timeout=0) is None
+    clock.advance(1)
+    mesh.send(bob.session_id, "alice", "unrelated, but auto-threaded", new_thread=True)
+    answer = mesh.reply(bob.session_id, question.message_id, "answer")
+    got = mesh.wait_for_reply(alice.session_id, question.message_id, timeout=0)
+    assert got is not None and (got.message_id, got.read) == (answer.message_id, True)
+    assert [m.content for m in mesh.inbox(alice.session_id)] == ["unrelated, but auto-threaded"]
+
+
+def test_wait_for_reply_wakes_for_a_reply_from_another_thread(db_path, mesh, reg):
+    alice, bob = reg("alice"), reg("bob")
+    question = mesh.send(alice.session_id, "bob", "question")
+
+    def answer_later() -> None:
+        with Mesh(db_path) as other:
+            other.reply(bob.session_id, question.message_id, "later answer")
+
+    timer = threading.Timer(0.3, answer_later)
+    timer.start()
+    try:
+        got = mesh.wait_for_reply(alice.session_id, question.message_id, timeout=30)
+    finally:
+        timer.join(30)
+    assert got is not None and got.content == "later answer"
+
+
+# -- names and text that cannot be used -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["*", "a" * 129, "bad\x1bname", "tab\tname"])
+def test_unusable_workspace_names_are_refused(mesh, name):
+    with pytest.raises(InvalidName):
+        mesh.session_for(name)
+    with pytest.raises(InvalidName):
+        mesh.register(name)
+
+
+def test_text_that_is_not_utf8_is_refused(mesh, reg, db_path):
+    alice, _ = reg("alice"), reg("bob")
+    with pytest.raises(InvalidContent, match="UTF-8"):
+        mesh.send(alice.session_id, "bob", "half a pair \ud800")
+    assert count_messages(db_path) == 0
