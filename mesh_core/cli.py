@@ -151,7 +151,9 @@ def _acting_as(mesh: Mesh, name: str | None) -> Iterator[Agent]:
     A session that was not active before is only borrowed: it is marked stopped again at
     exit so a cron job's identity does not show as a live agent. A session that was
     already active (the person's TUI, say) is left running."""
-    claim = mesh.session_for(name or default_person_name(), kind="cli", client=CLIENT)
+    claim = mesh.session_for(
+        default_person_name() if name is None else name, kind="cli", client=CLIENT
+    )
     try:
         yield claim.agent
     finally:

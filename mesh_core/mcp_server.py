@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.session import ServerSession
     from mcp_types import CallToolResult
+    from pydantic import StrictInt
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ class MeshMCP:
 
         return self._call(body)
 
-    def reply_to_message(self, message_id: int, content: str) -> Any:
+    def reply_to_message(self, message_id: StrictInt, content: str) -> Any:
         def body() -> tuple[str, dict[str, Any]]:
             message = self.mesh.reply(self.session_id, message_id, content)
             return self._sent_text([message], "Replied with"), {
@@ -348,7 +349,7 @@ class MeshMCP:
 
         return self._call(body)
 
-    def get_message(self, message_id: int) -> Any:
+    def get_message(self, message_id: StrictInt) -> Any:
         def body() -> tuple[str, dict[str, Any]]:
             messages = self.mesh.thread(message_id)
             root = messages[0].thread_id
@@ -369,7 +370,7 @@ class MeshMCP:
 
         return self._call(body)
 
-    async def wait_for_reply(self, message_id: int, timeout_seconds: float = 60) -> Any:
+    async def wait_for_reply(self, message_id: StrictInt, timeout_seconds: float = 60) -> Any:
         """Blocks in a worker thread (the event loop stays free for other calls); a
         cancelled call or a closing server stops the wait at once."""
         import anyio
@@ -403,7 +404,12 @@ class MeshMCP:
     def build(self) -> MCPServer:
         """The MCPServer with the six tools (the methods named in TOOL_DESCRIPTIONS)."""
         from mcp.server.mcpserver import MCPServer
+        from pydantic import StrictInt
 
+        # Tool signatures name StrictInt (so `true` is not taken as message 1); the SDK
+        # resolves those annotations from this module's globals, which load pydantic
+        # only now, after the session is registered.
+        globals()["StrictInt"] = StrictInt
         app: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
         app.middleware.append(self._observe)
         for name, description in TOOL_DESCRIPTIONS.items():

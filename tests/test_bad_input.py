@@ -387,11 +387,6 @@ async def test_mcp_tools_refuse_bad_input_and_change_no_message(tmp_path: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="mcp_server.py declares message_id: int, so pydantic turns true into message 1 "
-    "before the core's check sees a bool; a strict int schema would refuse it",
-)
 async def test_mcp_refuses_a_boolean_message_id(tmp_path: Path) -> None:
     test_mcp = pytest.importorskip("test_mcp")
     db = tmp_path / "mcp.db"

@@ -376,6 +376,16 @@ def test_from_borrows_a_session_and_reuses_it_on_the_next_run(live: Mesh, db_pat
     assert again.session_id == cron.session_id and again.status.value == "stopped"
 
 
+def test_an_empty_from_is_refused_not_taken_as_the_login_user(
+    live: Mesh, db_path: Path, cli: Any
+) -> None:
+    """`--from ""` (an unset variable in a script) must not quietly act as the person."""
+    live.register("bob")
+    code, out, err = cli("send", "bob", "hello", "--from", "")
+    assert code == 1 and "name" in err and out == ""
+    assert sessions_named(live, "alice") == [] and live.unread_counts() == {}
+
+
 def test_an_already_active_session_is_used_and_left_running(live: Mesh, db_path: Path) -> None:
     """The person's TUI is running as alice: the CLI acts as it and must not stop it."""
     tui = live.register("alice", kind="human")
