@@ -33,7 +33,7 @@ class MeshConfig:
     thread_window: float = 600.0
     flood_threshold: int = 50
     # How often a participant checks PRAGMA data_version for other connections' commits.
-    # Measured (tests/bench/run.py, docs/performance.md): each wake-up costs ~0.1 ms of
+    # Measured (tests/bench/run.py, README, "Performance"): each wake-up costs ~0.1 ms of
     # CPU, so 0.02 s kept an idle participant near 0.9 % of a core; 0.05 s costs ~0.35 %
     # and still delivers in ~25 ms (p50), ~50 ms (p99).
     watch_interval: float = 0.05

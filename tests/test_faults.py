@@ -142,7 +142,7 @@ def test_sender_killed_mid_send_loses_and_tears_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_poller_killed_mid_poll_never_loses_a_taken_message(tmp_path: Path) -> None:
-    """The guarantee (docs/guarantees.md): a message is either unread, or it was handed
+    """The guarantee (README, "Guarantees"): a message is either unread, or it was handed
     to one caller of inbox(). Killing that caller after the commit but before it used
     the result is the only way a read message goes unlogged: at most one take a round."""
     db = tmp_path / "mesh.db"
