@@ -187,7 +187,10 @@ class MeshMCP:
     # -- lifecycle --
 
     def start(self) -> Agent:
-        """Register now: the session is on the mesh before anything is served."""
+        """Register now: the session is on the mesh before anything is served. SIGTERM
+        is handled from this moment, not after the slow SDK import, so a client that
+        gives up during start-up still leaves the session marked stopped."""
+        self.participant.install_signal_handlers()
         return self.participant.start()
 
     @property
@@ -198,7 +201,6 @@ class MeshMCP:
         """Serve until stdin closes; then (or on SIGTERM) the session is marked stopped."""
         import anyio
 
-        self.participant.install_signal_handlers()
         try:
             anyio.run(self._serve_stdio)
         finally:
