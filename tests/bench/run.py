@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `tests.bench` importable
@@ -515,8 +515,16 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure every speed figure of the mesh.")
     parser.add_argument("--quick", action="store_true", help="small sizes: checks it works")
+    parser.add_argument(
+        "--big", type=int, metavar="N",
+        help="messages in the large database (default 1,000,000; e.g. 100000)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.big is not None:
+        if args.big < sizes.small:
+            parser.error(f"--big must be at least {sizes.small}")
+        sizes = replace(sizes, big=args.big)
     began = time.monotonic()
     print(f"agent-mesh benchmark ({'quick' if args.quick else 'full'}): {machine()}")
     report = Report()
