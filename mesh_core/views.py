@@ -15,9 +15,10 @@ shows, so its cost stays flat as the mesh grows to a million messages:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from .clock import iso
 from .mesh import Mesh
@@ -25,6 +26,11 @@ from .models import PRIORITY_ORDER, Agent, Message, Status
 
 ACTIVITY_BUCKETS = 12  # the last hour in 5-minute buckets
 ACTIVITY_WINDOW = 3600.0
+_BUCKET = timedelta(seconds=ACTIVITY_WINDOW / ACTIVITY_BUCKETS)
+_BUCKET_MS = _BUCKET // timedelta(milliseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_JULIAN_EPOCH_MS = 210_866_760_000_000  # julianday('1970-01-01') in milliseconds
+_IDLE = (0,) * ACTIVITY_BUCKETS
 THREAD_LIMIT = 100
 THREAD_SCAN = 5000  # newest messages read to find the newest threads of the whole mesh
 MESSAGE_LIMIT = 200
@@ -151,59 +157,75 @@ def _rate_limited_pairs(mesh: Mesh, now: datetime) -> list[tuple[str, str]]:
 class Activity:
     """Messages sent or received per session in the last hour, in 5-minute buckets.
 
-    Kept between refreshes: the first `update` aggregates the last hour (found by a
-    binary search over message ids); each later one reads only the messages committed
-    since (ids above the highest seen), so a refresh costs what changed, not the size
-    of the hour. Buckets are aligned to the clock (…:00, :05, :10 …), the newest partial.
-    Not thread-safe: one refresh at a time uses it.
+    Kept between refreshes: the first `update` aggregates the hour (found by a binary
+    search over message ids); each later one reads only the messages committed since
+    (ids above the highest seen), so a refresh costs what changed, not the size of the
+    hour. Buckets are aligned to the clock (…:00, :05, :10 …), the oldest whole, the
+    newest partial, so a warm tracker and a fresh one agree exactly on the same rows.
+    A message deleted by clean-up stays counted until its bucket leaves the hour.
+    Locked, so a refresh that overlaps another cannot corrupt the counts.
     """
 
-    BUCKET_DAYS = ACTIVITY_WINDOW / ACTIVITY_BUCKETS / 86400.0
-
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._last_id: int | None = None
         self._counts: dict[int, dict[str, int]] = {}  # bucket number -> session -> count
+        self._series: tuple[int, dict[str, tuple[int, ...]]] | None = None  # newest, table
 
-    def _bucket(self, when: datetime) -> int:
-        julian = when.timestamp() / 86400.0 + 2440587.5
-        return int(julian / self.BUCKET_DAYS)
+    @staticmethod
+    def _bucket(when: datetime) -> int:
+        """Whole buckets since 1970, in exact integer arithmetic, as the SQL counts them."""
+        return (when - _EPOCH) // _BUCKET
 
-    def update(self, mesh: Mesh, now: datetime) -> None:
-        oldest = self._bucket(now) - ACTIVITY_BUCKETS + 1
-        if self._last_id is None:
-            since = iso(now - timedelta(seconds=ACTIVITY_WINDOW))
-            first = _first_id_since(mesh, since)
-            if first is None:
-                return
-            where = "message_id >= ? AND created_at >= ?"
-            params: tuple[int | str, ...] = (first, since)
-        else:
-            where, params = "message_id > ?", (self._last_id,)
-        rows = mesh._read(
-            "SELECT sender_session_id, recipient_session_id, "
-            "CAST(julianday(created_at) / ? AS INTEGER), count(*), max(message_id) "
-            # NOT INDEXED keeps the rowid range seek: otherwise the planner walks all of
-            # idx_messages_pair to save the GROUP BY's sort (a full scan, 1M entries).
-            f"FROM agent_messages NOT INDEXED WHERE {where} GROUP BY 1, 2, 3",
-            (self.BUCKET_DAYS, *params),
-        )
-        for sender, recipient, bucket, count, last_id in rows:
-            self._last_id = max(self._last_id or 0, int(last_id))
-            if bucket is None or bucket < oldest:
-                continue
-            slot = self._counts.setdefault(int(bucket), {})
-            for sid in {sender, recipient}:
-                slot[sid] = slot.get(sid, 0) + count
-        for bucket in [b for b in self._counts if b < oldest]:
-            del self._counts[bucket]
+    def update(self, mesh: Mesh, now: datetime) -> Mapping[str, tuple[int, ...]]:
+        """Read what is new and return each active session's hour, oldest bucket first;
+        a session missing from the mapping had no messages in the hour."""
+        with self._lock:
+            oldest = self._bucket(now) - ACTIVITY_BUCKETS + 1
+            if self._last_id is None:
+                since = iso(_EPOCH + oldest * _BUCKET)
+                first = _first_id_since(mesh, since)
+                if first is None:
+                    return {}
+                where = "message_id >= ? AND created_at >= ?"
+                params: tuple[int | str, ...] = (first, since)
+            else:
+                where, params = "message_id > ?", (self._last_id,)
+            rows = mesh._read(
+                "SELECT sender_session_id, recipient_session_id, "
+                # the stored milliseconds, exactly (julianday keeps them to ~0.05 ms)
+                "(CAST(julianday(created_at) * 86400000 + 0.5 AS INTEGER) - ?) / ?, "
+                "count(*), max(message_id) "
+                # NOT INDEXED keeps the rowid range seek: otherwise the planner walks all of
+                # idx_messages_pair to save the GROUP BY's sort (a full scan, 1M entries).
+                f"FROM agent_messages NOT INDEXED WHERE {where} GROUP BY 1, 2, 3",
+                (_JULIAN_EPOCH_MS, _BUCKET_MS, *params),
+            )
+            for sender, recipient, bucket, count, last_id in rows:
+                self._last_id = max(self._last_id or 0, int(last_id))
+                if bucket is None or bucket < oldest:
+                    continue
+                slot = self._counts.setdefault(int(bucket), {})
+                for sid in {sender, recipient}:
+                    slot[sid] = slot.get(sid, 0) + count
+                self._series = None
+            for bucket in [b for b in self._counts if b < oldest]:
+                del self._counts[bucket]
+                self._series = None
+            return self._table(oldest)
 
-    def buckets(self, session_id: str, now: datetime) -> tuple[int, ...]:
-        """The last hour for `session_id`, oldest bucket first."""
-        newest = self._bucket(now)
-        return tuple(
-            self._counts.get(bucket, {}).get(session_id, 0)
-            for bucket in range(newest - ACTIVITY_BUCKETS + 1, newest + 1)
-        )
+    def _table(self, oldest: int) -> dict[str, tuple[int, ...]]:
+        """The per-session rows, rebuilt only when the counts or the window moved."""
+        newest = oldest + ACTIVITY_BUCKETS - 1
+        if self._series is None or self._series[0] != newest:
+            table: dict[str, list[int]] = {}
+            for bucket, slot in self._counts.items():
+                if bucket > newest:  # stamped ahead of this clock: shown when it is due
+                    continue
+                for sid, count in slot.items():
+                    table.setdefault(sid, [0] * ACTIVITY_BUCKETS)[bucket - oldest] = count
+            self._series = (newest, {sid: tuple(row) for sid, row in table.items()})
+        return self._series[1]
 
 
 def roster(mesh: Mesh, activity: Activity | None = None) -> list[RosterRow]:
@@ -217,16 +239,14 @@ def roster(mesh: Mesh, activity: Activity | None = None) -> list[RosterRow]:
     names = {a.session_id: a.agent_name for a in agents}
     limited: dict[str, list[str]] = {}
 
-    tracker = activity if activity is not None else Activity()
-    tracker.update(mesh, now)
-    counts = {sid: tracker.buckets(sid, now) for sid in names}
+    counts = (activity if activity is not None else Activity()).update(mesh, now)
     for sender, recipient in _rate_limited_pairs(mesh, now):
         limited.setdefault(sender, []).append(names.get(recipient, recipient))
 
     rows_out = [
         RosterRow(
             agent=a,
-            activity=counts[a.session_id],
+            activity=counts.get(a.session_id, _IDLE),
             rate_limited=tuple(sorted(limited.get(a.session_id, ()))),
             flooded=a.unread > cfg.flood_threshold,
         )

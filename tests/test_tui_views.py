@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tui_fixtures import World, build_world
 
-from mesh_core import FixedClock, Mesh, views
+from mesh_core import FixedClock, Mesh, iso, views
 from mesh_core.demo import DEMO_AGENTS, Demo
 from mesh_core.models import Status
 
@@ -44,27 +45,67 @@ def test_roster_shows_every_state_and_puts_attention_first(world: World) -> None
                                  "rate-limited": 1}
 
 
-def test_activity_counts_the_last_hour_and_stays_right_incrementally(world: World) -> None:
+def hour_by_text(world: World) -> dict[str, tuple[int, ...]]:
+    """The reference the tracker must match: each clock-aligned 5-minute bucket of the
+    hour counted by plain timestamp bounds, one query per session and bucket."""
+    now = world.clock.now()
+    end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    starts = [end - timedelta(minutes=5 * back) for back in range(views.ACTIVITY_BUCKETS - 1,
+                                                                  -1, -1)]
+    conn = world.mesh.connection()
+    return {sid: tuple(conn.execute(
+        "SELECT count(*) FROM agent_messages WHERE created_at >= ? AND created_at < ? "
+        "AND (sender_session_id = ? OR recipient_session_id = ?)",
+        (iso(start), iso(start + timedelta(minutes=5)), sid, sid)).fetchone()[0]
+        for start in starts) for sid in world.ids.values()}
+
+
+def activity_of(counts: Mapping[str, tuple[int, ...]], world: World) -> dict[str, tuple[int, ...]]:
+    return {sid: counts.get(sid, (0,) * views.ACTIVITY_BUCKETS) for sid in world.ids.values()}
+
+
+def test_activity_counts_the_last_hour_in_clock_aligned_buckets(world: World) -> None:
+    counts = activity_of(views.Activity().update(world.mesh, world.clock.now()), world)
+    assert counts == hour_by_text(world)
+    assert sum(counts[world.ids["test-runner"]]) > 40  # the flood, spread over the hour
+
+
+def test_warm_activity_reads_only_new_messages_and_equals_a_fresh_count(world: World) -> None:
     mesh, clock = world.mesh, world.clock
     warm = views.Activity()
     warm.update(mesh, clock.now())
-    oldest_bucket = "2026-11-23T13:15:00.000Z"  # 12 five-minute buckets, clock-aligned
-    for name, sid in world.ids.items():
-        (expected,), = mesh.connection().execute(
-            "SELECT count(*) FROM agent_messages WHERE created_at >= ? "
-            "AND (sender_session_id = ? OR recipient_session_id = ?)", (oldest_bucket, sid, sid))
-        assert sum(warm.buckets(sid, clock.now())) == expected, name
-    # new messages, later: the warm tracker reads only them and agrees with a fresh one
-    clock.advance(400)
-    mesh.send(world.ids["api-server"], "alice", "Payments are back.", priority="high")
-    clock.advance(30)
-    mesh.send(world.me, "api-server", "Thanks!")
-    warm.update(mesh, clock.now())
-    fresh = views.Activity()
-    fresh.update(mesh, clock.now())
+    statements: list[str] = []
+    for when, sender, target in [
+        ("2026-11-23T14:19:59.999Z", world.ids["api-server"], "alice"),
+        ("2026-11-23T14:20:00.000Z", world.me, "api-server"),  # a bucket's first instant
+        ("2026-11-23T14:20:00.001Z", world.ids["data-pipeline"], "test-runner"),
+    ]:
+        clock.set(when)
+        mesh.send(sender, target, "new")
+        mesh.connection().set_trace_callback(statements.append)
+        counts = warm.update(mesh, clock.now())
+        mesh.connection().set_trace_callback(None)
+        assert activity_of(counts, world) == hour_by_text(world), when
+        assert activity_of(views.Activity().update(mesh, clock.now()), world) == activity_of(
+            counts, world)
+    assert activity_of(counts, world)[world.me][-2:] == (1, 1)  # 14:15 bucket, 14:20 bucket
+    # warm: one statement per refresh, a seek past the highest id seen (no binary search)
+    assert len(statements) == 3
+    assert all(re.search(r"WHERE message_id > \d+ GROUP BY", s) for s in statements)
+
+
+def test_activity_buckets_age_out_as_the_clock_moves(world: World) -> None:
+    mesh, clock = world.mesh, world.clock
+    warm = views.Activity()
+    before = activity_of(warm.update(mesh, clock.now()), world)
+    clock.advance(600)  # two buckets later, nothing new
+    after = activity_of(warm.update(mesh, clock.now()), world)
+    assert after == hour_by_text(world)
     for sid in world.ids.values():
-        assert warm.buckets(sid, clock.now()) == fresh.buckets(sid, clock.now())
-    assert warm.buckets(world.me, clock.now())[-1] == 2
+        assert after[sid] == before[sid][2:] + (0, 0)
+    assert sum(map(sum, after.values())) < sum(map(sum, before.values()))
+    clock.advance(3600)  # the whole hour gone
+    assert warm.update(mesh, clock.now()) == {}
 
 
 def test_thread_summaries(world: World) -> None:
