@@ -142,7 +142,7 @@ def _refuse_unreadable(path: Path, exc: sqlite3.DatabaseError) -> NoReturn:
     ) from exc
 
 
-def _prepare_path(path: Path) -> None:
+def _prepare_path(path: Path, create: bool = True) -> None:
     """Create the folder 0700 and the file 0600; tighten a file others could read."""
     folder = path.parent
     if not folder.exists():
@@ -153,7 +153,7 @@ def _prepare_path(path: Path) -> None:
             raise DatabasePermission(path, f"cannot create folder {folder} ({exc})") from exc
     elif folder == DEFAULT_DB_PATH.expanduser().parent:
         _tighten(folder, 0o700)
-    if not path.exists():
+    if create and not path.exists():
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
@@ -199,8 +199,11 @@ def _tighten(target: Path, mode: int) -> None:
     )
 
 
-def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
-    """Open (creating if needed) the mesh database with the pragmas of SPEC §2."""
+def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) the mesh database with the pragmas of SPEC §2.
+
+    With `create=False` a missing file raises FileNotFoundError and is never created,
+    not even if it vanishes between the checks and SQLite's own open (`mode=rw`)."""
     if path.is_dir():
         raise NotAMeshDatabase(
             path, f"it is a folder; give a file path such as {path / DEFAULT_DB_PATH.name}"
@@ -211,17 +214,21 @@ def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
         existed = False
     except OSError as exc:  # a parent of it is a file, a loop of links, ...
         raise DatabaseUnusable(path, f"{exc.strerror}; use another --db path") from exc
+    if not existed and not create:
+        raise FileNotFoundError(str(path))
     if existed:
         version = _probe(path)
     else:
         version = 0
-    _prepare_path(path)
+    _prepare_path(path, create)
+    target, uri = (str(path), False) if create else (f"{path.resolve().as_uri()}?mode=rw", True)
     try:
         conn = sqlite3.connect(
-            str(path),
+            target,
             timeout=config.busy_timeout_ms / 1000,
             isolation_level=None,  # we open every transaction explicitly
             check_same_thread=False,
+            uri=uri,
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
@@ -231,6 +238,8 @@ def connect(path: Path, config: MeshConfig) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             _migrate(conn)
     except sqlite3.OperationalError as exc:
+        if not create and not path.exists():
+            raise FileNotFoundError(str(path)) from exc
         text = str(exc).lower()
         if "readonly" in text or "unable to open" in text or "permission" in text:
             raise DatabasePermission(path, f"{exc}; {permission_hint(path)}") from exc

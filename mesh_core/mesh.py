@@ -152,6 +152,7 @@ class Mesh:
         # Bumped by reconnect(): a thread whose connection is older opens a fresh one.
         self._generation = 0
         self._file_id: tuple[int, int] | None = None
+        self._opened = False  # after the first open, a missing file is never recreated
         self.connection()  # open now: a bad database is reported at once
 
     # -- connections and transactions -------------------------------------------------
@@ -171,7 +172,9 @@ class Mesh:
                 # threads: the participant loop notices and calls reconnect().
                 raise database_gone(self.path)
             try:
-                conn = db.connect(self.path, self.config)
+                # Once this Mesh has a file, a new thread joins that file or nothing:
+                # it must never create a fresh one where it was deleted.
+                conn = db.connect(self.path, self.config, create=not self._opened)
             except FileNotFoundError as exc:  # it vanished while being opened
                 raise database_gone(self.path) from exc
             if expected is not None and _file_id(self.path) != expected:
@@ -179,6 +182,7 @@ class Mesh:
                 raise database_gone(self.path)
             self._local.conn, self._local.generation = conn, generation
             with self._lock:
+                self._opened = True
                 self._connections.append(conn)
                 if self._file_id is None:
                     self._file_id = _file_id(self.path)

@@ -332,6 +332,18 @@ def test_deleted_database_is_reported_once_and_rejoined_when_back(
     assert len(watcher.errors) == 1
 
 
+def test_reopening_after_the_file_was_deleted_never_creates_a_new_one(tmp_path: Path) -> None:
+    """The race CI once hit: a thread opening its connection just as the file is deleted
+    must fail, not leave an empty database where the old one was."""
+    db = tmp_path / "mesh.db"
+    with Mesh(db) as mesh:
+        for path in db_files(db):
+            path.unlink(missing_ok=True)
+        with pytest.raises(DatabaseUnusable):
+            mesh.reconnect()
+        assert not db.exists()
+
+
 def test_moved_database_is_reported_and_used_again_when_moved_back(
     watcher: Watcher, tmp_path: Path
 ) -> None:
