@@ -832,7 +832,8 @@ class Mesh:
     def _messages(self, rows: Iterable[sqlite3.Row]) -> list[Message]:
         rows = list(rows)
         ids = {r["sender_session_id"] for r in rows} | {r["recipient_session_id"] for r in rows}
-        return [_to_message(r, self.names(ids)) for r in rows]
+        names = self.names(ids)  # one query for all rows, not one per row
+        return [_to_message(r, names) for r in rows]
 
     def names(self, session_ids: Iterable[str]) -> dict[str, str | None]:
         ids = list(set(session_ids))
