@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument, MeshError, WaitTimedOut
 from .mesh import BROADCAST, Mesh
-from .models import PRIORITY_ORDER, Agent, Message
+from .models import Agent, Message
 from .participant import Participant
 from .text import safe_line, safe_text
 
@@ -132,8 +132,7 @@ def unread_notice(mesh: Mesh, session_id: str) -> str | None:
         return None
     count = f"{NOTICE_SCAN}+" if len(waiting) > NOTICE_SCAN else str(len(waiting))
     noun = "message" if len(waiting) == 1 else "messages"
-    top = min(waiting, key=lambda m: PRIORITY_ORDER.index(m.priority)
-              if m.priority in PRIORITY_ORDER else 2).priority
+    top = waiting[0].priority  # peek_inbox returns them in delivery order: urgent first
     return (
         f"[agent-mesh] {count} unread {noun} from other agents wait for you "
         f"(highest priority: {top}): call check_inbox."

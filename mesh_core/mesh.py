@@ -43,7 +43,7 @@ from .errors import (
     UnknownRecipient,
 )
 from .identity import identify
-from .models import PRIORITY_ORDER, Agent, CleanupReport, Message, Status
+from .models import PRIORITY_ORDER, Agent, CleanupReport, Message, Status, priority_rank
 from .text import has_unsafe
 
 T = TypeVar("T")
@@ -990,11 +990,7 @@ def _time_order(row: sqlite3.Row) -> tuple[float, int]:
 
 def _delivery_order(row: sqlite3.Row) -> tuple[int, float, int]:
     """Urgent first, then high, normal, low; oldest first within a priority (SPEC §4)."""
-    return (_priority_rank(row["priority"]), *_time_order(row))
-
-
-def _priority_rank(priority: str | None) -> int:
-    return PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else 2
+    return (priority_rank(row["priority"]), *_time_order(row))
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -17,13 +17,14 @@ class Priority(str, Enum):
     HIGH = "high"
     URGENT = "urgent"
 
-    @property
-    def rank(self) -> int:
-        """0 for urgent … 3 for low: the inbox's delivery order."""
-        return PRIORITY_ORDER.index(self.value)
-
 
 PRIORITY_ORDER = ("urgent", "high", "normal", "low")
+
+
+def priority_rank(priority: str | None) -> int:
+    """0 for urgent … 3 for low: the inbox's delivery order. A priority another client
+    wrote that we do not know ranks as normal."""
+    return PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else 2
 
 
 class Status(str, Enum):
