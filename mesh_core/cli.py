@@ -28,7 +28,7 @@ from rich.text import Text
 from .clock import parse_ts_or_none
 from .errors import InvalidContent, MeshError, WaitTimedOut
 from .identity import default_person_name
-from .mesh import BROADCAST, KINDS, Mesh, validate_message_id
+from .mesh import BROADCAST, KINDS, Mesh, SessionClaim, validate_message_id
 from .models import Agent, Message, Status
 from .participant import Participant
 from .text import safe_line, safe_text
@@ -151,14 +151,20 @@ def _acting_as(mesh: Mesh, name: str | None) -> Iterator[Agent]:
     A session that was not active before is only borrowed: it is marked stopped again at
     exit so a cron job's identity does not show as a live agent. A session that was
     already active (the person's TUI, say) is left running."""
-    claim = mesh.session_for(
-        default_person_name() if name is None else name, kind="cli", client=CLIENT
-    )
+    claim = _claim(mesh, name)
     try:
         yield claim.agent
     finally:
         if not claim.was_active:
             _release(mesh, claim.agent.session_id)
+
+
+def _claim(mesh: Mesh, name: str | None) -> SessionClaim:
+    """The session for `--from NAME`; without it, the person's default identity. An
+    empty NAME (an unset shell variable) is refused, never taken as the person."""
+    return mesh.session_for(
+        default_person_name() if name is None else name, kind="cli", client=CLIENT
+    )
 
 
 def _release(mesh: Mesh, session_id: str) -> None:
@@ -292,7 +298,7 @@ def _cmd_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
 
 def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
     """Stay registered and print each message as it lands, until SIGINT or SIGTERM."""
-    claim = mesh.session_for(args.sender or default_person_name(), kind="cli", client=CLIENT)
+    claim = _claim(mesh, args.sender)
     agent = claim.agent
     output_lock = threading.Lock()
     broken = threading.Event()
@@ -397,7 +403,6 @@ def _cmd_install(args: argparse.Namespace, mesh: None) -> int:
 def _cmd_demo(args: argparse.Namespace, mesh: Mesh) -> int:
     """Simulated agents (labelled as such) on this database, until ctrl+c or --duration."""
     from .demo import Demo
-    from .identity import default_person_name
 
     demo = Demo(mesh, person=default_person_name())
     demo.seed()

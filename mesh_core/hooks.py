@@ -54,9 +54,9 @@ def read_hook_input(stream: IO[str]) -> dict[str, Any]:
 def hook_session(mesh: Mesh, cwd: str | None) -> Agent:
     """This agent's session: the active session of the cwd's workspace, else its latest
     stopped one (active again), else a new one."""
-    name = identify(cwd).name
-    claim = mesh.session_for(name, kind="agent", client=CLIENT)
-    mesh.heartbeat(claim.agent.session_id)
+    claim = mesh.session_for(identify(cwd).name, kind="agent", client=CLIENT, cwd=cwd)
+    if claim.was_active:  # only then: a re-activated or new session has just beaten
+        mesh.heartbeat(claim.agent.session_id)
     return claim.agent
 
 

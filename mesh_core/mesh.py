@@ -417,9 +417,13 @@ class Mesh:
                 (expires, sid),
             )
 
-    def session_for(self, name: str, kind: str = "cli", client: str | None = None) -> SessionClaim:
+    def session_for(
+        self, name: str, kind: str = "cli", client: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> SessionClaim:
         """Act as workspace `name` (CLI `--from`): reuse its session, the active one first,
-        re-activating a stopped one, or register a new one if it has none."""
+        re-activating a stopped one, or register a new one (working in `cwd`) if it has
+        none. A re-activated or new session has just beaten; an active one has not."""
         name = validate_name(name)
         rows = self._sessions_named(name)
         active = [r for r in rows if r["status"] == "active"]
@@ -429,7 +433,7 @@ class Mesh:
             sid = _latest(rows)["session_id"]
             self.heartbeat(sid)
             return SessionClaim(self.agent(sid), False)
-        return SessionClaim(self.register(name, kind=kind, client=client), False)
+        return SessionClaim(self.register(name, kind=kind, client=client, cwd=cwd), False)
 
     def _sessions_named(self, name: str) -> list[sqlite3.Row]:
         rows = self._read(

@@ -383,6 +383,9 @@ def test_an_empty_from_is_refused_not_taken_as_the_login_user(
     live.register("bob")
     code, out, err = cli("send", "bob", "hello", "--from", "")
     assert code == 1 and "name" in err and out == ""
+    # Run as a process with a time-out: acting as the person, it would follow forever.
+    follow = run_mesh(db_path, "inbox", "--follow", "--from", "")
+    assert follow.returncode == 1 and "name" in follow.stderr and follow.stdout == ""
     assert sessions_named(live, "alice") == [] and live.unread_counts() == {}
 
 

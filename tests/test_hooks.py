@@ -56,6 +56,24 @@ def hook_json(db: Path, cwd: Path, event: str, **extra: Any) -> dict[str, Any] |
     return json.loads(done.stdout) if done.stdout.strip() else None
 
 
+def test_the_session_is_the_hook_inputs_cwd_not_the_process_folder(
+    db_path: Path, repo: Path, tmp_path: Path
+) -> None:
+    """Claude Code may start the hook anywhere: its input's `cwd` says who it is."""
+    (repo / "AGENTS.md").write_text("# Alpha service\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run_hook(
+        db_path, elsewhere, "SessionStart",
+        json.dumps(claude_input("SessionStart", repo, source="startup")),
+    )
+    assert done.returncode == 0, done.stderr
+    with Mesh(db_path) as mesh:
+        (alpha,) = [a for a in mesh.agents("all") if a.agent_name == "alpha"]
+        assert alpha.cwd == str(repo.resolve())
+        assert alpha.agent_description == "Alpha service"
+
+
 def test_prompt_hooks_add_unread_messages_as_context(db_path: Path, repo: Path) -> None:
     assert hook_json(db_path, repo, "SessionStart", source="startup") is None
     mesh = Mesh(db_path)
