@@ -36,7 +36,7 @@ from mesh_core.identity import default_person_name
 from mesh_core.mesh import Mesh
 from mesh_core.models import Message, Status
 from mesh_core.participant import Participant
-from mesh_core.text import safe_line
+from mesh_core.text import safe_line, safe_text
 from mesh_core.views import MeshSnapshot, RosterRow, ThreadSummary
 
 from .messages import (
@@ -652,7 +652,8 @@ class MeshApp(App[None]):
             markup=False,
         )
         for warning in message.warnings:
-            self.notify(warning, severity="warning", markup=False)
+            # Warnings name the recipient as the database has it: untrusted text.
+            self.notify(safe_text(warning), severity="warning", markup=False)
         self._target = ("reply", message.message_id)
         self.open_thread = message.thread_id
         self._select_thread = message.thread_id

@@ -157,7 +157,8 @@ async def test_delivered_message_is_unread_until_its_thread_opens(world: World) 
         threads.select_key(str(world.person_thread))
         await settle(pilot)
         assert world.person_thread not in app.unseen
-        assert "unread" in screen_text(app)  # the marker above the first unseen message
+        # The rule above the first unseen message (the roster's "unread" header is not it).
+        assert re.search(r"─{3,} unread ─{3,}", screen_text(app))
 
 
 async def test_untrusted_names_and_bodies_show_literally(tmp_path: Path) -> None:
@@ -177,6 +178,28 @@ async def test_untrusted_names_and_bodies_show_literally(tmp_path: Path) -> None
     assert "[/] and ␛[2J too" in text  # description: markup literal, ESC made visible
     assert "body [/] [red]boom[/red] ␛[2J end" in text
     assert "\x1b" not in text
+
+
+async def test_send_warnings_naming_a_hostile_recipient_show_literally(world: World) -> None:
+    """A stopped recipient's name (written by another client) comes back inside the send
+    warning; the toast must not hand its escape sequence to the terminal."""
+    mesh = world.mesh
+    ghost = mesh.register("ghost").session_id
+    mesh.deregister(ghost)
+    mesh.connection().execute(  # another client, not bound by our name rules
+        "UPDATE agent_sessions SET agent_name = ? WHERE session_id = ?",
+        ("gh\x1b]0;pwned\x07ost", ghost),
+    )
+    app = quiet_app(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.query_one(Roster).select_key(ghost)
+        await pilot.press("n", *"are you there?", "ctrl+j")
+        await settle(pilot)
+        toasts = [str(note.message) for note in app._notifications]
+    [warning] = [t for t in toasts if "is stopped" in t]
+    assert warning.startswith("gh␛]0;pwned␇ost is stopped")
+    assert not any("\x1b" in t or "\x07" in t for t in toasts)
 
 
 async def test_empty_mesh_says_how_to_connect_an_agent(tmp_path: Path) -> None:

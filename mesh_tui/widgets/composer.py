@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Select, Static, TextArea
 
+from mesh_core.text import safe_text
+
 PRIORITIES = ("normal", "high", "urgent", "low")
 
 
@@ -80,7 +82,10 @@ class Composer(Vertical):
         self.remove_class("-open")
 
     def show_error(self, error: str) -> None:
-        self.query_one("#composer-error", Static).update(Text(error, style="bold red"))
+        """A refusal's text names workspaces read from the database: untrusted."""
+        self.query_one("#composer-error", Static).update(
+            Text(safe_text(error), style="bold red")
+        )
         self.add_class("-error")
 
     def clear_error(self) -> None:
