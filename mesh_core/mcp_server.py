@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -426,28 +425,3 @@ def serve(
     server.start()
     server.serve_stdio()
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mesh_core.mcp_server [--db PATH] [--name NAME] [--channel]`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mesh mcp", description=serve.__doc__)
-    parser.add_argument("--db", metavar="PATH")
-    parser.add_argument("--name", help="workspace name (default: $AGENT_MESH_NAME, else cwd's)")
-    parser.add_argument("--channel", action="store_true",
-                        help="push messages as Claude Code channel events")
-    args = parser.parse_args(argv)
-    try:
-        mesh = Mesh(args.db)
-    except MeshError as exc:
-        print(f"mesh mcp: {safe_line(exc)}", file=sys.stderr)
-        return exc.exit_code
-    try:
-        return serve(mesh, args.name, channel=args.channel)
-    finally:
-        mesh.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -70,7 +70,6 @@ class MeshSnapshot:
     """What one refresh of the monitor read, at `taken_at`."""
 
     taken_at: datetime
-    data_version: int  # PRAGMA data_version of the connection that read it
     roster: tuple[RosterRow, ...]
     threads: tuple[ThreadSummary, ...]
 
@@ -97,11 +96,8 @@ def snapshot(
     """The roster and the newest threads (of `agent`, else of the whole mesh), as seen by
     session `me` (whose unread messages are counted per thread). A monitor keeps one
     `Activity` and passes it each time: then a refresh reads only what changed."""
-    version = mesh.data_version()
-    taken = mesh.clock.now()
     return MeshSnapshot(
-        taken_at=taken,
-        data_version=version,
+        taken_at=mesh.clock.now(),
         roster=tuple(roster(mesh, activity)),
         threads=tuple(threads(mesh, me, agent, thread_limit)),
     )

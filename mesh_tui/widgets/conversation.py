@@ -41,11 +41,6 @@ class Conversation(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(Text(EMPTY, style="bright_black"), id="chat", markup=False)
 
-    def clear(self) -> None:
-        self.thread_id = None
-        self._shown = ()
-        self.query_one("#chat", Static).update(Text(EMPTY, style="bright_black"))
-
     def show(
         self,
         thread_id: int,
