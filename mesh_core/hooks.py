@@ -80,8 +80,9 @@ def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | N
             mesh.deregister(agent.session_id)
         return None
     if event == "Stop":
-        waiting = mesh.peek_inbox(agent.session_id)
-        if not any(m.priority in BLOCKING_PRIORITIES for m in waiting):
+        # peek_inbox returns urgent first: the first one tells whether any blocks.
+        waiting = mesh.peek_inbox(agent.session_id, limit=1)
+        if not waiting or waiting[0].priority not in BLOCKING_PRIORITIES:
             return None
         messages = mesh.inbox(agent.session_id)
         if not messages:  # another poller took them in between
