@@ -30,7 +30,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from mesh_core import views
-from mesh_core.demo import Demo
+from mesh_agents.simulated import Demo
 from mesh_core.errors import DatabaseUnusable, MeshError
 from mesh_core.identity import default_person_name
 from mesh_core.mesh import Mesh

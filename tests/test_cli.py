@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from mesh_core import FixedClock, Mesh
-from mesh_core.cli import ago, main
+from mesh_cli.cli import ago, main
 
 AGENT_KEYS = {
     "session_id", "agent_name", "agent_description", "cwd", "repo", "status",
@@ -46,7 +46,7 @@ def _env(name: str) -> dict[str, str]:
 
 
 def _command(db: Path, args: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "mesh_core.cli", "--db", str(db), *args]
+    return [sys.executable, "-m", "mesh_cli", "--db", str(db), *args]
 
 
 def run_mesh(
@@ -140,7 +140,7 @@ def test_db_and_json_are_accepted_before_and_after_the_command(
     live.register("bob")
     before = run_mesh(db_path, "--json", "agents")
     after = subprocess.run(
-        [sys.executable, "-m", "mesh_core.cli", "agents", "--db", str(db_path), "--json"],
+        [sys.executable, "-m", "mesh_cli", "agents", "--db", str(db_path), "--json"],
         capture_output=True, text=True, timeout=TIMEOUT, env=_env("alice"), check=False,
     )
     assert before.returncode == after.returncode == 0

@@ -28,7 +28,7 @@ pytestmark = [
 ]
 
 TIMEOUT = 30.0
-SHIM = Path(__file__).resolve().parents[1] / "mesh_core" / "shims" / "extension.mjs"
+SHIM = Path(__file__).resolve().parents[1] / "mesh_agents" / "shims" / "extension.mjs"
 
 STAND_IN = """\
 import { createInterface } from "node:readline";

@@ -33,7 +33,7 @@ from mesh_core.errors import (
     SelfMessage,
     WaitTimedOut,
 )
-from mesh_core.mcp_server import CHANNEL_CAPABILITY, CHANNEL_METHOD
+from mesh_agents.mcp_server import CHANNEL_CAPABILITY, CHANNEL_METHOD
 
 pytestmark = pytest.mark.slow
 
@@ -427,7 +427,7 @@ async def test_channel_opt_in_pushes_to_a_client_that_declares_nothing(
 
 async def test_all_tool_schemas_fit_the_token_budget(db_path: Path) -> None:
     """Every agent pays for the schemas on every turn: under 2,000 tokens (~4 chars each)."""
-    from mesh_core.mcp_server import MeshMCP
+    from mesh_agents.mcp_server import MeshMCP
 
     mesh = Mesh(db_path)
     app = MeshMCP(mesh).build()
@@ -444,7 +444,7 @@ async def test_all_tool_schemas_fit_the_token_budget(db_path: Path) -> None:
 def test_registering_and_hooks_do_not_load_the_mcp_sdk() -> None:
     """The session is on the mesh before the SDK's import (most of the start-up) begins."""
     probe = (
-        "import sys, mesh_core.mcp_server, mesh_core.hooks; "
+        "import sys, mesh_agents.mcp_server, mesh_agents.hooks; "
         "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

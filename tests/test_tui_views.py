@@ -1,4 +1,4 @@
-"""mesh_core.views (what mesh-tui reads) and mesh_core.demo (what `--demo` runs)."""
+"""mesh_core.views (what mesh-tui reads) and mesh_agents.simulated (what `--demo` runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from tui_fixtures import World, build_world
 
 from mesh_core import FixedClock, Mesh, iso, views
-from mesh_core.demo import DEMO_AGENTS, Demo
+from mesh_agents.simulated import DEMO_AGENTS, Demo
 from mesh_core.models import Status
 
 
@@ -187,7 +187,7 @@ def test_demo_agents_show_every_state_and_answer_the_person(tmp_path: Path) -> N
 
 def test_views_and_demo_import_no_ui() -> None:
     """An agent's MCP server must not pay for a UI: the monitor's data layer is headless."""
-    code = ("import sys, mesh_core.views, mesh_core.demo; "
+    code = ("import sys, mesh_core.views, mesh_agents.simulated; "
             "print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, timeout=60)

@@ -25,11 +25,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidArgument, MeshError, WaitTimedOut
-from .mesh import BROADCAST, Mesh
-from .models import Agent, Message
-from .participant import Participant
-from .text import safe_line, safe_text
+from mesh_core.errors import InvalidArgument, MeshError, WaitTimedOut
+from mesh_core.mesh import BROADCAST, Mesh
+from mesh_core.models import Agent, Message
+from mesh_core.participant import Participant
+from mesh_core.text import safe_line, safe_text
 
 if TYPE_CHECKING:
     import asyncio

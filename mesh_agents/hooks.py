@@ -23,11 +23,11 @@ import json
 import sys
 from typing import IO, Any
 
-from .errors import InvalidArgument
-from .identity import identify
+from mesh_core.errors import InvalidArgument
+from mesh_core.identity import identify
 from .mcp_server import frame_messages
-from .mesh import Mesh
-from .models import Agent, Message
+from mesh_core.mesh import Mesh
+from mesh_core.models import Agent, Message
 
 CLIENT = "mesh-hook"
 CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")

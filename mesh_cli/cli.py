@@ -25,13 +25,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .clock import parse_ts_or_none
-from .errors import InvalidContent, MeshError, WaitTimedOut
-from .identity import default_person_name
-from .mesh import BROADCAST, KINDS, Mesh, SessionClaim, validate_message_id
-from .models import Agent, Message, Status
-from .participant import Participant
-from .text import safe_line, safe_text
+from mesh_core.clock import parse_ts_or_none
+from mesh_core.errors import InvalidContent, MeshError, WaitTimedOut
+from mesh_core.identity import default_person_name
+from mesh_core.mesh import BROADCAST, KINDS, Mesh, SessionClaim, validate_message_id
+from mesh_core.models import Agent, Message, Status
+from mesh_core.participant import Participant
+from mesh_core.text import safe_line, safe_text
 
 CLIENT = "mesh-cli"
 EXIT_INTERRUPTED = 130
@@ -382,19 +382,19 @@ def _cmd_cleanup(args: argparse.Namespace, mesh: Mesh) -> int:
 
 
 def _cmd_mcp(args: argparse.Namespace, mesh: Mesh) -> int:
-    from .mcp_server import serve  # the MCP SDK loads only for this command
+    from mesh_agents.mcp_server import serve  # the MCP SDK loads only for this command
 
     return serve(mesh, args.name, channel=args.channel)
 
 
 def _cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
-    from .hooks import main_hook
+    from mesh_agents.hooks import main_hook
 
     return main_hook(mesh, args.event)
 
 
 def _cmd_install(args: argparse.Namespace, mesh: None) -> int:
-    from .install import run
+    from mesh_agents.install import run
 
     return run(args.client, db=args.db, dry_run=args.dry_run, hooks=args.hooks,
                channel=args.channel, use_mcp=args.mcp, as_json=args.json)
@@ -402,7 +402,7 @@ def _cmd_install(args: argparse.Namespace, mesh: None) -> int:
 
 def _cmd_demo(args: argparse.Namespace, mesh: Mesh) -> int:
     """Simulated agents (labelled as such) on this database, until ctrl+c or --duration."""
-    from .demo import Demo
+    from mesh_agents.simulated import Demo
 
     demo = Demo(mesh, person=default_person_name())
     demo.seed()

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgument
+from mesh_core.errors import InvalidArgument
 
 SERVER_KEY = "agent-mesh"
 CLIENTS = ("copilot", "claude", "codex", "gemini", "json")
@@ -146,7 +146,7 @@ def copilot(home: Path, db: str | None, *, use_mcp: bool = False) -> list[Change
         return [_json_change(home / ".copilot" / "mcp-config.json",
                              lambda data: _servers(data).__setitem__(SERVER_KEY, entry))]
     folder = home / ".copilot" / "extensions" / SERVER_KEY
-    shim = resources.files("mesh_core").joinpath("shims/extension.mjs").read_text("utf-8")
+    shim = resources.files("mesh_agents").joinpath("shims/extension.mjs").read_text("utf-8")
     launcher = json.dumps({"command": [*mesh_command(), *_db_args(db)]}, indent=2) + "\n"
     return [
         Change(folder / "extension.mjs", _read(folder / "extension.mjs"), shim),

@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .clock import FixedClock
-from .errors import MeshError
-from .mesh import Mesh
-from .models import Message
+from mesh_core.clock import FixedClock
+from mesh_core.errors import MeshError
+from mesh_core.mesh import Mesh
+from mesh_core.models import Message
 
 log = logging.getLogger(__name__)
 
