@@ -25,9 +25,10 @@ from typing import IO, Any
 
 from mesh_core.errors import InvalidArgument
 from mesh_core.identity import identify
-from .mcp_server import frame_messages
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message
+
+from .mcp_server import frame_messages
 
 CLIENT = "mesh-hook"
 CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")
@@ -63,7 +64,7 @@ def hook_session(mesh: Mesh, cwd: str | None) -> Agent:
 def _delivery(mesh: Mesh, agent: Agent, messages: list[Message], lead: str) -> str:
     name = agent.agent_name
     return (
-        f"[agent-mesh] {lead} You are workspace \"{name}\" on the mesh. Reply with the "
+        f'[agent-mesh] {lead} You are workspace "{name}" on the mesh. Reply with the '
         f"agent-mesh MCP tool reply_to_message, or run `mesh reply ID TEXT --from {name}`."
         f"\n\n{frame_messages(mesh, messages)}"
     )

@@ -45,12 +45,14 @@ class Change:
         return self.before != self.after
 
     def diff(self) -> str:
-        return "".join(difflib.unified_diff(
-            (self.before or "").splitlines(keepends=True),
-            self.after.splitlines(keepends=True),
-            fromfile=f"{self.path} (before)" if self.before is not None else "/dev/null",
-            tofile=str(self.path),
-        ))
+        return "".join(
+            difflib.unified_diff(
+                (self.before or "").splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                fromfile=f"{self.path} (before)" if self.before is not None else "/dev/null",
+                tofile=str(self.path),
+            )
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "changed": self.changed, "diff": self.diff()}
@@ -141,10 +143,18 @@ def apply(changes: list[Change], dry_run: bool) -> None:
 def copilot(home: Path, db: str | None, *, use_mcp: bool = False) -> list[Change]:
     """The extension (tools + pushed delivery), or with `use_mcp` only an MCP server entry."""
     if use_mcp:
-        entry = {"type": "local", "command": mesh_command()[0],
-                 "args": [*mesh_command()[1:], *mcp_args(db)], "tools": ["*"]}
-        return [_json_change(home / ".copilot" / "mcp-config.json",
-                             lambda data: _servers(data).__setitem__(SERVER_KEY, entry))]
+        entry = {
+            "type": "local",
+            "command": mesh_command()[0],
+            "args": [*mesh_command()[1:], *mcp_args(db)],
+            "tools": ["*"],
+        }
+        return [
+            _json_change(
+                home / ".copilot" / "mcp-config.json",
+                lambda data: _servers(data).__setitem__(SERVER_KEY, entry),
+            )
+        ]
     folder = home / ".copilot" / "extensions" / SERVER_KEY
     shim = resources.files("mesh_agents").joinpath("shims/extension.mjs").read_text("utf-8")
     launcher = json.dumps({"command": [*mesh_command(), *_db_args(db)]}, indent=2) + "\n"
@@ -160,10 +170,17 @@ def claude(
     """The user-scope MCP server in ~/.claude.json (what `claude mcp add -s user` writes),
     and with `hooks` the `mesh hook` commands in ~/.claude/settings.json."""
     command = mesh_command()
-    entry = {"type": "stdio", "command": command[0],
-             "args": [*command[1:], *mcp_args(db, channel)], "env": {}}
-    changes = [_json_change(home / ".claude.json",
-                            lambda data: _servers(data).__setitem__(SERVER_KEY, entry))]
+    entry = {
+        "type": "stdio",
+        "command": command[0],
+        "args": [*command[1:], *mcp_args(db, channel)],
+        "env": {},
+    }
+    changes = [
+        _json_change(
+            home / ".claude.json", lambda data: _servers(data).__setitem__(SERVER_KEY, entry)
+        )
+    ]
     if hooks:
         line = " ".join(_shell_quote(part) for part in [*command, *_db_args(db), "hook"])
 
@@ -184,7 +201,8 @@ def _is_ours(group: Any) -> bool:
     """A hook group an earlier `mesh install claude --hooks` wrote."""
     hooks = group.get("hooks", []) if isinstance(group, dict) else []
     return any(
-        isinstance(h, dict) and re.search(r"(^|[\s/])mesh(_core)?\b.*\shook\s", str(h.get("command", "")))
+        isinstance(h, dict)
+        and re.search(r"(^|[\s/])mesh(_core)?\b.*\shook\s", str(h.get("command", "")))
         for h in hooks
     )
 
@@ -210,15 +228,21 @@ def codex(home: Path, db: str | None) -> list[Change]:
         f"command = {json.dumps(command[0])}\n"
         f"args = {json.dumps([*command[1:], *mcp_args(db)])}\n"
     )
-    header = re.compile(rf'^\[\s*mcp_servers\.(?:{SERVER_KEY}|"{SERVER_KEY}")\s*\]\s*$', re.MULTILINE)
+    header = re.compile(
+        rf'^\[\s*mcp_servers\.(?:{SERVER_KEY}|"{SERVER_KEY}")\s*\]\s*$', re.MULTILINE
+    )
     found = header.search(text)
     if found:
         following = re.compile(r"^\s*\[", re.MULTILINE).search(text, found.end())
         end = following.start() if following else len(text)
         after = text[: found.start()] + table + ("\n" if following else "") + text[end:]
     else:
-        after = text + ("\n" if text and not text.endswith("\n") else "") + (
-            "\n" if text.strip() else "") + table
+        after = (
+            text
+            + ("\n" if text and not text.endswith("\n") else "")
+            + ("\n" if text.strip() else "")
+            + table
+        )
     parsed = tomllib.loads(after)
     if parsed.get("mcp_servers", {}).get(SERVER_KEY, {}).get("command") != command[0]:
         raise InvalidArgument(f"could not place the server in {path}; add it by hand")
@@ -231,15 +255,20 @@ def gemini(home: Path, db: str | None) -> list[Change]:
     """`mcpServers.agent-mesh` in ~/.gemini/settings.json."""
     command = mesh_command()
     entry = {"command": command[0], "args": [*command[1:], *mcp_args(db)]}
-    return [_json_change(home / ".gemini" / "settings.json",
-                         lambda data: _servers(data).__setitem__(SERVER_KEY, entry))]
+    return [
+        _json_change(
+            home / ".gemini" / "settings.json",
+            lambda data: _servers(data).__setitem__(SERVER_KEY, entry),
+        )
+    ]
 
 
 def snippet(db: str | None) -> dict[str, Any]:
     """The `mcpServers` entry any MCP client takes (Cursor, Windsurf, Cline, …)."""
     command = mesh_command()
-    return {"mcpServers": {SERVER_KEY: {"command": command[0],
-                                         "args": [*command[1:], *mcp_args(db)]}}}
+    return {
+        "mcpServers": {SERVER_KEY: {"command": command[0], "args": [*command[1:], *mcp_args(db)]}}
+    }
 
 
 def plan(
@@ -265,9 +294,9 @@ def plan(
 
 NEXT_STEPS = {
     "copilot": "start a new `copilot` session in a repository (extensions need experimental "
-               "mode: /experimental), then run `mesh agents`: it is listed by its folder name.",
+    "mode: /experimental), then run `mesh agents`: it is listed by its folder name.",
     "claude": "start a new `claude` session in a repository, then run `mesh agents`: it is "
-              "listed by its folder name.",
+    "listed by its folder name.",
     "codex": "start a new `codex` session in a repository, then run `mesh agents`.",
     "gemini": "start a new `gemini` session in a repository, then run `mesh agents`.",
 }
@@ -293,12 +322,15 @@ def run(
     if client == "json":
         print(json.dumps(snippet(db), indent=2))
         return 0
-    changes = plan(client, home or Path.home(), db, hooks=hooks, channel=channel,
-                   use_mcp=use_mcp)
+    changes = plan(client, home or Path.home(), db, hooks=hooks, channel=channel, use_mcp=use_mcp)
     apply(changes, dry_run)
     if as_json:
-        print(json.dumps({"client": client, "dry_run": dry_run,
-                          "files": [c.to_json() for c in changes]}, indent=2))
+        print(
+            json.dumps(
+                {"client": client, "dry_run": dry_run, "files": [c.to_json() for c in changes]},
+                indent=2,
+            )
+        )
         return 0
     for change in changes:
         if not change.changed:

@@ -97,9 +97,7 @@ def frame_message(message: Message, sender: Agent | None = None) -> str:
     who = f'workspace "{name}"'
     if sender is not None and sender.agent_description:
         who += f" ({defang(safe_line(sender.agent_description, 160))})"
-    thread = (
-        f", in thread #{message.thread_id}" if message.thread_id != message.message_id else ""
-    )
+    thread = f", in thread #{message.thread_id}" if message.thread_id != message.message_id else ""
     return (
         f"[agent-mesh] Message #{message.message_id} from {who}, "
         f"priority {message.priority}{thread}, sent {message.created_at}.\n"
@@ -175,8 +173,13 @@ class MeshMCP:
         self.mesh = mesh
         self.channel_opt_in = channel
         self.participant = Participant(
-            mesh, name, "agent", client=CLIENT, cwd=cwd,
-            on_message=self._push, take_inbox=False,
+            mesh,
+            name,
+            "agent",
+            client=CLIENT,
+            cwd=cwd,
+            on_message=self._push,
+            take_inbox=False,
         )
         self._session: ServerSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -304,7 +307,7 @@ class MeshMCP:
         return "\n".join(lines)
 
     # -- tools (annotated `Any`: their CallToolResult passes through unvalidated, and the
-#    SDK need not resolve an annotation whose module is imported only after registering) --
+    #    SDK need not resolve an annotation whose module is imported only after registering) --
 
     def get_agents(self, status: str = "active") -> Any:
         def body() -> tuple[str, dict[str, Any]]:

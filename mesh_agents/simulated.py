@@ -92,8 +92,11 @@ class Demo:
         try:
             for agent in DEMO_AGENTS:
                 registered = history.register(
-                    agent.name, kind="agent", client=DEMO_CLIENT,
-                    description=agent.description, metadata=SIMULATED_META,
+                    agent.name,
+                    kind="agent",
+                    client=DEMO_CLIENT,
+                    description=agent.description,
+                    metadata=SIMULATED_META,
                 )
                 self.sessions[agent.name] = registered.session_id
             talkers = self.roles("talker")
@@ -138,10 +141,12 @@ class Demo:
             return
         try:
             self.mesh.send(
-                self.sessions["docs-writer"], self.person,
+                self.sessions["docs-writer"],
+                self.person,
                 "(simulated) Hi! I am a simulated agent of the demo. Press r to reply "
                 "in this thread, or n on any agent in the roster to write to it.",
-                priority="high", new_thread=True,
+                priority="high",
+                new_thread=True,
             )
         except MeshError as exc:  # no such person on this mesh: nobody to greet
             log.info("demo: not greeting %s: %s", self.person, exc)
@@ -151,7 +156,9 @@ class Demo:
         sender, recipient = self.rng.sample(talkers, 2)
         try:
             sent = mesh.send(
-                self.sessions[sender], recipient, self.rng.choice(CHATTER),
+                self.sessions[sender],
+                recipient,
+                self.rng.choice(CHATTER),
                 priority=self.rng.choice(("normal", "normal", "normal", "high", "low")),
                 new_thread=new_thread,
             )

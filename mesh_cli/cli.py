@@ -227,9 +227,7 @@ def _cmd_send(args: argparse.Namespace, mesh: Mesh) -> int:
         if args.target == BROADCAST:
             sent = mesh.broadcast(me.session_id, content, args.priority, args.new_thread)
         else:
-            sent = [
-                mesh.send(me.session_id, args.target, content, args.priority, args.new_thread)
-            ]
+            sent = [mesh.send(me.session_id, args.target, content, args.priority, args.new_thread)]
         _warn(w for message in sent for w in message.warnings)
         if args.wait is None:
             if args.json:
@@ -396,8 +394,15 @@ def _cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
 def _cmd_install(args: argparse.Namespace, mesh: None) -> int:
     from mesh_agents.install import run
 
-    return run(args.client, db=args.db, dry_run=args.dry_run, hooks=args.hooks,
-               channel=args.channel, use_mcp=args.mcp, as_json=args.json)
+    return run(
+        args.client,
+        db=args.db,
+        dry_run=args.dry_run,
+        hooks=args.hooks,
+        channel=args.channel,
+        use_mcp=args.mcp,
+        as_json=args.json,
+    )
 
 
 def _cmd_demo(args: argparse.Namespace, mesh: Mesh) -> int:
@@ -409,8 +414,11 @@ def _cmd_demo(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.json:
         _print_json({"db_path": str(mesh.path), "sessions": demo.sessions})
     else:
-        print(f"mesh demo: {len(demo.sessions)} simulated agents on {mesh.path}; watch them "
-              f"with `mesh-tui --db {mesh.path}`. ctrl+c stops them.", file=sys.stderr)
+        print(
+            f"mesh demo: {len(demo.sessions)} simulated agents on {mesh.path}; watch them "
+            f"with `mesh-tui --db {mesh.path}`. ctrl+c stops them.",
+            file=sys.stderr,
+        )
     demo.run(threading.Event(), args.duration)
     return 0
 
@@ -448,18 +456,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="agent-mesh: messages between AI coding agents on one machine.",
         epilog="exit codes: 0 done, 1 refused or not found, 2 usage, 3 database unusable",
     )
-    parser.add_argument("--db", metavar="PATH", help="database file (else $AGENT_MESH_DB, "
-                        "else ~/.agent-mesh/agent-mesh.db)")
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="database file (else $AGENT_MESH_DB, else ~/.agent-mesh/agent-mesh.db)",
+    )
     parser.add_argument("--json", action="store_true", help="machine output on stdout")
     # The same options after the sub-command name; SUPPRESS keeps a value given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine output on stdout")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine output on stdout"
+    )
     sender = argparse.ArgumentParser(add_help=False)
-    sender.add_argument("--from", dest="sender", metavar="NAME",
-                        help="act as this workspace (default: $AGENT_MESH_NAME, else your "
-                        "login name)")
+    sender.add_argument(
+        "--from",
+        dest="sender",
+        metavar="NAME",
+        help="act as this workspace (default: $AGENT_MESH_NAME, else your login name)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("agents", parents=[common], help="the roster (default: active and stale)")
@@ -471,8 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", metavar="CONTENT", help="the message; - reads standard input")
     p.add_argument("--priority", default="normal", help="low, normal, high or urgent")
     p.add_argument("--new-thread", action="store_true", help="do not join the recent thread")
-    p.add_argument("--wait", type=_seconds, metavar="SECONDS",
-                   help="then wait this long for the reply and print it (exit 1 on time-out)")
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        metavar="SECONDS",
+        help="then wait this long for the reply and print it (exit 1 on time-out)",
+    )
     p.set_defaults(func=_cmd_send)
 
     p = sub.add_parser("reply", parents=[common, sender], help="reply in a message's thread")
@@ -486,8 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("inbox", parents=[common, sender], help="take your unread messages")
-    p.add_argument("--follow", action="store_true",
-                   help="stay registered and print each message as it arrives")
+    p.add_argument(
+        "--follow", action="store_true", help="stay registered and print each message as it arrives"
+    )
     p.set_defaults(func=_cmd_inbox)
 
     p = sub.add_parser("status", parents=[common], help="database, sizes, counts, problems")
@@ -497,34 +517,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_cleanup)
 
     p = sub.add_parser("mcp", parents=[common], help="serve the MCP tools over stdio")
-    p.add_argument("--name", help="workspace name (default: $AGENT_MESH_NAME, else the "
-                   "working directory's)")
-    p.add_argument("--channel", action="store_true", help="push each message as a Claude "
-                   "Code channel event (only for a claude started with channels on)")
+    p.add_argument(
+        "--name", help="workspace name (default: $AGENT_MESH_NAME, else the working directory's)"
+    )
+    p.add_argument(
+        "--channel",
+        action="store_true",
+        help="push each message as a Claude "
+        "Code channel event (only for a claude started with channels on)",
+    )
     p.set_defaults(func=_cmd_mcp)
 
-    p = sub.add_parser("hook", parents=[common], help="Claude Code hook: hand waiting "
-                       "messages to the session (hook JSON on stdin)")
-    p.add_argument("event", nargs="?", metavar="EVENT", help="SessionStart, "
-                   "UserPromptSubmit, PostToolUse, Stop or SessionEnd (default: the "
-                   "input's hook_event_name)")
+    p = sub.add_parser(
+        "hook",
+        parents=[common],
+        help="Claude Code hook: hand waiting messages to the session (hook JSON on stdin)",
+    )
+    p.add_argument(
+        "event",
+        nargs="?",
+        metavar="EVENT",
+        help="SessionStart, "
+        "UserPromptSubmit, PostToolUse, Stop or SessionEnd (default: the "
+        "input's hook_event_name)",
+    )
     p.set_defaults(func=_cmd_hook)
 
     p = sub.add_parser("install", parents=[common], help="set up an agent CLI to join the mesh")
-    p.add_argument("client", choices=("copilot", "claude", "codex", "gemini", "json"),
-                   help="the agent CLI to configure (json: print a snippet for any MCP client)")
+    p.add_argument(
+        "client",
+        choices=("copilot", "claude", "codex", "gemini", "json"),
+        help="the agent CLI to configure (json: print a snippet for any MCP client)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
-    p.add_argument("--hooks", action="store_true", help="claude: also add the `mesh hook` "
-                   "hooks to ~/.claude/settings.json")
-    p.add_argument("--channel", action="store_true", help="claude: push messages as channel "
-                   "events (start claude with channels on)")
-    p.add_argument("--mcp", action="store_true", help="copilot: an MCP server entry instead of "
-                   "the extension (no pushed delivery)")
+    p.add_argument(
+        "--hooks",
+        action="store_true",
+        help="claude: also add the `mesh hook` hooks to ~/.claude/settings.json",
+    )
+    p.add_argument(
+        "--channel",
+        action="store_true",
+        help="claude: push messages as channel events (start claude with channels on)",
+    )
+    p.add_argument(
+        "--mcp",
+        action="store_true",
+        help="copilot: an MCP server entry instead of the extension (no pushed delivery)",
+    )
     p.set_defaults(func=_cmd_install, open_mesh=False)
 
     p = sub.add_parser("demo", parents=[common], help="run simulated agents for trying the TUI")
-    p.add_argument("--duration", type=_seconds, metavar="SECONDS",
-                   help="stop after this long (default: until ctrl+c)")
+    p.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop after this long (default: until ctrl+c)",
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 

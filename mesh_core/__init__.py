@@ -11,8 +11,23 @@ from .models import Agent, CleanupReport, Message, Priority, Status
 from .participant import Participant
 
 __all__ = [
-    "BROADCAST", "DEFAULT_CONFIG", "Agent", "CleanupReport", "Clock", "FixedClock", "Mesh",
-    "MeshConfig", "MeshError", "Message", "Participant", "Priority", "SessionClaim",
-    "Status", "SystemClock", "iso", "parse_ts", "resolve_db_path",
+    "BROADCAST",
+    "DEFAULT_CONFIG",
+    "Agent",
+    "CleanupReport",
+    "Clock",
+    "FixedClock",
+    "Mesh",
+    "MeshConfig",
+    "MeshError",
+    "Message",
+    "Participant",
+    "Priority",
+    "SessionClaim",
+    "Status",
+    "SystemClock",
+    "iso",
+    "parse_ts",
+    "resolve_db_path",
 ]
 __version__ = "0.1.0"

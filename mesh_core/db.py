@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS agent_messages (
 """
 
 # Each index serves one hot query (see the query-plan test in tests/test_db.py):
-SCHEMA_V1 = SEED_TABLES + """
+SCHEMA_V1 = (
+    SEED_TABLES
+    + """
 -- inbox poll, unread counts, queue depth: only unread rows, per recipient, in time order.
 -- `read` is a key column (always 0 here) so that the planner, which has no statistics,
 -- sees two equality columns and prefers this index to idx_messages_recipient, which would
@@ -82,6 +84,7 @@ CREATE INDEX IF NOT EXISTS idx_sessions_status ON agent_sessions(status, last_he
 -- small key/value table: last clean-up time, so all participants share "once a minute"
 CREATE TABLE IF NOT EXISTS mesh_meta (key TEXT PRIMARY KEY, value TEXT);
 """
+)
 
 MIGRATIONS: dict[int, str] = {1: SCHEMA_V1}
 

@@ -24,9 +24,7 @@ class UnknownRecipient(MeshError):
             hint = f"workspaces on the mesh: {shown}"
         else:
             hint = "no workspace is registered yet; start an agent with the mesh MCP server"
-        super().__init__(
-            f"unknown recipient {target!r}: {hint} (see `mesh agents --status all`)"
-        )
+        super().__init__(f"unknown recipient {target!r}: {hint} (see `mesh agents --status all`)")
 
 
 class NoBroadcastRecipients(MeshError):
@@ -36,9 +34,7 @@ class NoBroadcastRecipients(MeshError):
 
 class SelfMessage(MeshError):
     def __init__(self, name: str) -> None:
-        super().__init__(
-            f"cannot send a message to yourself ({name!r}); pick another workspace"
-        )
+        super().__init__(f"cannot send a message to yourself ({name!r}); pick another workspace")
 
 
 class EmptyContent(MeshError):
@@ -63,9 +59,7 @@ class InvalidContent(MeshError):
 
 class InvalidPriority(MeshError):
     def __init__(self, value: object) -> None:
-        super().__init__(
-            f"unknown priority {value!r}: use one of low, normal, high, urgent"
-        )
+        super().__init__(f"unknown priority {value!r}: use one of low, normal, high, urgent")
 
 
 class RateLimited(MeshError):

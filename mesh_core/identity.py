@@ -59,7 +59,10 @@ def origin_url(top: Path) -> str | None:
     try:  # a worktree or submodule: `.git` is a file; let git resolve it
         out = subprocess.run(
             ["git", "-C", str(top), "config", "--get", "remote.origin.url"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

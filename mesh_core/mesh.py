@@ -418,7 +418,10 @@ class Mesh:
             )
 
     def session_for(
-        self, name: str, kind: str = "cli", client: str | None = None,
+        self,
+        name: str,
+        kind: str = "cli",
+        client: str | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> SessionClaim:
         """Act as workspace `name` (CLI `--from`): reuse its session, the active one first,
@@ -576,7 +579,10 @@ class Mesh:
         return self._write(body)
 
     def broadcast(
-        self, sender_session_id: str, content: str, priority: str = "normal",
+        self,
+        sender_session_id: str,
+        content: str,
+        priority: str = "normal",
         new_thread: bool = False,
     ) -> list[Message]:
         """One copy to every active session but the sender, each under every rule."""
@@ -669,7 +675,9 @@ class Mesh:
             "  FROM agent_messages WHERE sender_session_id = :b AND recipient_session_id = :a"
             "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1)",
             {
-                "a": sender_id, "b": recipient_id, "since": min(window_start, thread_since),
+                "a": sender_id,
+                "b": recipient_id,
+                "since": min(window_start, thread_since),
                 "limit": max(1, cfg.rate_limit),
             },
         ).fetchall()
@@ -708,10 +716,16 @@ class Mesh:
             (sender_id, recipient_id, content, root, priority, now, expires),
         ).lastrowid
         row = {
-            "message_id": message_id, "sender_session_id": sender_id,
-            "recipient_session_id": recipient_id, "content": content,
-            "original_message_id": root, "priority": priority, "created_at": now,
-            "read": 0, "read_at": None, "expires_at": expires,
+            "message_id": message_id,
+            "sender_session_id": sender_id,
+            "recipient_session_id": recipient_id,
+            "content": content,
+            "original_message_id": root,
+            "priority": priority,
+            "created_at": now,
+            "read": 0,
+            "read_at": None,
+            "expires_at": expires,
         }
 
         warnings: list[str] = []
@@ -809,7 +823,10 @@ class Mesh:
         return self._write(body)
 
     def wait_for_reply(
-        self, session_id: str, message_id: int, timeout: float = 60.0,
+        self,
+        session_id: str,
+        message_id: int,
+        timeout: float = 60.0,
         should_stop: Callable[[], bool] | None = None,
     ) -> Message | None:
         """Block until a reply to `message_id` reaches `session_id` (None on time-out).

@@ -51,8 +51,13 @@ class Participant:
     ) -> None:
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
-            "name": name, "kind": kind, "client": client, "description": description,
-            "cwd": cwd, "session_id": session_id, "metadata": metadata,
+            "name": name,
+            "kind": kind,
+            "client": client,
+            "description": description,
+            "cwd": cwd,
+            "session_id": session_id,
+            "metadata": metadata,
         }
         self.on_message = on_message
         self.on_change = on_change

@@ -115,9 +115,7 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
     low, high = bounds[0], bounds[1]
     if low is None:
         return None
-    newest = mesh._read(
-        "SELECT created_at FROM agent_messages WHERE message_id = ?", (high,)
-    )[0][0]
+    newest = mesh._read("SELECT created_at FROM agent_messages WHERE message_id = ?", (high,))[0][0]
     if newest < since:
         return None
     while low < high:
@@ -354,9 +352,7 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
             if sid not in seen:
                 seen.append(sid)
     names = mesh.names({sid for sids in order.values() for sid in sids})
-    return {
-        tid: tuple(names.get(sid) or sid[:8] for sid in sids) for tid, sids in order.items()
-    }
+    return {tid: tuple(names.get(sid) or sid[:8] for sid in sids) for tid, sids in order.items()}
 
 
 def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:

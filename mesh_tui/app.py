@@ -29,8 +29,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
-from mesh_core import views
 from mesh_agents.simulated import Demo
+from mesh_core import views
 from mesh_core.errors import DatabaseUnusable, MeshError
 from mesh_core.identity import default_person_name
 from mesh_core.mesh import Mesh
@@ -82,14 +82,17 @@ def _matches(needle: str, *texts: str | None) -> bool:
 
 def visible_roster(snapshot: MeshSnapshot, view: ViewState) -> list[RosterRow]:
     return [
-        row for row in snapshot.roster
+        row
+        for row in snapshot.roster
         if (view.show_stopped or row.agent.status is not Status.STOPPED)
         and _matches(view.filter_text, row.agent.agent_name, row.agent.agent_description)
     ]
 
 
 def visible_threads(snapshot: MeshSnapshot, view: ViewState) -> list[ThreadSummary]:
-    return [t for t in snapshot.threads if _matches(view.filter_text, t.first_line, *t.participants)]
+    return [
+        t for t in snapshot.threads if _matches(view.filter_text, t.first_line, *t.participants)
+    ]
 
 
 class MeshApp(App[None]):
@@ -203,14 +206,21 @@ class MeshApp(App[None]):
         """Register the person now (it is visible at once); live, keep it beating."""
         if self.live:
             self.participant = Participant(
-                self.mesh, self.person_name, kind="human", client="mesh-tui",
-                description="a person at mesh-tui", session_id=self.me,
-                on_message=self._delivered, on_change=self._changed,
+                self.mesh,
+                self.person_name,
+                kind="human",
+                client="mesh-tui",
+                description="a person at mesh-tui",
+                session_id=self.me,
+                on_message=self._delivered,
+                on_change=self._changed,
             )
             self.me = self.participant.start().session_id
         elif self.me is None:
             agent = self.mesh.register(
-                self.person_name, kind="human", client="mesh-tui",
+                self.person_name,
+                kind="human",
+                client="mesh-tui",
                 description="a person at mesh-tui",
             )
             self.me = agent.session_id
@@ -266,10 +276,16 @@ class MeshApp(App[None]):
             taken = snapshot.taken_at
             built = Prebuilt(
                 view,
-                roster_rows(visible_roster(snapshot, view), taken, me,
-                            self.mesh.config.flood_threshold, view.about_width),
-                thread_rows(visible_threads(snapshot, view), taken, dict(view.unseen),
-                            view.thread_width),
+                roster_rows(
+                    visible_roster(snapshot, view),
+                    taken,
+                    me,
+                    self.mesh.config.flood_threshold,
+                    view.about_width,
+                ),
+                thread_rows(
+                    visible_threads(snapshot, view), taken, dict(view.unseen), view.thread_width
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - any failure is shown and frees the gate
             self.post_message(RefreshFailed(str(exc)))
@@ -331,14 +347,15 @@ class MeshApp(App[None]):
             name = safe_line(row.agent.agent_name, 40)
             if row.agent.status is Status.STALE and was.agent.status is Status.ACTIVE:
                 self.notify(
-                    f"{name} turned stale: no heartbeat for "
-                    f"{self.mesh.config.stale_after:g} s",
-                    severity="warning", markup=False,
+                    f"{name} turned stale: no heartbeat for {self.mesh.config.stale_after:g} s",
+                    severity="warning",
+                    markup=False,
                 )
             if row.flooded and not was.flooded:
                 self.notify(
                     f"{name} is flooded: {row.agent.unread} unread messages",
-                    severity="warning", markup=False,
+                    severity="warning",
+                    markup=False,
                 )
 
     # -- rendering ----------------------------------------------------------------------
@@ -365,13 +382,17 @@ class MeshApp(App[None]):
         others = [row for row in snapshot.roster if row.agent.session_id != self.me]
         self.query_one("#roster-pane").set_class(not others, "-empty")
         self.query_one(Roster).show(
-            visible_roster(snapshot, view), snapshot.taken_at, self.me,
+            visible_roster(snapshot, view),
+            snapshot.taken_at,
+            self.me,
             self.mesh.config.flood_threshold,
             (view.about_width, built.roster) if built else None,
         )
         threads = self.query_one(ThreadList)
         threads.show(
-            visible_threads(snapshot, view), snapshot.taken_at, dict(view.unseen),
+            visible_threads(snapshot, view),
+            snapshot.taken_at,
+            dict(view.unseen),
             (view.thread_width, built.threads) if built else None,
         )
         if self._select_thread is not None and threads.select_key(str(self._select_thread)):
@@ -387,8 +408,14 @@ class MeshApp(App[None]):
         top.append("   ")
         parts = [
             (f"{counts.get('active', 0)} active", "green"),
-            (f"{counts.get('stale', 0)} stale", "bold yellow" if counts.get("stale") else "bright_black"),
-            (f"{counts.get('flooded', 0)} flooded", "bold red" if counts.get("flooded") else "bright_black"),
+            (
+                f"{counts.get('stale', 0)} stale",
+                "bold yellow" if counts.get("stale") else "bright_black",
+            ),
+            (
+                f"{counts.get('flooded', 0)} flooded",
+                "bold red" if counts.get("flooded") else "bright_black",
+            ),
             (
                 f"{counts.get('rate-limited', 0)} rate-limited",
                 "magenta" if counts.get("rate-limited") else "bright_black",
@@ -483,16 +510,21 @@ class MeshApp(App[None]):
 
     def key_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """(pane, [(key, description)]) from the bindings of every pane."""
+
         def keys(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
             return [(b.key, b.description) for b in bindings if isinstance(b, Binding)]
 
         app_keys = keys(self.BINDINGS) + [(self.COMMAND_PALETTE_BINDING, "Command palette")]
         return [
             ("Everywhere", app_keys),
-            ("Agents and threads", keys(KeyedTable.BINDINGS) + [
-                ("up,down", "Move in the list"),
-                ("enter", "On an agent: list its threads; on a thread: read it"),
-            ]),
+            (
+                "Agents and threads",
+                keys(KeyedTable.BINDINGS)
+                + [
+                    ("up,down", "Move in the list"),
+                    ("enter", "On an agent: list its threads; on a thread: read it"),
+                ],
+            ),
             ("Conversation", keys(Conversation.BINDINGS)),
             ("Composer", keys(Composer.BINDINGS) + [("tab", "Priority picker")]),
             ("Filter", [("enter", "Keep the filter, back to the roster")]),
@@ -567,19 +599,25 @@ class MeshApp(App[None]):
         yield SystemCommand("Next thread with unread", "Jump to it", self.action_next_unread)
         yield SystemCommand(
             "Hide stopped agents" if self.show_stopped else "Show stopped agents",
-            "Toggle stopped agents in the roster", self.action_toggle_stopped,
+            "Toggle stopped agents in the roster",
+            self.action_toggle_stopped,
         )
-        yield SystemCommand("All threads", "List the threads of every agent", self.action_all_threads)
+        yield SystemCommand(
+            "All threads", "List the threads of every agent", self.action_all_threads
+        )
         yield SystemCommand("Refresh now", "Read the mesh again", self.action_refresh_now)
         for seconds in INTERVAL_CHOICES:
             yield SystemCommand(
-                f"Refresh every {seconds:g} s", "Change the refresh interval",
-                lambda s=seconds: self.set_interval_seconds(s), discover=False,
+                f"Refresh every {seconds:g} s",
+                "Change the refresh interval",
+                lambda s=seconds: self.set_interval_seconds(s),
+                discover=False,
             )
         for row in self.snapshot.roster if self.snapshot else ():
             name = safe_line(row.agent.agent_name, 40)
             yield SystemCommand(
-                f"Jump to agent {name}", f"{row.agent.status.value}",
+                f"Jump to agent {name}",
+                f"{row.agent.status.value}",
                 lambda sid=row.agent.session_id: self.action_jump_to_agent(sid),
                 discover=False,
             )
@@ -598,9 +636,11 @@ class MeshApp(App[None]):
 
     def action_reply(self) -> None:
         thread_id = self.open_thread
-        summary = next(
-            (t for t in self.snapshot.threads if t.thread_id == thread_id), None
-        ) if self.snapshot else None
+        summary = (
+            next((t for t in self.snapshot.threads if t.thread_id == thread_id), None)
+            if self.snapshot
+            else None
+        )
         if summary is None:
             self.notify("Select a thread first.", markup=False)
             return
@@ -621,9 +661,7 @@ class MeshApp(App[None]):
         self.send_draft(self.me, self._target, event.text, event.priority)
 
     @work(thread=True, exit_on_error=False, group="send")
-    def send_draft(
-        self, me: str, target: tuple[str, str | int], text: str, priority: str
-    ) -> None:
+    def send_draft(self, me: str, target: tuple[str, str | int], text: str, priority: str) -> None:
         """Send off the event loop; the rule's refusal comes back as SendFailed."""
         try:
             kind, where = target
@@ -668,8 +706,12 @@ class MeshApp(App[None]):
             self.unseen.setdefault(message.thread_id, set()).add(message.message_id)
         sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
         first = safe_line(message.content, 80)
-        self.notify(f"{sender}: {first}", title="new message", markup=False,
-                    severity="warning" if message.priority in ("urgent", "high") else "information")
+        self.notify(
+            f"{sender}: {first}",
+            title="new message",
+            markup=False,
+            severity="warning" if message.priority in ("urgent", "high") else "information",
+        )
         self.request_refresh()
 
     # -- leaving ------------------------------------------------------------------------
@@ -693,14 +735,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="mesh-tui",
         description="Watch every agent and thread on the agent mesh, and take part as a person.",
     )
-    parser.add_argument("--db", metavar="PATH", help="mesh database (default: $AGENT_MESH_DB "
-                        "or ~/.agent-mesh/agent-mesh.db)")
-    parser.add_argument("--name", help="your name on the mesh (default: $AGENT_MESH_NAME or "
-                        "your login name)")
-    parser.add_argument("--interval", type=float, metavar="SECONDS",
-                        help="full refresh interval (default: the poll interval, 10 s)")
-    parser.add_argument("--demo", action="store_true",
-                        help="a fresh temporary database with simulated agents")
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="mesh database (default: $AGENT_MESH_DB or ~/.agent-mesh/agent-mesh.db)",
+    )
+    parser.add_argument(
+        "--name", help="your name on the mesh (default: $AGENT_MESH_NAME or your login name)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="full refresh interval (default: the poll interval, 10 s)",
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="a fresh temporary database with simulated agents"
+    )
     args = parser.parse_args(argv)
     if args.interval is not None and args.interval <= 0:
         parser.error("--interval must be more than 0 seconds")

@@ -1,6 +1,6 @@
 """Refresh the SVG screenshots in screenshots/ from the same scenes as the snapshot tests.
 
-    .venv/bin/python scripts/screenshots.py
+.venv/bin/python scripts/screenshots.py
 """
 
 from __future__ import annotations

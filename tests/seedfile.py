@@ -36,8 +36,9 @@ def write_seed_file(
             for row in rows:
                 columns = ", ".join(row)
                 marks = ", ".join("?" * len(row))
-                conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                             tuple(row.values()))
+                conn.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
+                )
         conn.commit()
     finally:
         conn.close()

@@ -71,10 +71,38 @@ TOO_BIG = [
     "€" * (LIMIT // 3 + 1),  # three-byte characters: 10,242 bytes in 3,414 characters
     "😀" * (LIMIT // 4) + "a",  # four-byte characters
 ]
-AT_THE_LIMIT = ["x" * LIMIT, "é" * (LIMIT // 2), "a" * (LIMIT - 2) + "é", "€" * 3413 + "a",
-                "😀" * (LIMIT // 4)]
-BAD_IDS = [-1, 0, -(2**63), 2**63, 10**30, 1.0, 1.5, math.nan, math.inf, "1.5", "abc", "",
-           " ", "-3", "²", "٣", "0x1", None, True, False, [1], {"id": 1}, b"1"]
+AT_THE_LIMIT = [
+    "x" * LIMIT,
+    "é" * (LIMIT // 2),
+    "a" * (LIMIT - 2) + "é",
+    "€" * 3413 + "a",
+    "😀" * (LIMIT // 4),
+]
+BAD_IDS = [
+    -1,
+    0,
+    -(2**63),
+    2**63,
+    10**30,
+    1.0,
+    1.5,
+    math.nan,
+    math.inf,
+    "1.5",
+    "abc",
+    "",
+    " ",
+    "-3",
+    "²",
+    "٣",
+    "0x1",
+    None,
+    True,
+    False,
+    [1],
+    {"id": 1},
+    b"1",
+]
 
 
 def refused(mesh: Mesh, call: Callable[[], object], error: type[MeshError]) -> MeshError:
@@ -88,9 +116,17 @@ def refused(mesh: Mesh, call: Callable[[], object], error: type[MeshError]) -> M
 
 @pytest.mark.parametrize(
     ("content", "error"),
-    [("", EmptyContent), ("   \n\t  ", EmptyContent), ("\u3000\u2003", EmptyContent),
-     ("a\x00b", InvalidContent), ("\x00", InvalidContent), ("ok\udcff", InvalidContent),
-     (None, InvalidContent), (42, InvalidContent), (b"bytes", InvalidContent)]
+    [
+        ("", EmptyContent),
+        ("   \n\t  ", EmptyContent),
+        ("\u3000\u2003", EmptyContent),
+        ("a\x00b", InvalidContent),
+        ("\x00", InvalidContent),
+        ("ok\udcff", InvalidContent),
+        (None, InvalidContent),
+        (42, InvalidContent),
+        (b"bytes", InvalidContent),
+    ]
     + [(text, ContentTooLarge) for text in TOO_BIG],
     ids=lambda value: repr(value)[:20],
 )
@@ -132,9 +168,7 @@ def test_sql_looking_text_is_stored_literally(
 
 
 @pytest.mark.parametrize("priority", ["URGENTE", "", "  ", "highest", "0", None, 1, "urgent\x00"])
-def test_unknown_priority_is_refused(
-    mesh: Mesh, pair: tuple[str, str, int], priority: Any
-) -> None:
+def test_unknown_priority_is_refused(mesh: Mesh, pair: tuple[str, str, int], priority: Any) -> None:
     alice, bob, first = pair
     error = refused(mesh, lambda: mesh.send(alice, "bob", "x", priority=priority), InvalidPriority)
     assert "low, normal, high, urgent" in str(error)
@@ -146,8 +180,11 @@ def test_malformed_message_ids_are_refused(
     mesh: Mesh, pair: tuple[str, str, int], message_id: Any
 ) -> None:
     _, bob, _ = pair
-    for call in (lambda: mesh.get(message_id), lambda: mesh.thread(message_id),
-                 lambda: mesh.reply(bob, message_id, "x")):
+    for call in (
+        lambda: mesh.get(message_id),
+        lambda: mesh.thread(message_id),
+        lambda: mesh.reply(bob, message_id, "x"),
+    ):
         error = refused(mesh, call, InvalidMessageId)
         assert "positive integer" in str(error)
 
@@ -180,10 +217,22 @@ def test_unknown_recipient_lists_the_workspaces_that_exist(
 
 @pytest.mark.parametrize(
     ("name", "why"),
-    [("", "empty"), ("   ", "empty"), ("*", "reserved"), ("x" * 129, "limit is 128"),
-     ("a\x00b", "control"), ("tab\there", "control"), ("two\nlines", "control"),
-     ("a\x1b[31mb", "control"), ("a\u202eb", "bidi"), ("ad\u200bmin", "invisible"),
-     ("n\udcffame", "control"), (None, "empty"), (5, "text|empty"), (["x"], "text|empty")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("*", "reserved"),
+        ("x" * 129, "limit is 128"),
+        ("a\x00b", "control"),
+        ("tab\there", "control"),
+        ("two\nlines", "control"),
+        ("a\x1b[31mb", "control"),
+        ("a\u202eb", "bidi"),
+        ("ad\u200bmin", "invisible"),
+        ("n\udcffame", "control"),
+        (None, "empty"),
+        (5, "text|empty"),
+        (["x"], "text|empty"),
+    ],
 )
 def test_bad_workspace_names_are_refused(mesh: Mesh, name: Any, why: str) -> None:
     """`register` infers a name it is not given (None, blank): only `session_for`, which
@@ -246,8 +295,7 @@ def mesh_cli(
     env = dict(os.environ, AGENT_MESH_NAME=name, NO_COLOR="1")
     env.pop("AGENT_MESH_DB", None)
     argv: list[str | bytes] = [sys.executable, "-m", "mesh_core", *args, "--db", str(db)]
-    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=60,
-                          check=False)
+    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=60, check=False)
 
 
 @pytest.fixture
@@ -299,7 +347,8 @@ CLI_REFUSALS: list[tuple[tuple[str | bytes, ...], bytes, int, str]] = [
 
 
 @pytest.mark.parametrize(
-    ("args", "stdin", "code", "says"), CLI_REFUSALS,
+    ("args", "stdin", "code", "says"),
+    CLI_REFUSALS,
     ids=[f"{' '.join(map(repr, a))[:40]}|{s[:8]!r}" for a, s, _, _ in CLI_REFUSALS],
 )
 def test_cli_refuses_bad_input_and_changes_no_message(

@@ -30,7 +30,11 @@ def _figures() -> tuple[str, ...]:
 def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(RUN), "--quick"],
-        check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()

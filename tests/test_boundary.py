@@ -35,7 +35,10 @@ def _modules(package: ModuleType) -> list[str]:
 def _loaded(module: str, *packages: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-c", CHECK, module, *packages],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -44,12 +47,22 @@ def _loaded(module: str, *packages: str) -> list[str]:
 
 def test_the_lists_of_modules_are_complete() -> None:
     core = _modules(mesh_core)
-    for expected in ("mesh_core.mesh", "mesh_core.db", "mesh_core.participant",
-                     "mesh_core.identity", "mesh_core.text", "mesh_core.views"):
+    for expected in (
+        "mesh_core.mesh",
+        "mesh_core.db",
+        "mesh_core.participant",
+        "mesh_core.identity",
+        "mesh_core.text",
+        "mesh_core.views",
+    ):
         assert expected in core
     agents = _modules(mesh_agents)
-    for expected in ("mesh_agents.mcp_server", "mesh_agents.hooks", "mesh_agents.install",
-                     "mesh_agents.simulated"):
+    for expected in (
+        "mesh_agents.mcp_server",
+        "mesh_agents.hooks",
+        "mesh_agents.install",
+        "mesh_agents.simulated",
+    ):
         assert expected in agents
 
 

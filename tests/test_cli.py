@@ -20,26 +20,50 @@ from typing import Any
 
 import pytest
 
-from mesh_core import FixedClock, Mesh
 from mesh_cli.cli import ago, main
+from mesh_core import FixedClock, Mesh
 
 AGENT_KEYS = {
-    "session_id", "agent_name", "agent_description", "cwd", "repo", "status",
-    "registered_at", "last_heartbeat", "metadata", "unread",
+    "session_id",
+    "agent_name",
+    "agent_description",
+    "cwd",
+    "repo",
+    "status",
+    "registered_at",
+    "last_heartbeat",
+    "metadata",
+    "unread",
 }
 MESSAGE_KEYS = {
-    "message_id", "sender_session_id", "sender_name", "recipient_session_id",
-    "recipient_name", "content", "original_message_id", "priority", "created_at", "read",
-    "read_at", "expires_at",
+    "message_id",
+    "sender_session_id",
+    "sender_name",
+    "recipient_session_id",
+    "recipient_name",
+    "content",
+    "original_message_id",
+    "priority",
+    "created_at",
+    "read",
+    "read_at",
+    "expires_at",
 }
 TIMEOUT = 60  # generous: a loaded 2-core machine must not make these flake
 
 
 def _env(name: str) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items()
-        if k not in {"FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "AGENT_MESH_DB",
-                     "PYTHONUNBUFFERED"}
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "FORCE_COLOR",
+            "CLICOLOR_FORCE",
+            "TTY_COMPATIBLE",
+            "AGENT_MESH_DB",
+            "PYTHONUNBUFFERED",
+        }
     }
     env.update(AGENT_MESH_NAME=name, COLUMNS="120")
     return env
@@ -50,23 +74,35 @@ def _command(db: Path, args: tuple[str, ...]) -> list[str]:
 
 
 def run_mesh(
-    db: Path, *args: str, name: str = "alice", stdin: bytes | None = None,
+    db: Path,
+    *args: str,
+    name: str = "alice",
+    stdin: bytes | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `mesh` as its own process, as user `name`."""
     result = subprocess.run(
-        _command(db, args), input=stdin, capture_output=True, timeout=TIMEOUT,
-        env=env or _env(name), check=False,
+        _command(db, args),
+        input=stdin,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env=env or _env(name),
+        check=False,
     )
     return subprocess.CompletedProcess(
-        result.args, result.returncode,
-        result.stdout.decode("utf-8"), result.stderr.decode("utf-8"),
+        result.args,
+        result.returncode,
+        result.stdout.decode("utf-8"),
+        result.stderr.decode("utf-8"),
     )
 
 
 def start_mesh(db: Path, *args: str, name: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        _command(db, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        _command(db, args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env=_env(name),
     )
 
@@ -127,21 +163,27 @@ def test_agents_json_shape_and_status_filters(live: Mesh, db_path: Path, cli: An
     assert {a["agent_name"]: a["status"] for a in roster} == {"bob": "active", "sleepy": "stale"}
     assert isinstance(roster[0]["metadata"], dict) and roster[0]["metadata"]["kind"] == "agent"
 
-    for status, expected in (("stale", {"sleepy"}), ("stopped", {"dave"}),
-                             ("all", {"bob", "sleepy", "dave"}), ("active", {"bob"})):
+    for status, expected in (
+        ("stale", {"sleepy"}),
+        ("stopped", {"dave"}),
+        ("all", {"bob", "sleepy", "dave"}),
+        ("active", {"bob"}),
+    ):
         code, out, _ = cli("agents", "--status", status, "--json")
         assert code == 0
         assert {a["agent_name"] for a in json.loads(out)} == expected, status
 
 
-def test_db_and_json_are_accepted_before_and_after_the_command(
-    live: Mesh, db_path: Path
-) -> None:
+def test_db_and_json_are_accepted_before_and_after_the_command(live: Mesh, db_path: Path) -> None:
     live.register("bob")
     before = run_mesh(db_path, "--json", "agents")
     after = subprocess.run(
         [sys.executable, "-m", "mesh_cli", "agents", "--db", str(db_path), "--json"],
-        capture_output=True, text=True, timeout=TIMEOUT, env=_env("alice"), check=False,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_env("alice"),
+        check=False,
     )
     assert before.returncode == after.returncode == 0
     assert json.loads(before.stdout) == json.loads(after.stdout)
@@ -155,7 +197,10 @@ def test_send_reply_show_inbox_json_shapes(live: Mesh, cli: Any) -> None:
     sent = json.loads(out)
     assert set(sent) == MESSAGE_KEYS | {"warnings"}
     assert (sent["content"], sent["recipient_name"], sent["sender_name"], sent["priority"]) == (
-        "hello bob", "bob", "alice", "high"
+        "hello bob",
+        "bob",
+        "alice",
+        "high",
     )
     assert sent["warnings"] == [] and sent["read"] is False
 
@@ -213,8 +258,18 @@ def test_status_and_cleanup_json(live: Mesh, cli: Any, db_path: Path) -> None:
     code, out, _ = cli("status", "--json")
     assert code == 0
     stats = json.loads(out)
-    assert set(stats) == {"db_path", "schema_version", "db_bytes", "wal_bytes", "sessions",
-                          "messages", "unread", "last_cleanup", "stale", "flooded"}
+    assert set(stats) == {
+        "db_path",
+        "schema_version",
+        "db_bytes",
+        "wal_bytes",
+        "sessions",
+        "messages",
+        "unread",
+        "last_cleanup",
+        "stale",
+        "flooded",
+    }
     assert stats["db_path"] == str(db_path) and stats["sessions"]["active"] == 1
     code, out, _ = cli("cleanup", "--json")
     assert code == 0
@@ -359,8 +414,16 @@ def test_unusable_database_exits_3_and_is_left_untouched(
 def test_from_borrows_a_session_and_reuses_it_on_the_next_run(live: Mesh, db_path: Path) -> None:
     """The cron job's round trip: ask on one run, take the answer on the next."""
     bob = live.register("bob")
-    asked = run_mesh(db_path, "send", "bob", "nightly build red?", "--from", "cron", "--json",
-                     name="someone-else")
+    asked = run_mesh(
+        db_path,
+        "send",
+        "bob",
+        "nightly build red?",
+        "--from",
+        "cron",
+        "--json",
+        name="someone-else",
+    )
     assert asked.returncode == 0, asked.stderr
     question = json.loads(asked.stdout)
     assert question["sender_name"] == "cron"
@@ -428,8 +491,9 @@ def test_invalid_utf8_on_stdin_is_refused_and_nothing_is_sent(live: Mesh, db_pat
 
 def test_send_wait_prints_the_reply_from_another_process(live: Mesh, db_path: Path) -> None:
     bob = live.register("bob")
-    asker = start_mesh(db_path, "send", "bob", "which port?", "--wait", "30", "--json",
-                       name="alice")
+    asker = start_mesh(
+        db_path, "send", "bob", "which port?", "--wait", "30", "--json", name="alice"
+    )
     try:
         [question] = wait_until(lambda: live.peek_inbox(bob.session_id), "the question")
         answer = run_mesh(db_path, "reply", str(question.message_id), "8080", name="bob")
@@ -466,8 +530,10 @@ def test_send_wait_heartbeats_while_it_waits(live: Mesh, db_path: Path) -> None:
     asker = start_mesh(db_path, "send", "bob", "still there?", "--wait", "60", name="alice")
     try:
         [question] = wait_until(lambda: live.peek_inbox(bob.session_id), "the question")
-        wait_until(lambda: sessions_named(live, "alice")[0].status.value == "active",
-                   "the waiting session's heartbeat")
+        wait_until(
+            lambda: sessions_named(live, "alice")[0].status.value == "active",
+            "the waiting session's heartbeat",
+        )
         live.reply(bob.session_id, question.message_id, "yes")
         out, err = asker.communicate(timeout=TIMEOUT)
     finally:
@@ -608,8 +674,11 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
     for _ in range(10):  # ~100 KB of table, ~200 KB of JSON: more than a pipe holds
         live.send(alice.session_id, bob.session_id, "✓" * 3_400)
     reader = subprocess.Popen(
-        _command(db_path, ("show", "1", *mode)), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, bufsize=0, env=_env("alice"),
+        _command(db_path, ("show", "1", *mode)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        env=_env("alice"),
     )
     try:
         assert reader.stdout is not None and reader.stderr is not None

@@ -20,13 +20,24 @@ TO_ISO_STRING = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def session(sid: str, name: str, heartbeat: str, status: str = "active") -> dict[str, object]:
-    return {"session_id": sid, "agent_name": name, "status": status,
-            "registered_at": "2026-11-23 09:00:00", "last_heartbeat": heartbeat}
+    return {
+        "session_id": sid,
+        "agent_name": name,
+        "status": status,
+        "registered_at": "2026-11-23 09:00:00",
+        "last_heartbeat": heartbeat,
+    }
 
 
 def message(mid: int, sender: str, recipient: str, created: str, **extra: object) -> dict:
-    return {"message_id": mid, "sender_session_id": sender, "recipient_session_id": recipient,
-            "content": f"m{mid}", "created_at": created, **extra}
+    return {
+        "message_id": mid,
+        "sender_session_id": sender,
+        "recipient_session_id": recipient,
+        "content": f"m{mid}",
+        "created_at": created,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -45,34 +56,46 @@ def seeded(db_path: Path, clock: FixedClock):
 
 
 def test_heartbeats_in_other_iso_forms_give_the_right_status(seeded) -> None:
-    mesh = seeded(sessions=[
-        session("s1", "space-form", "2026-11-23 13:59:55"),
-        session("s2", "utc-offset", "2026-11-23T13:59:55+00:00"),
-        session("s3", "east-offset", "2026-11-23T15:59:55+02:00"),
-        session("s4", "west-offset", "2026-11-23T07:59:55-06:00"),
-        session("s5", "micro-z", "2026-11-23T13:59:55.123456Z"),
-        session("s6", "old-space-form", "2026-11-23 13:59:00"),
-        session("s7", "left", "2026-11-23 13:59:58", status="stopped"),
-    ])
+    mesh = seeded(
+        sessions=[
+            session("s1", "space-form", "2026-11-23 13:59:55"),
+            session("s2", "utc-offset", "2026-11-23T13:59:55+00:00"),
+            session("s3", "east-offset", "2026-11-23T15:59:55+02:00"),
+            session("s4", "west-offset", "2026-11-23T07:59:55-06:00"),
+            session("s5", "micro-z", "2026-11-23T13:59:55.123456Z"),
+            session("s6", "old-space-form", "2026-11-23 13:59:00"),
+            session("s7", "left", "2026-11-23 13:59:58", status="stopped"),
+        ]
+    )
     status = {a.agent_name: a.status for a in mesh.agents("all")}
     assert status == {
-        "space-form": Status.ACTIVE, "utc-offset": Status.ACTIVE,
-        "east-offset": Status.ACTIVE, "west-offset": Status.ACTIVE,
-        "micro-z": Status.ACTIVE, "old-space-form": Status.STALE, "left": Status.STOPPED,
+        "space-form": Status.ACTIVE,
+        "utc-offset": Status.ACTIVE,
+        "east-offset": Status.ACTIVE,
+        "west-offset": Status.ACTIVE,
+        "micro-z": Status.ACTIVE,
+        "old-space-form": Status.STALE,
+        "left": Status.STOPPED,
     }
 
 
 def test_cleanup_stops_by_real_age_whatever_the_form(seeded, clock: FixedClock) -> None:
-    mesh = seeded(sessions=[
-        session("s1", "recent-space", "2026-11-23 13:59:55"),
-        session("s2", "recent-west", "2026-11-23T07:59:55-06:00"),
-        session("s3", "silent-space", "2026-11-23 13:49:59"),
-        session("s4", "silent-east", "2026-11-23T15:49:59+02:00"),
-    ])
+    mesh = seeded(
+        sessions=[
+            session("s1", "recent-space", "2026-11-23 13:59:55"),
+            session("s2", "recent-west", "2026-11-23T07:59:55-06:00"),
+            session("s3", "silent-space", "2026-11-23 13:49:59"),
+            session("s4", "silent-east", "2026-11-23T15:49:59+02:00"),
+        ]
+    )
     report = mesh.cleanup()
     status = {a.agent_name: a.status for a in mesh.agents("all")}
-    assert status == {"recent-space": Status.ACTIVE, "recent-west": Status.ACTIVE,
-                      "silent-space": Status.STOPPED, "silent-east": Status.STOPPED}
+    assert status == {
+        "recent-space": Status.ACTIVE,
+        "recent-west": Status.ACTIVE,
+        "silent-space": Status.STOPPED,
+        "silent-east": Status.STOPPED,
+    }
     assert report.stopped_sessions == 2
 
 
@@ -80,12 +103,11 @@ def test_inbox_orders_by_real_time_across_forms(seeded) -> None:
     mesh = seeded(
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
-            message(1, "a", "b", "2026-11-23 13:59:58"),             # third
-            message(2, "a", "b", "2026-11-23T13:59:57.000Z"),        # second
-            message(3, "a", "b", "2026-11-23T15:59:56+02:00"),       # first
+            message(1, "a", "b", "2026-11-23 13:59:58"),  # third
+            message(2, "a", "b", "2026-11-23T13:59:57.000Z"),  # second
+            message(3, "a", "b", "2026-11-23T15:59:56+02:00"),  # first
             message(4, "a", "b", "2026-11-23T13:59:59Z", priority="urgent"),
-            message(5, "a", "b", "2026-11-23T13:59:50.000Z", read=1,
-                    read_at="2026-11-23 13:59:51"),
+            message(5, "a", "b", "2026-11-23T13:59:50.000Z", read=1, read_at="2026-11-23 13:59:51"),
         ],
     )
     got = mesh.inbox("b")
@@ -111,8 +133,9 @@ def test_expiry_in_other_forms_is_read_by_real_time(seeded, clock: FixedClock) -
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
             message(1, "a", "b", "2026-11-23T13:00:00.000Z", expires_at="2026-11-23 20:00:00"),
-            message(2, "a", "b", "2026-11-23T13:00:00.000Z",
-                    expires_at="2026-11-23T15:00:00+02:00"),  # 13:00 UTC: expired
+            message(
+                2, "a", "b", "2026-11-23T13:00:00.000Z", expires_at="2026-11-23T15:00:00+02:00"
+            ),  # 13:00 UTC: expired
         ],
     )
     mesh.heartbeat("b")
@@ -126,8 +149,9 @@ def test_purge_counts_24_hours_from_real_read_time(seeded, clock: FixedClock) ->
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
             message(1, "a", "b", "2026-11-22 12:00:00", read=1, read_at="2026-11-22 14:30:00"),
-            message(2, "a", "b", "2026-11-22 12:00:00", read=1,
-                    read_at="2026-11-22T15:30:00+02:00"),  # 13:30 UTC: over 24 h ago
+            message(
+                2, "a", "b", "2026-11-22 12:00:00", read=1, read_at="2026-11-22T15:30:00+02:00"
+            ),  # 13:30 UTC: over 24 h ago
             message(3, "a", "b", "2026-11-22 12:00:00", read=1, read_at="2026-11-22 13:59:59"),
         ],
     )
@@ -138,8 +162,10 @@ def test_purge_counts_24_hours_from_real_read_time(seeded, clock: FixedClock) ->
 
 def test_seed_rows_with_nulls_and_defaults_are_read(seeded) -> None:
     mesh = seeded(
-        sessions=[{"session_id": "a", "registered_at": NOW, "last_heartbeat": NOW},
-                  session("b", "bob", NOW) | {"metadata": "not json"}],
+        sessions=[
+            {"session_id": "a", "registered_at": NOW, "last_heartbeat": NOW},
+            session("b", "bob", NOW) | {"metadata": "not json"},
+        ],
         messages=[message(1, "a", "b", "2026-11-23T13:59:00.000Z", priority=None)],
     )
     agents = {a.session_id: a for a in mesh.agents("all")}
@@ -181,7 +207,8 @@ def test_rows_mesh_writes_read_by_plain_sql_with_the_seeds_meaning(mesh, clock, 
     sessions = dict(plain.execute("SELECT agent_name, status FROM agent_sessions"))
     assert sessions == {"alice": "stopped", "bob": "active"}
     for registered, beat in plain.execute(
-            "SELECT registered_at, last_heartbeat FROM agent_sessions"):
+        "SELECT registered_at, last_heartbeat FROM agent_sessions"
+    ):
         assert TO_ISO_STRING.match(registered) and TO_ISO_STRING.match(beat)
     plain.close()
 
@@ -191,10 +218,14 @@ def test_a_seed_client_writes_into_a_mesh_file(mesh, clock, db_path) -> None:
     plain = sqlite3.connect(db_path)
     plain.execute(
         "INSERT INTO agent_sessions (session_id, agent_name, registered_at, last_heartbeat) "
-        "VALUES ('node-1', 'node-ext', ?, ?)", (NOW, NOW))
+        "VALUES ('node-1', 'node-ext', ?, ?)",
+        (NOW, NOW),
+    )
     plain.execute(
         "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
-        "created_at) VALUES ('node-1', ?, 'from node', ?)", (bob.session_id, NOW))
+        "created_at) VALUES ('node-1', ?, 'from node', ?)",
+        (bob.session_id, NOW),
+    )
     plain.commit()
     plain.close()
     got = mesh.inbox(bob.session_id)

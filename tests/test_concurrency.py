@@ -76,7 +76,9 @@ print(json.dumps({"0": runs}))
 def _spawn(script: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", script, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -100,13 +102,17 @@ def test_concurrent_senders_and_pollers_deliver_each_message_exactly_once(
     with Mesh(db_path, config=MeshConfig(**CONFIG_ARGS)) as mesh:
         owner = mesh.register("inbox-owner", cwd="/")
     done_flag = tmp_path / "senders-done"
-    pollers = [_spawn(POLLER, str(db_path), owner.session_id, str(done_flag), config)
-               for _ in range(POLLERS)]
+    pollers = [
+        _spawn(POLLER, str(db_path), owner.session_id, str(done_flag), config)
+        for _ in range(POLLERS)
+    ]
     for proc in pollers:  # every poller is polling before the first message is sent
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     janitor = _spawn(JANITOR, str(db_path), str(done_flag), config)
-    senders = [_spawn(SENDER, str(db_path), f"sender{i}", str(PER_SENDER), owner.session_id,
-                      config) for i in range(SENDERS)]
+    senders = [
+        _spawn(SENDER, str(db_path), f"sender{i}", str(PER_SENDER), owner.session_id, config)
+        for i in range(SENDERS)
+    ]
     started = time.monotonic()
     sent: dict[int, str] = {}
     for proc in senders:
@@ -124,9 +130,12 @@ def test_concurrent_senders_and_pollers_deliver_each_message_exactly_once(
     assert merged == sent  # each poller got the right text for each id
     with Mesh(db_path) as mesh:
         assert mesh.peek_inbox(owner.session_id) == []
-        rows = mesh.connection().execute(
-            "SELECT count(*), sum(read) FROM agent_messages").fetchone()
+        rows = (
+            mesh.connection().execute("SELECT count(*), sum(read) FROM agent_messages").fetchone()
+        )
         assert tuple(rows) == (len(sent), len(sent))
     split = "/".join(str(len(got)) for got in received)
-    print(f"{len(sent)} messages, {SENDERS} senders, {POLLERS} pollers (took {split}), "
-          f"a janitor: {elapsed:.1f} s")
+    print(
+        f"{len(sent)} messages, {SENDERS} senders, {POLLERS} pollers (took {split}), "
+        f"a janitor: {elapsed:.1f} s"
+    )

@@ -60,10 +60,15 @@ def extension(tmp_path: Path, db_path: Path) -> Path:
     """The shim installed as Copilot would load it, beside a stand-in SDK."""
     package = tmp_path / "copilot" / "node_modules" / "@github" / "copilot-sdk"
     package.mkdir(parents=True)
-    (package / "package.json").write_text(json.dumps({
-        "name": "@github/copilot-sdk", "type": "module",
-        "exports": {"./extension": "./extension.mjs"},
-    }))
+    (package / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "@github/copilot-sdk",
+                "type": "module",
+                "exports": {"./extension": "./extension.mjs"},
+            }
+        )
+    )
     (package / "extension.mjs").write_text(STAND_IN)
     folder = tmp_path / "copilot" / "extensions" / "agent-mesh"
     folder.mkdir(parents=True)
@@ -79,8 +84,13 @@ class Node:
     def __init__(self, script: Path, cwd: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
         self.proc = subprocess.Popen(
-            ["node", str(script)], cwd=cwd, env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            ["node", str(script)],
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -119,7 +129,11 @@ def test_shim_offers_the_tools_and_pushes_messages_into_the_session(
     try:
         joined = node.next("joined")
         assert joined["tools"] == [
-            "get_agents", "send_message", "reply_to_message", "get_message", "check_inbox",
+            "get_agents",
+            "send_message",
+            "reply_to_message",
+            "get_message",
+            "check_inbox",
             "wait_for_reply",
         ]
         assert "agent-mesh" in joined["start"]["additionalContext"]
@@ -129,8 +143,20 @@ def test_shim_offers_the_tools_and_pushes_messages_into_the_session(
 
         cli = [sys.executable, "-m", "mesh_core", "--db", str(db_path)]
         sent = subprocess.run(
-            [*cli, "send", "web-app", "is the API up?", "--from", "ops", "--priority", "high",
-             "--json"], capture_output=True, text=True, check=True,
+            [
+                *cli,
+                "send",
+                "web-app",
+                "is the API up?",
+                "--from",
+                "ops",
+                "--priority",
+                "high",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         message_id = json.loads(sent.stdout)["message_id"]
         pushed = node.next("send")
@@ -165,8 +191,12 @@ def test_shim_says_what_to_do_when_mesh_cannot_start(extension: Path, tmp_path: 
         json.dumps({"command": [str(tmp_path / "no-such-mesh")]})
     )
     done = subprocess.run(
-        ["node", str(extension)], cwd=tmp_path, capture_output=True, text=True,
-        timeout=TIMEOUT, check=False,
+        ["node", str(extension)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert done.returncode != 0 and done.stdout == ""  # never joined the session
     assert "agent-mesh: could not start" in done.stderr

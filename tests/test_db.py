@@ -31,8 +31,12 @@ def pragmas(conn: sqlite3.Connection) -> dict[str, object]:
     }
 
 
-EXPECTED_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": 1,
-                    "foreign_keys": 0}
+EXPECTED_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 5000,
+    "synchronous": 1,
+    "foreign_keys": 0,
+}
 
 
 def test_every_connection_gets_the_pragmas(mesh: Mesh) -> None:
@@ -89,28 +93,50 @@ def test_seed_file_v0_is_migrated_in_place_and_its_rows_read(db_path: Path) -> N
     write_seed_file(
         db_path,
         sessions=[
-            {"session_id": "s-alice", "agent_name": "alice",
-             "registered_at": "2026-11-23T13:59:50.000Z",
-             "last_heartbeat": "2026-11-23T13:59:50.000Z"},
-            {"session_id": "s-bob", "agent_name": "bob", "metadata": '{"kind": "agent"}',
-             "registered_at": "2026-11-23T13:59:55.000Z",
-             "last_heartbeat": "2026-11-23T13:59:55.000Z"},
+            {
+                "session_id": "s-alice",
+                "agent_name": "alice",
+                "registered_at": "2026-11-23T13:59:50.000Z",
+                "last_heartbeat": "2026-11-23T13:59:50.000Z",
+            },
+            {
+                "session_id": "s-bob",
+                "agent_name": "bob",
+                "metadata": '{"kind": "agent"}',
+                "registered_at": "2026-11-23T13:59:55.000Z",
+                "last_heartbeat": "2026-11-23T13:59:55.000Z",
+            },
         ],
-        messages=[{"sender_session_id": "s-alice", "recipient_session_id": "s-bob",
-                   "content": "from the seed", "created_at": "2026-11-23T13:59:56.000Z"}],
+        messages=[
+            {
+                "sender_session_id": "s-alice",
+                "recipient_session_id": "s-bob",
+                "content": "from the seed",
+                "created_at": "2026-11-23T13:59:56.000Z",
+            }
+        ],
     )
     assert _user_version(db_path) == 0
 
     with Mesh(db_path, clock=FixedClock("2026-11-23T14:00:00.000Z")) as mesh:
         assert _user_version(db_path) == SCHEMA_VERSION
-        names = {r[0] for r in mesh.connection().execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'")}
-        assert {"idx_messages_unread", "idx_messages_thread", "idx_messages_pair",
-                "idx_sessions_name"} <= names
+        names = {
+            r[0]
+            for r in mesh.connection().execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'"
+            )
+        }
+        assert {
+            "idx_messages_unread",
+            "idx_messages_thread",
+            "idx_messages_pair",
+            "idx_sessions_name",
+        } <= names
         assert sorted(a.agent_name for a in mesh.agents("active")) == ["alice", "bob"]
         got = mesh.inbox("s-bob")
         assert [(m.content, m.sender_name, m.priority, m.original_message_id) for m in got] == [
-            ("from the seed", "alice", "normal", None)]
+            ("from the seed", "alice", "normal", None)
+        ]
         # And the migrated file takes new rows under every rule.
         reply = mesh.reply("s-bob", got[0].message_id, "hello seed")
         assert reply.original_message_id == got[0].message_id
@@ -152,8 +178,10 @@ def _corrupt(path: Path) -> None:
     """A real SQLite header followed by garbage pages."""
     conn = sqlite3.connect(path)
     conn.executescript(SEED_SQL)
-    conn.executemany("INSERT INTO agent_sessions VALUES (?, ?, '', '', '', 'active', ?, ?, '')",
-                     [(f"s{i}", f"n{i}", "t", "t") for i in range(200)])
+    conn.executemany(
+        "INSERT INTO agent_sessions VALUES (?, ?, '', '', '', 'active', ?, ?, '')",
+        [(f"s{i}", f"n{i}", "t", "t") for i in range(200)],
+    )
     conn.commit()
     conn.close()
     data = bytearray(path.read_bytes())
@@ -189,8 +217,14 @@ def _foreign_with_ours(path: Path) -> None:
         (_foreign, NotAMeshDatabase),
         (_foreign_with_ours, NotAMeshDatabase),
     ],
-    ids=["newer-schema", "newer-schema-wal", "not-sqlite", "corrupt", "foreign-app",
-         "foreign-app-same-tables"],
+    ids=[
+        "newer-schema",
+        "newer-schema-wal",
+        "not-sqlite",
+        "corrupt",
+        "foreign-app",
+        "foreign-app-same-tables",
+    ],
 )
 def test_unusable_files_are_refused_and_left_untouched(db_path: Path, make, error) -> None:
     db_path.parent.mkdir(mode=0o700)
@@ -277,10 +311,14 @@ def test_hot_queries_seek_an_index(mesh: Mesh, clock: FixedClock, db_path: Path)
                     bad.append(f"{label} does not use {index}: {plan}")
         for detail in plan:
             full_scan = re.match(r"SCAN (agent_messages|agent_sessions)\b", detail) and (
-                "USING" not in detail)
+                "USING" not in detail
+            )
             # The roster reads every session on purpose; messages are never scanned.
-            if full_scan and ("agent_messages" in detail or "agent_name" in sql and
-                              "GROUP BY agent_name" not in sql):
+            if full_scan and (
+                "agent_messages" in detail
+                or "agent_name" in sql
+                and "GROUP BY agent_name" not in sql
+            ):
                 bad.append(f"{detail}  <=  {' '.join(sql.split())[:160]}")
     planner.close()
     assert set(HOT_QUERIES) <= seen, f"not exercised: {set(HOT_QUERIES) - seen}"
@@ -303,18 +341,27 @@ def test_a_folder_or_a_path_below_a_file_is_refused_with_exit_code_3(tmp_path: P
 def test_a_failed_migration_leaves_the_seed_file_as_it_was(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_seed_file(db_path, sessions=[{"session_id": "s1", "agent_name": "kept",
-                                        "registered_at": "t", "last_heartbeat": "t"}])
+    write_seed_file(
+        db_path,
+        sessions=[
+            {"session_id": "s1", "agent_name": "kept", "registered_at": "t", "last_heartbeat": "t"}
+        ],
+    )
     # The last statement of the upgrade fails, after the indexes were created.
-    monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION,
-                        db.MIGRATIONS[SCHEMA_VERSION] + ";\nCREATE TABLE agent_sessions (x)")
+    monkeypatch.setitem(
+        db.MIGRATIONS,
+        SCHEMA_VERSION,
+        db.MIGRATIONS[SCHEMA_VERSION] + ";\nCREATE TABLE agent_sessions (x)",
+    )
     with pytest.raises(DatabaseUnusable, match="already exists") as info:
         Mesh(db_path)
     assert info.value.exit_code == 3
     plain = sqlite3.connect(db_path)
     assert plain.execute("PRAGMA user_version").fetchone()[0] == 0
-    assert plain.execute(
-        "SELECT count(*) FROM sqlite_master WHERE name LIKE 'idx_%'").fetchone()[0] == 0
+    assert (
+        plain.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'idx_%'").fetchone()[0]
+        == 0
+    )
     assert plain.execute("SELECT agent_name FROM agent_sessions").fetchall() == [("kept",)]
     plain.close()
     monkeypatch.undo()

@@ -29,9 +29,7 @@ from mesh_core.errors import DatabasePermission, DatabaseUnusable
 
 # Rate limit and auto-threading are not what these tests are about: lift the cap.
 BULK = MeshConfig(rate_limit=10**9)
-FAST = MeshConfig(
-    rate_limit=10**9, heartbeat_interval=0.3, poll_interval=0.3, watch_interval=0.02
-)
+FAST = MeshConfig(rate_limit=10**9, heartbeat_interval=0.3, poll_interval=0.3, watch_interval=0.02)
 ROUNDS = int(os.environ.get("MESH_KILL_ROUNDS", "200"))
 SOAK_SECONDS = float(os.environ.get("MESH_SOAK_SECONDS", "20"))
 
@@ -45,7 +43,10 @@ def payload(tag: str) -> str:
 def run_python(code: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        check=False, capture_output=True, text=True, timeout=timeout,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -216,7 +217,9 @@ def test_crowd_of_writers_and_pollers_loses_and_duplicates_nothing(tmp_path: Pat
     def start(code: str, *args: str, out: Path) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(code), *args, str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         procs.append((proc, out))
 
@@ -390,9 +393,7 @@ def _can_mount(tmp_path: Path) -> str | None:
     return None
 
 
-def test_read_only_file_system_is_reported_and_recovered(
-    watcher: Watcher, tmp_path: Path
-) -> None:
+def test_read_only_file_system_is_reported_and_recovered(watcher: Watcher, tmp_path: Path) -> None:
     reason = _can_mount(tmp_path)
     if reason:
         pytest.skip(reason)
@@ -448,9 +449,11 @@ def test_full_disk_is_reported_once_and_recovered(tmp_path: Path) -> None:
 
         filler.unlink()
         sender_mesh.send(sender, "watcher", "space again")
-        wait_until(lambda: watcher is not None and any(
-            m.content == "space again" for m in watcher.messages
-        ))
+        wait_until(
+            lambda: (
+                watcher is not None and any(m.content == "space again" for m in watcher.messages)
+            )
+        )
         assert len(watcher.errors) == 1
         assert integrity(db) == "ok"
         sender_mesh.close()

@@ -45,7 +45,12 @@ def claude_input(event: str, cwd: Path, **extra: Any) -> dict[str, Any]:
 def run_hook(db: Path, cwd: Path, event: str, stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mesh_core", "hook", event, "--db", str(db)],
-        input=stdin, capture_output=True, text=True, cwd=cwd, env=env(), timeout=TIMEOUT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env(),
+        timeout=TIMEOUT,
         check=False,
     )
 
@@ -64,7 +69,9 @@ def test_the_session_is_the_hook_inputs_cwd_not_the_process_folder(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     done = run_hook(
-        db_path, elsewhere, "SessionStart",
+        db_path,
+        elsewhere,
+        "SessionStart",
         json.dumps(claude_input("SessionStart", repo, source="startup")),
     )
     assert done.returncode == 0, done.stderr
@@ -116,7 +123,10 @@ def test_stop_blocks_only_while_urgent_or_high_mail_waits(db_path: Path, repo: P
 def test_hooks_act_as_the_mcp_server_session_of_the_workspace(db_path: Path, repo: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "mesh_core", "mcp", "--db", str(db_path)],
-        cwd=repo, env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        cwd=repo,
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -128,8 +138,10 @@ def test_hooks_act_as_the_mcp_server_session_of_the_workspace(db_path: Path, rep
         bob = mesh.register("bob", kind="cli")
         sent = mesh.send(bob.session_id, "alpha", "question for alpha")
         out = hook_json(db_path, repo, "UserPromptSubmit", prompt="hi")
-        assert out is not None and "question for alpha" in out["hookSpecificOutput"][
-            "additionalContext"]
+        assert (
+            out is not None
+            and "question for alpha" in out["hookSpecificOutput"]["additionalContext"]
+        )
         (only,) = _sessions(db_path, "alpha")  # no second session for the workspace
         assert only.metadata["client"] == "mesh-mcp"
         assert mesh.get(sent.message_id).recipient_session_id == only.session_id

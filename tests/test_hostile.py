@@ -35,8 +35,20 @@ TAG_SMUGGLED = "ok\U000e0069\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065" 
 LINE_TRICKS = "safe\rEVIL\b\b\u2028next\u2029para\x85nel"
 MARKUP = "[bold]x[/] [/] [link=file:///etc/passwd]click[/link] [red on red]hidden[/]"
 
-HOSTILE = [CSI_CLEAR, OSC_TITLE, OSC_52, OSC_HYPERLINK, DCS, C1_CSI, C1_OSC, BIDI,
-           ZERO_WIDTH, TAG_SMUGGLED, LINE_TRICKS, MARKUP]
+HOSTILE = [
+    CSI_CLEAR,
+    OSC_TITLE,
+    OSC_52,
+    OSC_HYPERLINK,
+    DCS,
+    C1_CSI,
+    C1_OSC,
+    BIDI,
+    ZERO_WIDTH,
+    TAG_SMUGGLED,
+    LINE_TRICKS,
+    MARKUP,
+]
 
 # What must never reach a terminal from untrusted text: C0 controls but tab and newline,
 # DEL, C1 controls, bidi controls, invisible and zero-width characters, tag characters.
@@ -66,8 +78,15 @@ def test_safe_text_shows_what_it_replaced() -> None:
 
 
 def test_safe_text_keeps_ordinary_text_of_every_script() -> None:
-    for fine in ("héllo wörld", "日本語のテキスト", "עברית ועربית", "emoji 👩‍💻 family 👨‍👩‍👧",
-                 "math ∑ ≤ ∞", "[not markup]", "tab\there"):
+    for fine in (
+        "héllo wörld",
+        "日本語のテキスト",
+        "עברית ועربית",
+        "emoji 👩‍💻 family 👨‍👩‍👧",
+        "math ∑ ≤ ∞",
+        "[not markup]",
+        "tab\there",
+    ):
         assert safe_text(fine) == fine
 
 
@@ -86,7 +105,10 @@ def run_in_pty(*args: str, env: dict[str, str]) -> str:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mesh_core", *args],
-        stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     os.close(slave)
     chunks = []
@@ -117,8 +139,7 @@ def hostile_db(tmp_path: Path) -> Path:
             mesh.reply(alice, first.message_id, body)
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "UPDATE agent_sessions SET agent_name = ?, agent_description = ? "
-            "WHERE session_id = ?",
+            "UPDATE agent_sessions SET agent_name = ?, agent_description = ? WHERE session_id = ?",
             ("alice" + OSC_TITLE + BIDI + MARKUP, OSC_52 + CSI_CLEAR + MARKUP, alice),
         )
     assert bob
@@ -143,8 +164,14 @@ def assert_inert(screen: str) -> None:
 def test_cli_tables_in_a_terminal_show_hostile_text_inert(
     hostile_db: Path, args: tuple[str, ...]
 ) -> None:
-    env = dict(os.environ, FORCE_COLOR="1", TERM="xterm-256color", COLUMNS="160",
-               AGENT_MESH_DB=str(hostile_db), AGENT_MESH_NAME="bob")
+    env = dict(
+        os.environ,
+        FORCE_COLOR="1",
+        TERM="xterm-256color",
+        COLUMNS="160",
+        AGENT_MESH_DB=str(hostile_db),
+        AGENT_MESH_NAME="bob",
+    )
     env.pop("NO_COLOR", None)
     screen = run_in_pty(*args, "--db", str(hostile_db), env=env)
     assert RICH_SGR.search(screen), "Rich was not in terminal mode: the test proves nothing"

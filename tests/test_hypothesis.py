@@ -28,8 +28,11 @@ from mesh_core.identity import identify
 LIMIT = 10_240
 BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 CONFIG = MeshConfig(rate_limit=10**6)
-FAST = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 SLOW = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Any code point, surrogates included (what Python holds after a bad decode).
@@ -40,8 +43,9 @@ near_the_limit = st.builds(
     st.integers(min_value=2_400, max_value=10_300),
     st.text(any_char, max_size=4),
 )
-contents = st.one_of(st.text(any_char), st.text(st.sampled_from(" \t\n\r\x00\u3000")),
-                     near_the_limit)
+contents = st.one_of(
+    st.text(any_char), st.text(st.sampled_from(" \t\n\r\x00\u3000")), near_the_limit
+)
 
 
 def acceptable(content: str) -> bool:
@@ -57,8 +61,9 @@ def acceptable(content: str) -> bool:
 def fresh_mesh() -> Iterator[tuple[Mesh, str, str]]:
     """A new database per example (hypothesis reruns a body many times)."""
     with tempfile.TemporaryDirectory() as folder:
-        mesh = Mesh(Path(folder) / "mesh.db", config=CONFIG,
-                    clock=FixedClock("2026-11-23T14:00:00.000Z"))
+        mesh = Mesh(
+            Path(folder) / "mesh.db", config=CONFIG, clock=FixedClock("2026-11-23T14:00:00.000Z")
+        )
         try:
             alice = mesh.register("alice").session_id
             bob = mesh.register("bob").session_id
@@ -95,9 +100,15 @@ def test_content_round_trips_or_is_refused_untouched(content: str) -> None:
 
 
 ids = st.one_of(
-    st.integers(), st.integers(min_value=-3, max_value=3), st.floats(), st.booleans(),
-    st.none(), st.text(any_char, max_size=25), st.from_regex(r"\A\s*#?[0-9]{1,22}\s*\Z"),
-    st.binary(max_size=4), st.lists(st.integers(), max_size=2),
+    st.integers(),
+    st.integers(min_value=-3, max_value=3),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(any_char, max_size=25),
+    st.from_regex(r"\A\s*#?[0-9]{1,22}\s*\Z"),
+    st.binary(max_size=4),
+    st.lists(st.integers(), max_size=2),
 )
 
 
@@ -192,8 +203,14 @@ def test_targets_and_priorities_deliver_or_refuse_untouched(target: str, priorit
 
 def cli(db: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, AGENT_MESH_NAME="alice", NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "mesh_core", *args, "--db", str(db)],
-                          input=stdin, capture_output=True, env=env, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mesh_core", *args, "--db", str(db)],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def stored(db: Path) -> list[str]:
@@ -212,8 +229,11 @@ def cli_db() -> Iterator[Path]:
 
 
 @SLOW
-@given(raw=st.one_of(st.binary(max_size=40), st.text(any_char, max_size=40), near_the_limit).map(
-    lambda value: value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")))
+@given(
+    raw=st.one_of(st.binary(max_size=40), st.text(any_char, max_size=40), near_the_limit).map(
+        lambda value: value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+    )
+)
 @example(raw="é".encode() * (LIMIT // 2) + b"\n")
 @example(raw=b"ab\xffcd")
 def test_cli_stdin_is_sent_exactly_or_refused(raw: bytes) -> None:
@@ -236,8 +256,9 @@ def test_cli_stdin_is_sent_exactly_or_refused(raw: bytes) -> None:
 
 
 @SLOW
-@given(arg=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
-                   max_size=25))
+@given(
+    arg=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=25)
+)
 def test_cli_show_any_argument_gives_a_clear_answer(arg: str) -> None:
     """`mesh show ARG` exits 0 (found), 1 (refused or not found) or 2 (usage), never a
     traceback, and never changes a message."""

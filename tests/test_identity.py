@@ -18,9 +18,21 @@ def git(cwd: Path, *args: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(GIT_CONFIG_NOSYSTEM="1", HOME=str(cwd))
     subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
-         "-c", "init.defaultBranch=main", *args],
-        cwd=cwd, env=env, check=True, capture_output=True, timeout=60,
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "init.defaultBranch=main",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
 
 
@@ -102,6 +114,10 @@ def test_register_uses_the_identity_of_its_folder(repo: Path, db_path: Path) -> 
     with Mesh(db_path) as mesh:
         agent = mesh.register(cwd=repo / "src")
     assert (agent.agent_name, agent.agent_description, agent.repo, agent.cwd) == (
-        "my-api", "The API", "https://example.org/team/my-api.git", str((repo / "src").resolve()))
+        "my-api",
+        "The API",
+        "https://example.org/team/my-api.git",
+        str((repo / "src").resolve()),
+    )
     assert agent.metadata["kind"] == "agent" and agent.metadata["pid"] == os.getpid()
     assert {"client", "host"} <= set(agent.metadata)

@@ -32,7 +32,11 @@ def mesh_install(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env["HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "mesh_core", "install", *args],
-        capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
     )
 
 
@@ -54,8 +58,11 @@ OTHER_SERVER = {"command": "npx", "args": ["-y", "@acme/other-mcp"], "env": {"TO
 
 def test_claude_keeps_other_servers_and_settings(home: Path, db_path: Path) -> None:
     config = home / ".claude.json"
-    original = {"numStartups": 7, "mcpServers": {"other": OTHER_SERVER},
-                "projects": {"/src/app": {"allowedTools": ["Bash"]}}}
+    original = {
+        "numStartups": 7,
+        "mcpServers": {"other": OTHER_SERVER},
+        "projects": {"/src/app": {"allowedTools": ["Bash"]}},
+    }
     write_json(config, original)
     first, second = install_twice(home, "claude", "--db", str(db_path))
     data = json.loads(config.read_text())
@@ -72,10 +79,18 @@ def test_claude_keeps_other_servers_and_settings(home: Path, db_path: Path) -> N
 def test_claude_hooks_merge_with_the_users_hooks(home: Path) -> None:
     settings = home / ".claude" / "settings.json"
     users_stop = {"hooks": [{"type": "command", "command": "say done"}]}
-    write_json(settings, {"model": "opus", "hooks": {
-        "Stop": [users_stop],
-        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint"}]}],
-    }})
+    write_json(
+        settings,
+        {
+            "model": "opus",
+            "hooks": {
+                "Stop": [users_stop],
+                "PreToolUse": [
+                    {"matcher": "Bash", "hooks": [{"type": "command", "command": "lint"}]}
+                ],
+            },
+        },
+    )
     install_twice(home, "claude", "--hooks")
     data = json.loads(settings.read_text())
     assert data["model"] == "opus"
@@ -93,7 +108,7 @@ def test_codex_toml_keeps_the_rest_and_replaces_an_old_entry(home: Path) -> None
     config.parent.mkdir(parents=True)
     config.write_text(
         'model = "o3"  # my model\n\n'
-        "[mcp_servers.agent-mesh]\ncommand = \"mesh-old\"\nargs = [\"serve\"]\n\n"
+        '[mcp_servers.agent-mesh]\ncommand = "mesh-old"\nargs = ["serve"]\n\n'
         '[mcp_servers.other]\ncommand = "npx"\nargs = ["-y", "@acme/other-mcp"]\n'
     )
     first, second = install_twice(home, "codex")
@@ -104,7 +119,7 @@ def test_codex_toml_keeps_the_rest_and_replaces_an_old_entry(home: Path) -> None
     ours = data["mcp_servers"]["agent-mesh"]
     assert Path(ours["command"]).is_absolute() and ours["args"][-1] == "mcp"
     assert text.count("[mcp_servers.agent-mesh]") == 1
-    assert "-command = \"mesh-old\"" in first and "unchanged" in second
+    assert '-command = "mesh-old"' in first and "unchanged" in second
 
 
 def test_gemini_and_copilot(home: Path) -> None:
@@ -150,13 +165,18 @@ def test_json_snippet_for_any_client() -> None:
 def test_the_written_command_joins_the_mesh(home: Path, db_path: Path, tmp_path: Path) -> None:
     install_twice(home, "gemini", "--db", str(db_path))
     server = json.loads((home / ".gemini" / "settings.json").read_text())["mcpServers"][
-        "agent-mesh"]
+        "agent-mesh"
+    ]
     repo = tmp_path / "payments"
     repo.mkdir()
     # As an agent CLI starts it: a bare environment, no virtualenv on PATH.
     proc = subprocess.Popen(
-        [server["command"], *server["args"]], cwd=repo, env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [server["command"], *server["args"]],
+        cwd=repo,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + TIMEOUT

@@ -86,12 +86,16 @@ def test_message_from_another_process_reaches_on_message(
     time.sleep(0.1)  # let the first (start-up) poll pass: the next one must be the watch's
     out = subprocess.run(
         [sys.executable, "-c", SEND_FROM_ANOTHER_PROCESS, str(db_path), "listener", "ping"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     # poll_interval is 60 s: only the data_version watch can deliver it in time.
     assert arrived.wait(DEADLINE), "no delivery within the deadline"
     assert [(m.message_id, m.content, m.sender_name) for m in got] == [
-        (int(out.stdout), "ping", "outsider")]
+        (int(out.stdout), "ping", "outsider")
+    ]
     assert got[0].read
 
 
@@ -140,7 +144,9 @@ def test_sigterm_marks_the_session_stopped(db_path: Path) -> None:
     Mesh(db_path).close()
     proc = subprocess.Popen(
         [sys.executable, "-c", RUN_UNTIL_SIGTERM, str(db_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -170,8 +176,9 @@ def test_callback_exceptions_do_not_kill_the_loop(live_mesh, participants, tmp_p
         changes.append(1)
         raise ValueError("a bug in the client's change callback")
 
-    participant = Participant(live_mesh, "fragile", cwd=str(tmp_path),
-                              on_message=on_message, on_change=on_change)
+    participant = Participant(
+        live_mesh, "fragile", cwd=str(tmp_path), on_message=on_message, on_change=on_change
+    )
     participants.append(participant)
     agent = participant.start()
     sender = live_mesh.register("sender", cwd=tmp_path)

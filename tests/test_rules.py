@@ -101,8 +101,9 @@ def test_content_keeps_its_whitespace_and_markup_as_written(mesh, reg):
 def test_each_priority_is_accepted_and_stored(mesh, reg, db_path, priority):
     alice, _ = reg("alice"), reg("bob")
     sent = mesh.send(alice.session_id, "bob", "hi", priority=priority)
-    stored = plain_rows(db_path, "SELECT priority FROM agent_messages WHERE message_id = ?",
-                 (sent.message_id,))
+    stored = plain_rows(
+        db_path, "SELECT priority FROM agent_messages WHERE message_id = ?", (sent.message_id,)
+    )
     assert sent.priority == stored[0][0] == priority
 
 
@@ -299,13 +300,17 @@ def test_reply_goes_to_the_other_party_in_the_root_thread(mesh, reg, clock):
     clock.advance(1)
     answer = mesh.reply(bob.session_id, root.message_id, "answer")
     assert (answer.recipient_session_id, answer.original_message_id) == (
-        alice.session_id, root.message_id)
+        alice.session_id,
+        root.message_id,
+    )
     clock.advance(1)
     # Replying to a reply still points at the root; replying to your own message goes
     # to the other party.
     again = mesh.reply(alice.session_id, answer.message_id, "thanks")
     assert (again.recipient_session_id, again.original_message_id) == (
-        bob.session_id, root.message_id)
+        bob.session_id,
+        root.message_id,
+    )
     own = mesh.reply(alice.session_id, root.message_id, "also")
     assert own.recipient_session_id == bob.session_id
 
@@ -329,8 +334,7 @@ def test_thread_is_root_first_and_marks_nothing_read(mesh, reg, clock, db_path):
         assert [m.message_id for m in thread] == [root.message_id, r1.message_id, r2.message_id]
     assert mesh.get(r1.message_id).read is False
     assert plain_rows(db_path, "SELECT count(*) FROM agent_messages WHERE read = 1")[0][0] == 0
-    assert [m.message_id for m in mesh.inbox(bob.session_id)] == [
-        root.message_id, r2.message_id]
+    assert [m.message_id for m in mesh.inbox(bob.session_id)] == [root.message_id, r2.message_id]
 
 
 # -- §4.7 queue depth -----------------------------------------------------------------
@@ -354,8 +358,13 @@ def test_queue_depth_warning_only_above_fifty_unread(mesh, reg, clock):
 def test_inbox_order_priority_then_oldest_and_marks_exactly_those(mesh, reg, clock, db_path):
     alice, bob, carol = reg("alice"), reg("bob"), reg("carol")
     ids = {}
-    for label, priority in [("low", "low"), ("normal-old", "normal"), ("high", "high"),
-                            ("urgent", "urgent"), ("normal-new", "normal")]:
+    for label, priority in [
+        ("low", "low"),
+        ("normal-old", "normal"),
+        ("high", "high"),
+        ("urgent", "urgent"),
+        ("normal-new", "normal"),
+    ]:
         ids[label] = mesh.send(alice.session_id, "bob", label, priority=priority).message_id
         clock.advance(1)
     other = mesh.send(alice.session_id, "carol", "not for bob")
@@ -378,8 +387,9 @@ def test_inbox_excludes_expired_messages(mesh, reg, clock, db_path):
     clock.advance(24 * 3600 + 1)
     mesh.heartbeat(bob.session_id)  # back, but a day too late
     assert mesh.inbox(bob.session_id) == []
-    row = plain_rows(db_path, "SELECT read FROM agent_messages WHERE message_id = ?",
-              (waiting.message_id,))
+    row = plain_rows(
+        db_path, "SELECT read FROM agent_messages WHERE message_id = ?", (waiting.message_id,)
+    )
     assert row[0][0] == 0
 
 
@@ -401,8 +411,10 @@ def test_new_session_of_a_workspace_takes_over_its_unread_mail(mesh, reg, clock,
     got = mesh.inbox(new.session_id)
     assert [m.message_id for m in got] == [waiting.message_id]
     assert got[0].expires_at is None
-    owner = {r["message_id"]: r["recipient_session_id"]
-             for r in plain_rows(db_path, "SELECT * FROM agent_messages")}
+    owner = {
+        r["message_id"]: r["recipient_session_id"]
+        for r in plain_rows(db_path, "SELECT * FROM agent_messages")
+    }
     assert owner[read_before.message_id] == old.session_id
     assert owner[expired.message_id] == old.session_id
     assert owner[not_ours.message_id] == other.session_id
@@ -511,7 +523,8 @@ def test_cleanup_deletes_expired_unread_and_nothing_else(mesh, reg, clock, db_pa
     mesh.cleanup()
     assert plain_rows(db_path, "SELECT count(*) FROM agent_sessions")[0][0] == 3
     assert [r[0] for r in plain_rows(db_path, "SELECT message_id FROM agent_messages")] == [
-        kept.message_id]
+        kept.message_id
+    ]
 
 
 def test_maybe_cleanup_runs_at_most_once_a_minute_across_handles(mesh, db_path, clock):

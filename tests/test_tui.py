@@ -59,9 +59,13 @@ async def test_new_message_lands_with_recipient_thread_and_priority(world: World
         await pilot.press("ctrl+j")
         await settle(pilot)
         assert app.query_one("#draft", TextArea).text == ""  # a send that landed clears it
-    sent = rows(world.mesh, "SELECT recipient_session_id, original_message_id, priority, read "
-                "FROM agent_messages WHERE sender_session_id = ? AND content = ?",
-                world.me, "Outage over yet?")
+    sent = rows(
+        world.mesh,
+        "SELECT recipient_session_id, original_message_id, priority, read "
+        "FROM agent_messages WHERE sender_session_id = ? AND content = ?",
+        world.me,
+        "Outage over yet?",
+    )
     # within 10 minutes of the last exchange: it joins alice's thread with api-server
     assert sent == [(world.ids["api-server"], world.person_thread, "urgent", 0)]
 
@@ -78,9 +82,12 @@ async def test_reply_in_selected_thread(world: World) -> None:
         await pilot.press("r")
         await pilot.press(*"Please ship it.", "alt+enter")
         await settle(pilot)
-    (recipient, thread), = rows(
-        world.mesh, "SELECT recipient_session_id, original_message_id FROM agent_messages "
-        "WHERE sender_session_id = ? AND content = 'Please ship it.'", world.me)
+    ((recipient, thread),) = rows(
+        world.mesh,
+        "SELECT recipient_session_id, original_message_id FROM agent_messages "
+        "WHERE sender_session_id = ? AND content = 'Please ship it.'",
+        world.me,
+    )
     assert thread == world.agents_thread
     # the last message of that thread was web-frontend's: the reply goes to it
     assert recipient == world.ids["web-frontend"]
@@ -116,15 +123,22 @@ async def test_draft_survives_refresh_and_refusal(world: World) -> None:
 
 async def test_watching_marks_nothing_read_and_takes_only_own_messages(world: World) -> None:
     """Live: the participant takes alice's mail; browsing other threads reads nothing."""
-    unread_before = dict(rows(world.mesh, "SELECT recipient_session_id, count(*) FROM "
-                              "agent_messages WHERE read = 0 GROUP BY 1"))
+    unread_before = dict(
+        rows(
+            world.mesh,
+            "SELECT recipient_session_id, count(*) FROM agent_messages WHERE read = 0 GROUP BY 1",
+        )
+    )
     assert unread_before[world.me] == 1
     app = MeshApp(world.mesh, live=True, session_id=world.me, name="alice")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         deadline = asyncio.get_running_loop().time() + 20
-        while rows(world.mesh, "SELECT count(*) FROM agent_messages WHERE read = 0 AND "
-                   "recipient_session_id = ?", world.me) != [(0,)]:
+        while rows(
+            world.mesh,
+            "SELECT count(*) FROM agent_messages WHERE read = 0 AND recipient_session_id = ?",
+            world.me,
+        ) != [(0,)]:
             assert asyncio.get_running_loop().time() < deadline, "inbox never taken"
             await asyncio.sleep(0.05)
         await settle(pilot)
@@ -133,13 +147,18 @@ async def test_watching_marks_nothing_read_and_takes_only_own_messages(world: Wo
         for _ in range(5):  # open every thread in the list
             await pilot.press("j")
             await settle(pilot)
-    unread_after = dict(rows(world.mesh, "SELECT recipient_session_id, count(*) FROM "
-                             "agent_messages WHERE read = 0 GROUP BY 1"))
+    unread_after = dict(
+        rows(
+            world.mesh,
+            "SELECT recipient_session_id, count(*) FROM agent_messages WHERE read = 0 GROUP BY 1",
+        )
+    )
     expected = {sid: n for sid, n in unread_before.items() if sid != world.me}
     assert unread_after == expected
     # q / exit marks the person's session stopped
-    (status,), = rows(world.mesh, "SELECT status FROM agent_sessions WHERE session_id = ?",
-                      app.me)
+    ((status,),) = rows(
+        world.mesh, "SELECT status FROM agent_sessions WHERE session_id = ?", app.me
+    )
     assert status == "stopped"
 
 
@@ -258,8 +277,17 @@ async def test_help_lists_every_binding(world: World) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         text = screen_text(app)
-    for description in ("Quit", "New message", "Reply", "Filter", "Next pane", "Command palette",
-                        "Send", "Leave (keeps draft)", "Show/hide stopped agents"):
+    for description in (
+        "Quit",
+        "New message",
+        "Reply",
+        "Filter",
+        "Next pane",
+        "Command palette",
+        "Send",
+        "Leave (keeps draft)",
+        "Show/hide stopped agents",
+    ):
         assert description in text, description
 
 
@@ -269,11 +297,11 @@ async def test_live_change_shows_without_waiting_for_the_timer(world: World) -> 
     app = MeshApp(world.mesh, live=True, session_id=world.me, name="alice", interval=60)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        sent = other.send(world.ids["test-runner"], "data-pipeline", "Suite green again.",
-                          new_thread=True)
+        sent = other.send(
+            world.ids["test-runner"], "data-pipeline", "Suite green again.", new_thread=True
+        )
         deadline = asyncio.get_running_loop().time() + 20
-        while not app.snapshot or all(t.thread_id != sent.message_id
-                                      for t in app.snapshot.threads):
+        while not app.snapshot or all(t.thread_id != sent.message_id for t in app.snapshot.threads):
             assert asyncio.get_running_loop().time() < deadline, "change never shown"
             await asyncio.sleep(0.05)
         await settle(pilot)
@@ -283,8 +311,9 @@ async def test_live_change_shows_without_waiting_for_the_timer(world: World) -> 
 
 async def test_offscreen_rows_catch_up_when_scrolled_into_view(world: World) -> None:
     """A refresh updates only the rows on screen; the others when they come into view."""
-    extra = [world.mesh.register(f"zz-agent-{n:02d}", description="filler").session_id
-             for n in range(40)]
+    extra = [
+        world.mesh.register(f"zz-agent-{n:02d}", description="filler").session_id for n in range(40)
+    ]
     app = quiet_app(world)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from tui_fixtures import World, build_world
 
-from mesh_core import FixedClock, Mesh, iso, views
 from mesh_agents.simulated import DEMO_AGENTS, Demo
+from mesh_core import FixedClock, Mesh, iso, views
 from mesh_core.models import Status
 
 
@@ -25,8 +25,12 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def read_flags(mesh: Mesh) -> list[tuple[int, int]]:
-    return [tuple(r) for r in mesh.connection().execute(
-        "SELECT message_id, read FROM agent_messages ORDER BY message_id")]
+    return [
+        tuple(r)
+        for r in mesh.connection().execute(
+            "SELECT message_id, read FROM agent_messages ORDER BY message_id"
+        )
+    ]
 
 
 def test_roster_shows_every_state_and_puts_attention_first(world: World) -> None:
@@ -41,8 +45,13 @@ def test_roster_shows_every_state_and_puts_attention_first(world: World) -> None
     assert [r.agent.agent_name for r in rows[: len(attention)]] == attention
     assert rows[-1].agent.agent_name == "old-prototype"  # stopped last
     snapshot = views.snapshot(world.mesh, world.me)
-    assert snapshot.counts() == {"active": 3, "stale": 1, "stopped": 1, "flooded": 1,
-                                 "rate-limited": 1}
+    assert snapshot.counts() == {
+        "active": 3,
+        "stale": 1,
+        "stopped": 1,
+        "flooded": 1,
+        "rate-limited": 1,
+    }
 
 
 def hour_by_text(world: World) -> dict[str, tuple[int, ...]]:
@@ -50,14 +59,21 @@ def hour_by_text(world: World) -> dict[str, tuple[int, ...]]:
     hour counted by plain timestamp bounds, one query per session and bucket."""
     now = world.clock.now()
     end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
-    starts = [end - timedelta(minutes=5 * back) for back in range(views.ACTIVITY_BUCKETS - 1,
-                                                                  -1, -1)]
+    starts = [
+        end - timedelta(minutes=5 * back) for back in range(views.ACTIVITY_BUCKETS - 1, -1, -1)
+    ]
     conn = world.mesh.connection()
-    return {sid: tuple(conn.execute(
-        "SELECT count(*) FROM agent_messages WHERE created_at >= ? AND created_at < ? "
-        "AND (sender_session_id = ? OR recipient_session_id = ?)",
-        (iso(start), iso(start + timedelta(minutes=5)), sid, sid)).fetchone()[0]
-        for start in starts) for sid in world.ids.values()}
+    return {
+        sid: tuple(
+            conn.execute(
+                "SELECT count(*) FROM agent_messages WHERE created_at >= ? AND created_at < ? "
+                "AND (sender_session_id = ? OR recipient_session_id = ?)",
+                (iso(start), iso(start + timedelta(minutes=5)), sid, sid),
+            ).fetchone()[0]
+            for start in starts
+        )
+        for sid in world.ids.values()
+    }
 
 
 def activity_of(counts: Mapping[str, tuple[int, ...]], world: World) -> dict[str, tuple[int, ...]]:
@@ -87,7 +103,8 @@ def test_warm_activity_reads_only_new_messages_and_equals_a_fresh_count(world: W
         mesh.connection().set_trace_callback(None)
         assert activity_of(counts, world) == hour_by_text(world), when
         assert activity_of(views.Activity().update(mesh, clock.now()), world) == activity_of(
-            counts, world)
+            counts, world
+        )
     assert activity_of(counts, world)[world.me][-2:] == (1, 1)  # 14:15 bucket, 14:20 bucket
     # warm: one statement per refresh, a seek past the highest id seen (no binary search)
     assert len(statements) == 3
@@ -187,8 +204,11 @@ def test_demo_agents_show_every_state_and_answer_the_person(tmp_path: Path) -> N
 
 def test_views_and_demo_import_no_ui() -> None:
     """An agent's MCP server must not pay for a UI: the monitor's data layer is headless."""
-    code = ("import sys, mesh_core.views, mesh_agents.simulated; "
-            "print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=60)
+    code = (
+        "import sys, mesh_core.views, mesh_agents.simulated; "
+        "print(sorted(m for m in ('textual', 'rich') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert result.stdout.strip() == "[]"

@@ -74,37 +74,64 @@ def build_world(path: Path) -> World:
 
     def ask_build(step: int) -> None:
         sent[step] = mesh.send(
-            ids["api-server"], "web-frontend",
+            ids["api-server"],
+            "web-frontend",
             f"Build {step + 1}: /v2/orders now returns totals in cents.",
-            priority="high" if step == 3 else "normal", new_thread=step == 0,
+            priority="high" if step == 3 else "normal",
+            new_thread=step == 0,
         ).message_id
 
     # An hour of talk between api-server and web-frontend, one exchange every 5 minutes.
     for step in range(12):
         events.append((stamp(step * 300 + 1), lambda step=step: ask_build(step)))
-        events.append((stamp(step * 300 + 31), lambda step=step: mesh.reply(
-            ids["web-frontend"], sent[step], "Thanks, client types regenerated.")))
+        events.append(
+            (
+                stamp(step * 300 + 31),
+                lambda step=step: mesh.reply(
+                    ids["web-frontend"], sent[step], "Thanks, client types regenerated."
+                ),
+            )
+        )
     events.append((stamp(1500), lambda: mesh.deregister(ids["old-prototype"])))
     # test-runner is flooded: 55 unread requests from three senders, over 55 minutes.
     senders = ["api-server", "web-frontend", "data-pipeline"]
     for index in range(55):
-        events.append((stamp(59 * (index + 1)), lambda index=index: mesh.send(
-            ids[senders[index % 3]], "test-runner", f"Please re-run suite #{index + 1}.")))
+        events.append(
+            (
+                stamp(59 * (index + 1)),
+                lambda index=index: mesh.send(
+                    ids[senders[index % 3]], "test-runner", f"Please re-run suite #{index + 1}."
+                ),
+            )
+        )
 
     def ask() -> None:  # a thread for the person
         found["person"] = mesh.send(
-            me, "api-server", "Is the payments outage over?", new_thread=True).message_id
+            me, "api-server", "Is the payments outage over?", new_thread=True
+        ).message_id
 
     events.append(("2026-11-23T14:06:30.000Z", ask))
-    events.append(("2026-11-23T14:07:30.000Z", lambda: mesh.reply(  # urgent, unread
-        ids["api-server"], found["person"],
-        "Not yet: card payments fail for 1 in 20 orders.\nI will tell you when it is.",
-        priority="urgent")))
+    events.append(
+        (
+            "2026-11-23T14:07:30.000Z",
+            lambda: mesh.reply(  # urgent, unread
+                ids["api-server"],
+                found["person"],
+                "Not yet: card payments fail for 1 in 20 orders.\nI will tell you when it is.",
+                priority="urgent",
+            ),
+        )
+    )
     # web-frontend hits the rate limit to test-runner: 10 messages in the last minute.
     for index in range(10):
-        events.append((iso(parse_ts("2026-11-23T14:09:10.000Z") + timedelta(seconds=4 * index)),
-                       lambda index=index: mesh.send(ids["web-frontend"], "test-runner",
-                                                     f"Flaky test {index + 1}, please rerun.")))
+        events.append(
+            (
+                iso(parse_ts("2026-11-23T14:09:10.000Z") + timedelta(seconds=4 * index)),
+                lambda index=index: mesh.send(
+                    ids["web-frontend"], "test-runner", f"Flaky test {index + 1}, please rerun."
+                ),
+            )
+        )
     for when, event in sorted(events, key=lambda e: e[0]):
         clock.set(when)
         event()
@@ -130,8 +157,13 @@ TOO_LONG = "All tests pass on main. " * 430  # 10,320 bytes: over the 10,240 lim
 
 def make_app(world: World) -> MeshApp:
     """The app on the fixed world: no participant thread, no timers, a fixed db label."""
-    return MeshApp(world.mesh, live=False, session_id=world.me, name="alice",
-                   db_label="~/.agent-mesh/agent-mesh.db")
+    return MeshApp(
+        world.mesh,
+        live=False,
+        session_id=world.me,
+        name="alice",
+        db_label="~/.agent-mesh/agent-mesh.db",
+    )
 
 
 async def settle(pilot: Pilot[None]) -> None:

@@ -14,8 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEY_NAMES = {
-    "question_mark": "?", "slash": "/", "escape": "esc", "shift+tab": "shift+tab",
-    "ctrl+j": "ctrl+j", "alt+enter": "alt+enter",
+    "question_mark": "?",
+    "slash": "/",
+    "escape": "esc",
+    "shift+tab": "shift+tab",
+    "ctrl+j": "ctrl+j",
+    "alt+enter": "alt+enter",
 }
 
 

@@ -50,12 +50,16 @@ class Composer(Vertical):
         yield area
         with Horizontal(id="composer-bar"):
             yield Select(
-                [(p, p) for p in PRIORITIES], value="normal", allow_blank=False, id="priority",
+                [(p, p) for p in PRIORITIES],
+                value="normal",
+                allow_blank=False,
+                id="priority",
                 compact=True,
             )
             yield Static(id="byte-count", markup=False)
             yield Static(
-                Text("ctrl+j send · esc leave", style="bright_black"), id="composer-hint",
+                Text("ctrl+j send · esc leave", style="bright_black"),
+                id="composer-hint",
                 markup=False,
             )
         yield Static(id="composer-error", markup=False)
@@ -83,9 +87,7 @@ class Composer(Vertical):
 
     def show_error(self, error: str) -> None:
         """A refusal's text names workspaces read from the database: untrusted."""
-        self.query_one("#composer-error", Static).update(
-            Text(safe_text(error), style="bold red")
-        )
+        self.query_one("#composer-error", Static).update(Text(safe_text(error), style="bold red"))
         self.add_class("-error")
 
     def clear_error(self) -> None:
@@ -104,7 +106,9 @@ class Composer(Vertical):
     def _count(self) -> None:
         size = len(self.draft.encode("utf-8", "surrogatepass"))
         over = size > self.max_bytes
-        style = "bold red" if over else ("yellow" if size > self.max_bytes * 0.9 else "bright_black")
+        style = (
+            "bold red" if over else ("yellow" if size > self.max_bytes * 0.9 else "bright_black")
+        )
         self.query_one("#byte-count", Static).update(
             Text(f"{size:,} / {self.max_bytes:,} bytes", style=style)
         )

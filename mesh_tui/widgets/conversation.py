@@ -100,7 +100,9 @@ class Conversation(VerticalScroll):
         return header
 
 
-def first_unread(messages: Sequence[Message], me: str | None, unseen: Collection[int]) -> int | None:
+def first_unread(
+    messages: Sequence[Message], me: str | None, unseen: Collection[int]
+) -> int | None:
     """The first message to the person not yet seen: unread in the database, or delivered
     to this app but not yet opened."""
     for message in messages:

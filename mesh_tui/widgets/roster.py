@@ -82,7 +82,10 @@ class Roster(KeyedTable):
 
 
 def roster_rows(
-    rows: Sequence[RosterRow], now: datetime, me: str | None, flood_threshold: int,
+    rows: Sequence[RosterRow],
+    now: datetime,
+    me: str | None,
+    flood_threshold: int,
     about_width: int,
 ) -> list[Row]:
     """The cells of every row: plain Rich objects, so a worker thread can build them."""

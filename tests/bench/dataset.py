@@ -23,10 +23,40 @@ HISTORY_HOURS = 23.0  # read mail older than 24 h is purged, so history spans a 
 PROBE_THREAD = 8  # messages in the thread whose fetch is timed
 PRIORITIES = ("normal",) * 85 + ("high",) * 8 + ("low",) * 5 + ("urgent",) * 2
 WORDS = [
-    "build", "tests", "failing", "on", "main", "please", "look", "at", "the", "migration",
-    "schema", "lock", "retry", "queue", "deploy", "staging", "review", "diff", "merged",
-    "rebased", "conflict", "in", "config", "api", "endpoint", "timeout", "cache", "flaky",
-    "snapshot", "done", "thanks", "can", "you", "check",
+    "build",
+    "tests",
+    "failing",
+    "on",
+    "main",
+    "please",
+    "look",
+    "at",
+    "the",
+    "migration",
+    "schema",
+    "lock",
+    "retry",
+    "queue",
+    "deploy",
+    "staging",
+    "review",
+    "diff",
+    "merged",
+    "rebased",
+    "conflict",
+    "in",
+    "config",
+    "api",
+    "endpoint",
+    "timeout",
+    "cache",
+    "flaky",
+    "snapshot",
+    "done",
+    "thanks",
+    "can",
+    "you",
+    "check",
 ]
 
 
@@ -104,11 +134,19 @@ def _insert_sessions(
         is_active = number < active_count
         beat = now - timedelta(seconds=rng.uniform(0, 9) if is_active else rng.uniform(900, 80000))
         meta = {"kind": "agent", "client": "mesh-bench", "pid": 1000 + number, "host": "bench"}
-        rows.append((
-            sid, f"agent-{number:04d}", f"Benchmark workspace {number}", f"/src/agent-{number:04d}",
-            f"git@example.com:bench/agent-{number:04d}.git", "active" if is_active else "stopped",
-            iso(beat - timedelta(hours=2)), iso(beat), json.dumps(meta),
-        ))
+        rows.append(
+            (
+                sid,
+                f"agent-{number:04d}",
+                f"Benchmark workspace {number}",
+                f"/src/agent-{number:04d}",
+                f"git@example.com:bench/agent-{number:04d}.git",
+                "active" if is_active else "stopped",
+                iso(beat - timedelta(hours=2)),
+                iso(beat),
+                json.dumps(meta),
+            )
+        )
     conn.executemany(
         "INSERT INTO agent_sessions (session_id, agent_name, agent_description, cwd, repo, "
         "status, registered_at, last_heartbeat, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -128,9 +166,7 @@ def _insert_messages(
 ) -> int:
     """Messages in time order; ~40 conversations open at once, each 1-12 messages long,
     alternating direction. Returns the root of the probe thread (mid-history)."""
-    contents = [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30))) for _ in range(997)
-    ]
+    contents = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30))) for _ in range(997)]
     start = now - timedelta(hours=HISTORY_HOURS)
     step = (now - timedelta(seconds=2) - start) / max(1, messages)
     newest = range(max(1, messages - 20 * max(unread, 1)) + 1, messages + 1)
@@ -144,7 +180,7 @@ def _insert_messages(
         if probe or not open_threads or (len(open_threads) < 40 and rng.random() < 0.3):
             a, b = rng.sample(active, 2)
             if rng.random() < 0.05:  # some mail goes to stopped sessions
-                b = rng.choice(ids[len(active):] or active)
+                b = rng.choice(ids[len(active) :] or active)
             length = PROBE_THREAD if probe else rng.randint(1, 12)
             thread = [message_id, a, b, length, True]
             open_threads.append(thread)
@@ -162,10 +198,19 @@ def _insert_messages(
             read, read_at = 0, None
         else:
             read, read_at = 1, iso(created + timedelta(seconds=rng.uniform(0.05, 10)))
-        batch.append((
-            message_id, sender, recipient, f"#{message_id} {contents[message_id % 997]}",
-            original, rng.choice(PRIORITIES), created_at, read, read_at,
-        ))
+        batch.append(
+            (
+                message_id,
+                sender,
+                recipient,
+                f"#{message_id} {contents[message_id % 997]}",
+                original,
+                rng.choice(PRIORITIES),
+                created_at,
+                read,
+                read_at,
+            )
+        )
         if len(batch) >= 50_000:
             _flush(conn, batch)
     _flush(conn, batch)

@@ -21,9 +21,14 @@ import time
 from pathlib import Path
 
 INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "bench", "version": "0"}},
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "0"},
+    },
 }
 
 
@@ -48,8 +53,12 @@ def one_run(folder: Path, index: int) -> tuple[float, float]:
     answered: list[float] = []
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mesh_core", "mcp", "--db", str(db)], cwd=cwd,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "mesh_core", "mcp", "--db", str(db)],
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     proc.stdin.write(json.dumps(INITIALIZE) + "\n")  # type: ignore[union-attr]
     proc.stdin.flush()  # type: ignore[union-attr]
@@ -82,8 +91,10 @@ def main() -> None:
     print(f"mesh mcp start-up over {runs} run(s), medians:")
     print(f"  process start -> registered on the mesh : {registered_s * 1000:7.0f} ms")
     print(f"  process start -> initialize answered    : {initialized_s * 1000:7.0f} ms")
-    print(f"  registered after {registered_s / initialized_s:.0%} of the time the client waits "
-          "for initialize")
+    print(
+        f"  registered after {registered_s / initialized_s:.0%} of the time the client waits "
+        "for initialize"
+    )
 
 
 if __name__ == "__main__":

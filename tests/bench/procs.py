@@ -72,7 +72,9 @@ def writer(args: argparse.Namespace) -> None:
     start = time.time()
     for number in range(args.count):
         try:
-            mesh.send(me.session_id, f"rcpt-{number % args.recipients:03d}", f"{args.name}-{number}")
+            mesh.send(
+                me.session_id, f"rcpt-{number % args.recipients:03d}", f"{args.name}-{number}"
+            )
             sent += 1
         except (MeshError, sqlite3.Error) as exc:  # "database is locked" would be one
             errors.append(f"{type(exc).__name__}: {exc}")

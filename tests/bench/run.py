@@ -80,14 +80,32 @@ class Sizes:
 
 
 FULL = Sizes(
-    big=1_000_000, small=1_000, sessions=1_000, iterations=200, latency_messages=200,
-    echo_messages=50, idle_seconds=20.0, watch_alternatives=(0.02, 0.05, 0.1),
-    sends=6_000, writers=8, per_writer=400, refreshes=15,
+    big=1_000_000,
+    small=1_000,
+    sessions=1_000,
+    iterations=200,
+    latency_messages=200,
+    echo_messages=50,
+    idle_seconds=20.0,
+    watch_alternatives=(0.02, 0.05, 0.1),
+    sends=6_000,
+    writers=8,
+    per_writer=400,
+    refreshes=15,
 )
 QUICK = Sizes(
-    big=5_000, small=1_000, sessions=200, iterations=10, latency_messages=20,
-    echo_messages=5, idle_seconds=1.0, watch_alternatives=(),
-    sends=200, writers=8, per_writer=20, refreshes=2,
+    big=5_000,
+    small=1_000,
+    sessions=200,
+    iterations=10,
+    latency_messages=20,
+    echo_messages=5,
+    idle_seconds=1.0,
+    watch_alternatives=(),
+    sends=200,
+    writers=8,
+    per_writer=20,
+    refreshes=2,
 )
 
 
@@ -109,14 +127,23 @@ class Report:
         self.broken: list[str] = []  # correctness failures: exit 1
 
     def add(
-        self, figure: str, ours: float, reference: float | None, unit: str, target: str,
-        passed: bool | None, ratio: float | None = None,
+        self,
+        figure: str,
+        ours: float,
+        reference: float | None,
+        unit: str,
+        target: str,
+        passed: bool | None,
+        ratio: float | None = None,
     ) -> None:
         if ratio is None and reference:
             ratio = ours / reference
         row = Row(
-            figure, _fmt(ours, unit), "—" if reference is None else _fmt(reference, unit),
-            "—" if ratio is None else f"{ratio:.3g}x", target,
+            figure,
+            _fmt(ours, unit),
+            "—" if reference is None else _fmt(reference, unit),
+            "—" if ratio is None else f"{ratio:.3g}x",
+            target,
             passed,
         )
         self.rows.append(row)
@@ -175,7 +202,9 @@ class Child:
     def __init__(self, role: str, db: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(PROCS), role, str(db), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.role = role
         self.lines: queue.Queue[dict] = queue.Queue()
@@ -294,8 +323,12 @@ def measure_delivery(report: Report, work: Path, sizes: Sizes) -> None:
             report.broken.append(f"delivery (watch {other} s): {lost} message(s) never arrived")
             continue
         report.add(
-            f"  delivery p50 / p99, watch {other:g} s", percentile(lat, 0.5) * 1000, None,
-            "ms", f"p99 {percentile(lat, 0.99) * 1000:.0f} ms", None,
+            f"  delivery p50 / p99, watch {other:g} s",
+            percentile(lat, 0.5) * 1000,
+            None,
+            "ms",
+            f"p99 {percentile(lat, 0.99) * 1000:.0f} ms",
+            None,
         )
 
 
@@ -309,8 +342,16 @@ def measure_idle(report: Report, work: Path, sizes: Sizes) -> None:
     watch = DEFAULT_CONFIG.watch_interval
     intervals = [watch, *(w for w in sizes.watch_alternatives if w != watch)]
     children = {
-        w: Child("idle", db, "--name", f"idle-{w:g}", "--watch-interval", str(w),
-                 "--seconds", str(sizes.idle_seconds))
+        w: Child(
+            "idle",
+            db,
+            "--name",
+            f"idle-{w:g}",
+            "--watch-interval",
+            str(w),
+            "--seconds",
+            str(sizes.idle_seconds),
+        )
         for w in intervals
     }
     for w, child in children.items():
@@ -426,8 +467,16 @@ def measure_writers(report: Report, work: Path, sizes: Sizes, raw_rate: float) -
     for n in range(100):
         mesh.register(f"rcpt-{n:03d}")
     writers = [
-        Child("writer", db, "--name", f"writer-{n}", "--count", str(sizes.per_writer),
-              "--recipients", "100")
+        Child(
+            "writer",
+            db,
+            "--name",
+            f"writer-{n}",
+            "--count",
+            str(sizes.per_writer),
+            "--recipients",
+            "100",
+        )
         for n in range(sizes.writers)
     ]
     for child in writers:
@@ -437,10 +486,14 @@ def measure_writers(report: Report, work: Path, sizes: Sizes, raw_rate: float) -
     results = [child.next(timeout=600) for child in writers]
     for child in writers:
         child.finish()
-    rows = mesh.connection().execute(
-        "SELECT content, count(*) FROM agent_messages WHERE content LIKE 'writer-%' "
-        "GROUP BY content"
-    ).fetchall()
+    rows = (
+        mesh.connection()
+        .execute(
+            "SELECT content, count(*) FROM agent_messages WHERE content LIKE 'writer-%' "
+            "GROUP BY content"
+        )
+        .fetchall()
+    )
     mesh.close()
     stored = {row[0]: row[1] for row in rows}
     expected = {f"writer-{w}-{n}" for w in range(sizes.writers) for n in range(sizes.per_writer)}
@@ -450,7 +503,9 @@ def measure_writers(report: Report, work: Path, sizes: Sizes, raw_rate: float) -
     sent = sum(r["sent"] for r in results)
     elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
     report.add(FIGURES[13], sent / elapsed, raw_rate, "/s", "(info)", None)
-    report.add(FIGURES[14], lost + duplicated + errors, None, "", "0", lost + duplicated + errors == 0)
+    report.add(
+        FIGURES[14], lost + duplicated + errors, None, "", "0", lost + duplicated + errors == 0
+    )
     if lost or duplicated or errors:
         samples = [e for r in results for e in r["errors"]][:3]
         report.broken.append(
@@ -490,12 +545,17 @@ def measure_tui(report: Report, small: Dataset, big: Dataset, sizes: Sizes) -> N
             mesh.close()
 
     (big_read, big_thread, big_app), (small_read, small_thread, small_app) = (
-        cost(big), cost(small)
+        cost(big),
+        cost(small),
     )
     report.add(FIGURES[15], big_read, small_read, "ms", "≤ 100 ms", big_read <= 100)
     report.add(FIGURES[16], big_thread, small_thread, "ms", "≤ 100 ms", big_thread <= 100)
     report.add(
-        FIGURES[17], big_app["refresh"], small_app["refresh"], "ms", "≤ 100 ms",
+        FIGURES[17],
+        big_app["refresh"],
+        small_app["refresh"],
+        "ms",
+        "≤ 100 ms",
         big_app["refresh"] <= 100,
     )
     report.add(FIGURES[18], big_app["render"], small_app["render"], "ms", "(info)", None)
@@ -523,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure every speed figure of the mesh.")
     parser.add_argument("--quick", action="store_true", help="small sizes: checks it works")
     parser.add_argument(
-        "--big", type=int, metavar="N",
+        "--big",
+        type=int,
+        metavar="N",
         help="messages in the large database (default 1,000,000; e.g. 100000)",
     )
     args = parser.parse_args(argv)

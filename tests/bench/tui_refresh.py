@@ -116,12 +116,17 @@ def tmux_first_screen(db: Path) -> float | None:
     session = f"tui-bench-{int(time.time() * 1000) % 100000}"
     command = f"{ROOT / '.venv/bin/mesh-tui'} --db {db} --name bench-person"
     start = time.perf_counter()
-    subprocess.run(["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "36", command],
-                   check=True)
+    subprocess.run(
+        ["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "36", command], check=True
+    )
     try:
         while time.perf_counter() - start < 30:
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                    check=False, capture_output=True, text=True).stdout
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session],
+                check=False,
+                capture_output=True,
+                text=True,
+            ).stdout
             if "agent-0" in screen and "refreshed" in screen:
                 return (time.perf_counter() - start) * 1000
             time.sleep(0.01)
@@ -129,39 +134,57 @@ def tmux_first_screen(db: Path) -> float | None:
     finally:
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
         time.sleep(0.5)
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False,
-                       capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
 
 
 def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> None:
     began = time.perf_counter()
     data: Dataset = build(folder / f"tui-{agents}-{messages}.db", messages, sessions=agents)
-    print(f"\n== {agents:,} agents, {messages:,} messages "
-          f"(built in {time.perf_counter() - began:.1f} s) ==")
+    print(
+        f"\n== {agents:,} agents, {messages:,} messages "
+        f"(built in {time.perf_counter() - began:.1f} s) =="
+    )
     mesh = Mesh(data.path)
     try:
         me, agent = data.active[0][0], data.active[1][0]
         activity = views.Activity()  # as the app keeps it: warm after the first refresh
         rows = [
-            ("snapshot: roster + newest 100 threads",
-             timed(lambda: views.snapshot(mesh, me, activity=activity), runs)),
-            ("snapshot: one agent's threads",
-             timed(lambda: views.snapshot(mesh, me, agent, activity=activity), runs)),
-            ("snapshot, cold (first refresh: the whole hour)",
-             timed(lambda: views.snapshot(mesh, me), max(3, runs // 4))),
-            ("thread fetch (newest 200 messages)",
-             timed(lambda: views.thread_messages(mesh, data.thread_root), runs)),
-            ("reference: one full scan of agent_messages", timed(
-                lambda: mesh.connection().execute(
-                    "SELECT count(*), max(length(content)) FROM agent_messages").fetchone(),
-                max(3, runs // 4))),
+            (
+                "snapshot: roster + newest 100 threads",
+                timed(lambda: views.snapshot(mesh, me, activity=activity), runs),
+            ),
+            (
+                "snapshot: one agent's threads",
+                timed(lambda: views.snapshot(mesh, me, agent, activity=activity), runs),
+            ),
+            (
+                "snapshot, cold (first refresh: the whole hour)",
+                timed(lambda: views.snapshot(mesh, me), max(3, runs // 4)),
+            ),
+            (
+                "thread fetch (newest 200 messages)",
+                timed(lambda: views.thread_messages(mesh, data.thread_root), runs),
+            ),
+            (
+                "reference: one full scan of agent_messages",
+                timed(
+                    lambda: (
+                        mesh.connection()
+                        .execute("SELECT count(*), max(length(content)) FROM agent_messages")
+                        .fetchone()
+                    ),
+                    max(3, runs // 4),
+                ),
+            ),
         ]
         app = asyncio.run(app_numbers(mesh, me, runs))
         print(f"{'figure':48} {'median ms':>10} {'max ms':>10}")
         for label, (median, worst) in rows:
             print(f"{label:48} {median:10.2f} {worst:10.2f}")
-        print(f"{'app: one whole refresh (read + render)':48} {app['refresh']:10.2f} "
-              f"{app['refresh_max']:10.2f}")
+        print(
+            f"{'app: one whole refresh (read + render)':48} {app['refresh']:10.2f} "
+            f"{app['refresh_max']:10.2f}"
+        )
         print(f"{'app: on the event loop (fresh snapshot shown)':48} {app['render']:10.2f}")
         print(f"{'app: constructed -> first screen (headless)':48} {app['first']:10.2f}")
         scan = rows[4][1][0]
