@@ -27,8 +27,9 @@ from mesh_core.delivery import hook_delivery
 from mesh_core.errors import InvalidArgument
 from mesh_core.lifecycle import hook_session
 from mesh_core.mesh import Mesh
+from mesh_core.rules import CLIENT_HOOK
 
-CLIENT = "mesh-hook"
+CLIENT = CLIENT_HOOK
 CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")
 EVENTS = (*CONTEXT_EVENTS, "Stop", "SessionEnd")
 BLOCKING_PRIORITIES = ("urgent", "high")

@@ -29,7 +29,7 @@ from mesh_core.errors import InvalidArgument, MeshError, WaitTimedOut
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message
 from mesh_core.participant import Participant
-from mesh_core.rules import MAX_WAIT_SECONDS, validate_timeout
+from mesh_core.rules import CLIENT_MCP, MAX_WAIT_SECONDS, validate_timeout
 from mesh_core.text import safe_line
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLIENT = "mesh-mcp"
+CLIENT = CLIENT_MCP
 SERVER_NAME = "agent-mesh"
 CHANNEL_CAPABILITY = "claude/channel"
 CHANNEL_METHOD = "notifications/claude/channel"

@@ -35,10 +35,10 @@ from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message, Status
 from mesh_core.participant import Participant
 from mesh_core.present import STATUS_GLYPHS, elapsed, priority_mark
-from mesh_core.rules import BROADCAST, KINDS, validate_message_id
+from mesh_core.rules import BROADCAST, CLIENT_CLI, KINDS, validate_message_id
 from mesh_core.text import safe_line, safe_text
 
-CLIENT = "mesh-cli"
+CLIENT = CLIENT_CLI
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 

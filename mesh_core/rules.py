@@ -31,8 +31,13 @@ BROADCAST = "*"
 MAX_NAME_CHARS = 128
 STATUS_FILTERS = ("active", "stale", "stopped", "all", "online")
 KINDS = ("agent", "human", "cli")
-# The `client` a session records when its registrar names none, by kind.
-DEFAULT_CLIENTS = {"agent": "mesh-mcp", "human": "mesh-tui", "cli": "mesh-cli"}
+# The `client` each of our front-ends records in a session's metadata.
+CLIENT_MCP = "mesh-mcp"
+CLIENT_TUI = "mesh-tui"
+CLIENT_CLI = "mesh-cli"
+CLIENT_HOOK = "mesh-hook"
+# The client a session records when its registrar names none, by kind.
+DEFAULT_CLIENTS = {"agent": CLIENT_MCP, "human": CLIENT_TUI, "cli": CLIENT_CLI}
 MAX_MESSAGE_ID = 2**63 - 1
 # The longest a caller may block waiting for a reply (MCP `wait_for_reply`).
 MAX_WAIT_SECONDS = 3600.0
