@@ -548,7 +548,7 @@ class Mesh:
         return sender, _latest(active or candidates)
 
     def _session_row(self, conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
-        row = conn.execute(
+        row: sqlite3.Row | None = conn.execute(
             "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,)
         ).fetchone()
         if row is None:
