@@ -595,7 +595,7 @@ class MeshApp(App[None]):
         self._update_status()
         self.notify(f"Refreshing every {seconds:g} s", markup=False)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next thread with unread", "Jump to it", self.action_next_unread)
         yield SystemCommand(
