@@ -47,10 +47,12 @@ class KeyedTable(DataTable[Text]):
         """Drop rows and columns (a pane that changed width rebuilds its columns); the
         next `sync` puts the cursor back on the same row."""
         self._restore = self.selected_key
-        self.clear(columns=True)
+        # forget the rows before clearing: clear() resets scroll_y, and watch_scroll_y
+        # must not update rows that are gone
         self._keys = []
         self._cells = {}
         self._latest = {}
+        self.clear(columns=True)
 
     def sync(self, rows: Sequence[Row], height: int = 1) -> None:
         """Show exactly `rows`, in order, changing as little as possible."""
@@ -63,6 +65,10 @@ class KeyedTable(DataTable[Text]):
         selected = self.selected_key or self._restore
         self._restore = None
         scroll_y = self.scroll_y
+        # forget the old rows first: clear() resets scroll_y, whose watcher would
+        # otherwise update cells of rows that no longer exist
+        self._keys = []
+        self._cells = {}
         self.clear()
         for key, cells in rows:
             self.add_row(*cells, key=key, height=height)
@@ -77,7 +83,9 @@ class KeyedTable(DataTable[Text]):
         page = max(1, self.size.height // self._row_height + 1)
         first = max(0, int(self.scroll_y) // self._row_height - page)
         for key in self._keys[first : first + 3 * page]:
-            new, old = self._latest[key], self._cells[key]
+            new, old = self._latest.get(key), self._cells.get(key)
+            if new is None or old is None:
+                continue
             if new == old:
                 continue
             for column, before, after in zip(self.columns, old, new, strict=True):
