@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from types import FrameType
 from typing import ClassVar
 
 from rich.text import Text
@@ -39,9 +41,11 @@ from mesh_core.participant import Participant
 from mesh_core.text import safe_line, safe_text
 from mesh_core.views import MeshSnapshot, RosterRow, ThreadSummary
 
+from . import driver
 from .messages import (
     Delivered,
     MeshChanged,
+    Notice,
     Prebuilt,
     RefreshFailed,
     SendFailed,
@@ -50,7 +54,9 @@ from .messages import (
     ThreadLoaded,
     ViewState,
 )
+from .screens.confirm import Confirm
 from .screens.help import HelpScreen
+from .state import CRASH_FILE, DRAFTS_FILE, Drafts, crash_summary, state_dir, write_crash_report
 from .widgets.composer import Composer
 from .widgets.conversation import Conversation, first_unread
 from .widgets.keyed_table import KeyedTable
@@ -61,6 +67,8 @@ INTERVAL_CHOICES = (2.0, 5.0, 10.0, 30.0, 60.0)
 # A commit by another process asks for a refresh; at most this often (seconds).
 CHANGE_REFRESH_GAP = 0.5
 NARROW_BELOW = 100
+# SIGTERM / SIGHUP: if the orderly exit has not finished by then, leave at once (seconds)
+SIGNAL_EXIT_DEADLINE = 1.5
 
 CONNECT_HELP = """No agents on this mesh yet.
 
@@ -125,12 +133,16 @@ class MeshApp(App[None]):
         demo: bool = False,
         session_id: str | None = None,
         db_label: str | None = None,
+        drafts: Drafts | None = None,
+        crash_dir: Path | None = None,
     ) -> None:
         """`live`: run the participant loop (heartbeat, inbox, change watch) and the refresh
         timer; off, the app reads only on start and after its own actions (tests,
         snapshots). `session_id`: act as this existing session (live, it is re-registered
         and kept beating) instead of a new one.
-        `db_label`: how the status bar names the database (default: its path)."""
+        `db_label`: how the status bar names the database (default: its path).
+        `drafts`: where unsent drafts are kept (default: in memory only). `crash_dir`:
+        where a crash report goes (default: a new temporary directory, if it crashes)."""
         super().__init__()
         self.mesh = mesh
         self.person_name = name or default_person_name()
@@ -148,6 +160,7 @@ class MeshApp(App[None]):
         self.show_stopped = True
         self.filter_text = ""
         self.unseen: dict[int, set[int]] = {}  # thread -> delivered, not yet opened
+        self._open_messages: list[Message] = []  # of open_thread, as last loaded
         self._marker: tuple[int, int | None] | None = None  # (thread, first unread id)
         self._target: tuple[str, str | int] | None = None  # ("send", sid) | ("reply", id)
         self._refreshing = False
@@ -158,6 +171,11 @@ class MeshApp(App[None]):
         self._select_thread: int | None = None
         self._demo_stop = threading.Event()
         self._demo_thread: threading.Thread | None = None
+        self.drafts = drafts or Drafts(None, str(mesh.path))
+        self.crash_dir = crash_dir
+        self.crash_report: Path | None = None
+        self.crash_text = ""  # what a crash printed
+        self._left = False
 
     # -- layout -------------------------------------------------------------------------
 
@@ -192,15 +210,33 @@ class MeshApp(App[None]):
         self.request_refresh()
 
     def _exit_on_signals(self) -> None:
-        """SIGTERM / SIGHUP (terminal closed) end the app like q: the person is marked
-        stopped by `on_unmount` and the terminal is restored."""
+        """SIGTERM / SIGHUP (terminal closed) end the app like q: drafts saved, the person
+        marked stopped, the terminal restored. A plain signal handler (not the event
+        loop's) so it runs even if the loop is stuck; if the orderly exit has not ended
+        the process within SIGNAL_EXIT_DEADLINE, a watchdog does the same and leaves."""
+        if threading.current_thread() is not threading.main_thread():
+            return
         loop = asyncio.get_running_loop()
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            code = 128 + signum
+            self._return_code = code
+            threading.Thread(
+                target=self._exit_by_deadline, args=(code,), daemon=True, name="exit-watchdog"
+            ).start()
+            loop.call_soon_threadsafe(self.exit, None, code)
+
         for name in ("SIGTERM", "SIGHUP"):
             if hasattr(signal, name):
-                try:
-                    loop.add_signal_handler(getattr(signal, name), self.exit)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    return  # not the main thread, or not supported here
+                signal.signal(getattr(signal, name), handle)
+
+    def _exit_by_deadline(self, code: int) -> None:
+        """Watchdog thread: whatever holds up the exit, end the process in time."""
+        time.sleep(SIGNAL_EXIT_DEADLINE)
+        saver = threading.Thread(target=self.leave, daemon=True, name="exit-leave")
+        saver.start()
+        saver.join(timeout=0.3)
+        os._exit(code)
 
     def _start_participant(self) -> None:
         """Register the person now (it is visible at once); live, keep it beating."""
@@ -238,7 +274,9 @@ class MeshApp(App[None]):
         try:
             demo.seed()
         except MeshError as exc:
-            self.call_from_thread(self.notify, f"demo: {exc}", severity="error", markup=False)
+            # post, never call_from_thread: that waits on the event loop, which may be
+            # joining this thread on exit
+            self.post_message(Notice(f"demo: {exc}", severity="error"))
             return
         self.post_message(MeshChanged())
         demo.run(self._demo_stop)
@@ -331,6 +369,9 @@ class MeshApp(App[None]):
         if self._refresh_again:
             self._refresh_again = False
             self.request_refresh()
+
+    def on_notice(self, event: Notice) -> None:
+        self.notify(event.text, severity=event.severity, markup=False)
 
     def on_refresh_failed(self, event: RefreshFailed) -> None:
         if event.gate:
@@ -451,6 +492,7 @@ class MeshApp(App[None]):
             # the marker stays where it was while the thread is open
             self._marker = (event.thread_id, first_unread(event.messages, self.me, unseen))
         self.unseen.pop(event.thread_id, None)
+        self._open_messages = event.messages
         conversation = self.query_one(Conversation)
         conversation.show(
             event.thread_id, event.messages, self.me, self._marker[1], self.snapshot.taken_at
@@ -594,7 +636,7 @@ class MeshApp(App[None]):
         self._update_status()
         self.notify(f"Refreshing every {seconds:g} s", markup=False)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next thread with unread", "Jump to it", self.action_next_unread)
         yield SystemCommand(
@@ -629,10 +671,18 @@ class MeshApp(App[None]):
         if key is None:
             self.notify("Select an agent in the roster first.", markup=False)
             return
+        self._keep_draft()
         self._target = ("send", key)
+        name = self._agent_name(key)
+        self.query_one(Composer).open(
+            self._new_label(name), f"to:{name}", self._draft_for(f"to:{name}")
+        )
+
+    @staticmethod
+    def _new_label(name: str) -> Text:
         label = Text("New message to ", style="bright_black")
-        label.append(safe_line(self._agent_name(key), 40), style="bold")
-        self.query_one(Composer).open(label)
+        label.append(safe_line(name, 40), style="bold")
+        return label
 
     def action_reply(self) -> None:
         thread_id = self.open_thread
@@ -644,24 +694,72 @@ class MeshApp(App[None]):
         if summary is None:
             self.notify("Select a thread first.", markup=False)
             return
+        self._keep_draft()
         self._target = ("reply", summary.last_message_id)
-        label = Text(f"Reply in thread #{summary.thread_id} ", style="bright_black")
-        label.append(" ↔ ".join(safe_line(p, 20) for p in summary.participants), style="bold")
-        self.query_one(Composer).open(label)
+        key = f"thread:{summary.thread_id}"
+        self.query_one(Composer).open(
+            self._reply_label(summary.thread_id), key, self._draft_for(key)
+        )
+
+    def _reply_label(self, thread_id: int) -> Text:
+        """Who a reply in `thread_id` goes to, as the mesh decides it: the sender of its
+        newest message, or that message's recipient if the person sent it."""
+        label = Text(f"Reply in thread #{thread_id} to ", style="bright_black")
+        last = (
+            self._open_messages[-1]
+            if self._open_messages and self.open_thread == thread_id
+            else None
+        )
+        if last is None:
+            summary = (
+                next((t for t in self.snapshot.threads if t.thread_id == thread_id), None)
+                if self.snapshot
+                else None
+            )
+            names = summary.participants if summary else ()
+            label.append(" / ".join(safe_line(p, 20) for p in names) or "?", style="bold")
+            return label
+        mine = last.sender_session_id == self.me
+        name = (
+            (last.recipient_name or last.recipient_session_id[:8])
+            if mine
+            else (last.sender_name or last.sender_session_id[:8])
+        )
+        label.append(safe_line(name, 40), style="bold")
+        return label
+
+    def _draft_for(self, key: str) -> str:
+        return self.drafts.get(key)
+
+    def _keep_draft(self) -> None:
+        """Remember the draft on screen under its conversation."""
+        composer = self.query_one(Composer)
+        if composer.key is not None and not composer.sending:
+            self.drafts.set(composer.key, composer.draft)
 
     @on(Composer.Leave)
     def _composer_left(self) -> None:
-        self.query_one(Composer).close()
+        composer = self.query_one(Composer)
+        self._keep_draft()
+        try:
+            self.drafts.save()
+        except OSError as exc:
+            self.notify(f"Could not save drafts: {exc.strerror}", severity="error", markup=False)
+        composer.close()
         self.query_one(ThreadList if self.open_thread else Roster).focus()
 
     @on(Composer.Send)
     def _composer_send(self, event: Composer.Send) -> None:
+        composer = self.query_one(Composer)
         if self._target is None or self.me is None:
+            composer.refused("Nobody to send to: pick an agent (n) or a thread (r).")
             return
-        self.send_draft(self.me, self._target, event.text, event.priority)
+        self.send_draft(self.me, self._target, composer.key or "", event.text, event.priority)
 
     @work(thread=True, exit_on_error=False, group="send")
-    def send_draft(self, me: str, target: tuple[str, str | int], text: str, priority: str) -> None:
+    def send_draft(
+        self, me: str, target: tuple[str, str | int], key: str, text: str, priority: str
+    ) -> None:
         """Send off the event loop; the rule's refusal comes back as SendFailed."""
         try:
             kind, where = target
@@ -669,21 +767,22 @@ class MeshApp(App[None]):
                 message = self.mesh.reply(me, int(where), text, priority=priority)
             else:
                 message = self.mesh.send(me, str(where), text, priority=priority)
-        except MeshError as exc:
+        except (MeshError, sqlite3.Error) as exc:
             self.post_message(SendFailed(str(exc)))
             return
-        self.post_message(SendSucceeded(message))
+        self.post_message(SendSucceeded(message, key))
 
     def on_send_failed(self, event: SendFailed) -> None:
         if self._panes_gone():
             return
-        self.query_one(Composer).show_error(event.error)
+        self.query_one(Composer).refused(event.error)
 
     def on_send_succeeded(self, event: SendSucceeded) -> None:
         message: Message = event.message
         if self._panes_gone():
             return
         composer = self.query_one(Composer)
+        self.drafts.set(event.key, "")
         composer.sent()
         self.notify(
             f"Sent to {safe_line(message.recipient_name or message.recipient_session_id, 40)}",
@@ -692,7 +791,19 @@ class MeshApp(App[None]):
         for warning in message.warnings:
             # Warnings name the recipient as the database has it: untrusted text.
             self.notify(safe_text(warning), severity="warning", markup=False)
+        # the next send from here is a reply in the thread the message joined
         self._target = ("reply", message.message_id)
+        key = f"thread:{message.thread_id}"
+        label = Text(f"Reply in thread #{message.thread_id} to ", style="bright_black")
+        label.append(
+            safe_line(message.recipient_name or message.recipient_session_id[:8], 40),
+            style="bold",
+        )
+        composer.retarget(label, key, self._draft_for(key))
+        try:
+            self.drafts.save()
+        except OSError:
+            pass
         self.open_thread = message.thread_id
         self._select_thread = message.thread_id
         self.request_refresh()
@@ -716,11 +827,58 @@ class MeshApp(App[None]):
 
     # -- leaving ------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """q does nothing while the composer (its draft or priority picker) has focus."""
+        return not (action == "quit" and self._in_composer())
+
+    def _in_composer(self) -> bool:
+        focused = self.focused
+        composer = self.query(Composer)
+        return (
+            focused is not None
+            and bool(composer)
+            and composer.first() in focused.ancestors_with_self
+        )
+
+    async def action_quit(self) -> None:
+        """Quit; with unsent drafts, ask first (they are kept for next time either way)."""
+        if self._in_composer():
+            return
+        self._keep_draft()
+        unsent = self.drafts.unsent()
+        if not unsent:
+            self.exit()
+            return
+        where = "kept for next time" if self.drafts.path else "lost: this run keeps none"
+        question = (
+            f"{len(unsent)} unsent draft{'s' if len(unsent) != 1 else ''} "
+            f"({', '.join(safe_line(k, 30) for k in unsent[:3])}{', …' if len(unsent) > 3 else ''})"
+            f" will be {where}. Quit?"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(Confirm(question), answered)
+
     def on_unmount(self) -> None:
-        """q (or any exit) marks the person stopped and ends the demo agents."""
+        """q (or any exit) saves the drafts, marks the person stopped and ends the demo."""
+        self.leave()
+
+    def leave(self) -> None:
+        """Save drafts, end the demo agents, mark the person stopped. Runs once, from
+        whichever comes first: unmount, `main` after a crash, or the exit watchdog."""
+        if self._left:
+            return
+        self._left = True
         self._demo_stop.set()
+        try:
+            self.save_drafts()
+        except OSError:
+            pass  # a crash or a signal must still mark the person stopped
         if self._demo_thread is not None:
-            self._demo_thread.join(timeout=5)
+            self._demo_thread.join(timeout=1)
         if self.participant is not None:
             self.participant.stop()
         elif self.me is not None:
@@ -728,6 +886,38 @@ class MeshApp(App[None]):
                 self.mesh.deregister(self.me)
             except (MeshError, sqlite3.Error):
                 pass
+
+    def save_drafts(self) -> Path | None:
+        """Write the drafts (the one in the composer included) to their file."""
+        if self.query(Composer):
+            self._keep_draft()
+        return self.drafts.save()
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Any unhandled exception: exit 1, drafts saved to a file that is named, the
+        person marked stopped, and no message text or variable values on the terminal
+        (Textual's own handler prints a traceback with every local)."""
+        self._return_code = 1
+        if self._exception is None:  # run_test re-raises it for the test framework
+            self._exception = error
+            self._exception_event.set()
+        lines = [crash_summary(error)]
+        try:
+            saved = self.save_drafts()
+            if saved is not None and self.drafts.unsent():
+                lines.append(f"Your unsent drafts are saved in {saved}")
+        except OSError as exc:
+            lines.append(f"Could not save your drafts: {exc.strerror}")
+        try:
+            where = self.crash_dir or Path(tempfile.mkdtemp(prefix="mesh-tui-crash-"))
+            self.crash_report = write_crash_report(where / CRASH_FILE, error)
+            lines.append(f"The full report (readable only by you) is in {self.crash_report}")
+        except OSError:
+            pass
+        self.crash_text = "\n".join(lines)
+        self._exit_renderables.append(Text(self.crash_text))
+        self.bell()
+        self._close_messages_no_wait()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -769,16 +959,27 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnusable as exc:
         print(f"mesh-tui: {exc}", file=sys.stderr)
         return exc.exit_code
+    driver.install()
+    state = state_dir()
+    app = MeshApp(
+        mesh,
+        name=args.name,
+        interval=args.interval,
+        demo=args.demo,
+        drafts=Drafts(None if args.demo else state / DRAFTS_FILE, str(mesh.path)),
+        crash_dir=state,
+    )
     try:
-        MeshApp(mesh, name=args.name, interval=args.interval, demo=args.demo).run()
+        app.run()
     except MeshError as exc:
         print(f"mesh-tui: {exc}", file=sys.stderr)
         return exc.exit_code
     finally:
+        app.leave()  # already done unless it crashed before unmount
         mesh.close()
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.message import Message as TextualMessage
+from textual.notifications import SeverityLevel
 
 from mesh_core.models import Message
 from mesh_core.views import MeshSnapshot
@@ -73,8 +74,19 @@ class MeshChanged(TextualMessage):
 
 
 @dataclass
+class Notice(TextualMessage):
+    """A toast asked for by a worker thread (which must not touch widgets)."""
+
+    text: str
+    severity: SeverityLevel = "information"
+
+
+@dataclass
 class SendSucceeded(TextualMessage):
+    """The send landed; `key` is the conversation whose draft it was."""
+
     message: Message
+    key: str
 
 
 @dataclass

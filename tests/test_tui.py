@@ -115,6 +115,10 @@ async def test_draft_survives_refresh_and_refusal(world: World) -> None:
         assert not app.query_one(Composer).has_class("-open")
         app.query_one(Roster).select_key(world.ids["api-server"])
         await pilot.press("n")
+        assert draft.text == ""  # another conversation, its own draft
+        await pilot.press("escape")
+        app.query_one(Roster).select_key(world.me)
+        await pilot.press("n")
         assert draft.text == before
     assert rows(world.mesh, "SELECT count(*) FROM agent_messages WHERE content = ?", before) == [
         (0,)
