@@ -825,6 +825,44 @@ class MeshApp(App[None]):
         )
         self.request_refresh()
 
+    # -- copying and outside programs ---------------------------------------------------
+
+    def on_conversation_copy(self, event: Conversation.Copy) -> None:
+        """OSC 52: the terminal puts it on the clipboard (tmux needs set-clipboard on)."""
+        self.copy_to_clipboard(event.text)
+        self.notify(f"Copied {len(event.text):,} characters", markup=False)
+
+    def on_conversation_open_pager(self, event: Conversation.OpenPager) -> None:
+        self._run_outside(os.environ.get("PAGER") or "less", safe_text(event.text), edit=False)
+
+    @on(Composer.Edit)
+    def _edit_draft(self) -> None:
+        composer = self.query_one(Composer)
+        edited = self._run_outside(os.environ.get("EDITOR") or "vi", composer.draft, edit=True)
+        if edited is not None:
+            composer.set_draft(edited)
+
+    def _run_outside(self, command: str, text: str, *, edit: bool) -> str | None:
+        """Hand the terminal to `command` on a private temporary copy of `text`; when
+        editing, return the file's new text."""
+        import shlex
+        import subprocess
+
+        fd, name = tempfile.mkstemp(prefix="mesh-tui-", suffix=".txt")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            try:
+                with self.suspend():
+                    subprocess.run([*shlex.split(command), str(path)], check=False)
+            except Exception as exc:  # noqa: BLE001 - no terminal to suspend, or no such program
+                self.notify(f"Could not run {command}: {exc}", severity="error", markup=False)
+                return None
+            return path.read_text(encoding="utf-8") if edit else None
+        finally:
+            path.unlink(missing_ok=True)
+
     # -- leaving ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

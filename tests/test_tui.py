@@ -181,7 +181,7 @@ async def test_delivered_message_is_unread_until_its_thread_opens(world: World) 
         await settle(pilot)
         assert world.person_thread not in app.unseen
         # The rule above the first unseen message (the roster's "unread" header is not it).
-        assert re.search(r"─{3,} unread ─{3,}", screen_text(app))
+        assert re.search(r"─{3,} unread for you ─{3,}", screen_text(app))
 
 
 async def test_untrusted_names_and_bodies_show_literally(tmp_path: Path) -> None:

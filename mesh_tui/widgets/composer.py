@@ -31,6 +31,7 @@ class Composer(Vertical):
         Binding("ctrl+j", "send", "Send", priority=True, key_display="ctrl+j"),
         Binding("alt+enter", "send", "Send", priority=True, show=False),
         Binding("escape", "leave", "Leave (keeps draft)"),
+        Binding("ctrl+o", "edit", "Edit in $EDITOR", priority=True),
     ]
 
     @dataclass
@@ -43,6 +44,10 @@ class Composer(Vertical):
     @dataclass
     class Leave(Message):
         """The person left the composer (the draft stays)."""
+
+    @dataclass
+    class Edit(Message):
+        """The person asked to write the draft in their $EDITOR."""
 
     def __init__(self, max_bytes: int, *, blink: bool = True, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -151,6 +156,15 @@ class Composer(Vertical):
             return  # one send at a time
         self._in_flight(True)
         self.post_message(self.Send(self.draft, self.priority))
+
+    def action_edit(self) -> None:
+        if not self.sending:
+            self.post_message(self.Edit())
+
+    def set_draft(self, text: str) -> None:
+        area = self.query_one("#draft", TextArea)
+        area.load_text(text)
+        area.move_cursor(area.document.end)
 
     def action_leave(self) -> None:
         self.post_message(self.Leave())
