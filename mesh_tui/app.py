@@ -23,7 +23,7 @@ from types import FrameType
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -67,6 +67,8 @@ INTERVAL_CHOICES = (2.0, 5.0, 10.0, 30.0, 60.0)
 # A commit by another process asks for a refresh; at most this often (seconds).
 CHANGE_REFRESH_GAP = 0.5
 NARROW_BELOW = 100
+# below this the panes cannot show a row each: a message asks for a larger terminal
+MIN_WIDTH, MIN_HEIGHT = 60, 16
 # SIGTERM / SIGHUP: if the orderly exit has not finished by then, leave at once (seconds)
 SIGNAL_EXIT_DEADLINE = 1.5
 
@@ -97,6 +99,18 @@ def visible_roster(snapshot: MeshSnapshot, view: ViewState) -> list[RosterRow]:
     ]
 
 
+def roster_counts(rows: Iterable[RosterRow]) -> dict[str, int]:
+    """Counted from the rows the roster shows (people included), so the top bar and the
+    rows always agree."""
+    result = {s.value: 0 for s in Status} | {"flooded": 0, "rate-limited": 0}
+    for row in rows:
+        result[row.agent.status.value] += 1
+        if row.agent.status is not Status.STOPPED:
+            result["flooded"] += row.flooded
+            result["rate-limited"] += bool(row.rate_limited)
+    return result
+
+
 def visible_threads(snapshot: MeshSnapshot, view: ViewState) -> list[ThreadSummary]:
     return [
         t for t in snapshot.threads if _matches(view.filter_text, t.first_line, *t.participants)
@@ -115,11 +129,11 @@ class MeshApp(App[None]):
         Binding("r", "reply", "Reply"),
         Binding("slash", "filter", "Filter"),
         Binding("a", "all_threads", "All threads"),
-        Binding("u", "next_unread", "Next unread", show=False),
+        Binding("u", "next_unread", "Next unread"),
         Binding("s", "toggle_stopped", "Show/hide stopped agents", show=False),
         Binding("ctrl+r", "refresh_now", "Refresh now", show=False),
         Binding("escape", "clear_filter", "Clear the filter", show=False),
-        Binding("tab", "app.focus_next", "Next pane", show=False),
+        Binding("tab", "app.focus_next", "Next pane"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
 
@@ -191,7 +205,8 @@ class MeshApp(App[None]):
                 yield Conversation(id="conversation")
                 yield Composer(self.mesh.config.max_content_bytes, blink=self.live, id="composer")
         yield Static(id="statusbar", markup=False)
-        yield Footer()
+        yield Static(id="too-small", markup=False)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#roster-pane").border_title = "Agents"
@@ -200,6 +215,7 @@ class MeshApp(App[None]):
         self.query_one("#filter", Input).cursor_blink = self.live
         self._start_participant()
         self._update_status()
+        self._fit_layout(self.size.width, self.size.height)
         self.query_one(Roster).focus()
         if self.live:
             self._refresh_timer = self.set_interval(self.interval, self.request_refresh)
@@ -281,9 +297,25 @@ class MeshApp(App[None]):
         self.post_message(MeshChanged())
         demo.run(self._demo_stop)
 
-    def on_resize(self) -> None:
-        narrow = self.size.width < NARROW_BELOW
-        self.screen.set_class(narrow, "-narrow")
+    def on_resize(self, event: events.Resize) -> None:
+        """Every resize sets the layout again, both ways (narrow never sticks)."""
+        self._fit_layout(event.size.width, event.size.height)
+
+    def _fit_layout(self, width: int, height: int) -> None:
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        screen.set_class(width < NARROW_BELOW, "-narrow")
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        screen.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                Text(
+                    f"Make the terminal larger: mesh-tui needs at least {MIN_WIDTH}×{MIN_HEIGHT}"
+                    f" (this one is {width}×{height}). q quits.",
+                    style="bold",
+                )
+            )
+        if self.snapshot is not None:
+            self._update_status()
 
     # -- reading the mesh ---------------------------------------------------------------
 
@@ -441,12 +473,13 @@ class MeshApp(App[None]):
         self._update_status()
 
     def _update_status(self) -> None:
-        counts = self.snapshot.counts() if self.snapshot else {}
-        top = Text()
+        counts = roster_counts(self.snapshot.roster) if self.snapshot else {}
+        narrow = self.size.width < NARROW_BELOW
+        top = Text(no_wrap=True, overflow="ellipsis")
         top.append(" agent-mesh ", style="bold reverse")
-        top.append("  you: ", style="bright_black")
-        top.append(safe_line(self.person_name, 30), style="bold")
-        top.append("   ")
+        top.append(" you: " if not narrow else " ", style="bright_black")
+        top.append(safe_line(self.person_name, 20 if narrow else 30), style="bold")
+        top.append("  ")
         parts = [
             (f"{counts.get('active', 0)} active", "green"),
             (
@@ -463,6 +496,8 @@ class MeshApp(App[None]):
             ),
             (f"{counts.get('stopped', 0)} stopped", "bright_black"),
         ]
+        if narrow:  # what needs a look, and the active count; zeros left out
+            parts = [parts[0]] + [p for p in parts[1:] if not p[0].startswith("0 ")]
         for index, (label, style) in enumerate(parts):
             if index:
                 top.append(" · ", style="bright_black")

@@ -89,7 +89,7 @@ class UnreadRule(Static):
     """Above the first message the person has not seen yet."""
 
     DEFAULT_CSS = """
-    UnreadRule { color: $accent; text-style: bold; }
+    UnreadRule { color: $accent; text-style: bold; height: 1; text-wrap: nowrap; text-overflow: clip; }
     """
 
 

@@ -24,8 +24,10 @@ class KeyedTable(DataTable[Text]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
+        Binding("j", "cursor_down", "Down", key_display="j/↓"),
+        Binding("k", "cursor_up", "Up", key_display="k/↑"),
+        Binding("g", "scroll_top", "First", show=False),
+        Binding("G", "scroll_bottom", "Last", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -95,6 +97,13 @@ class KeyedTable(DataTable[Text]):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        height = self._row_height
+        if height > 1 and new_value % height and new_value < self.max_scroll_y:
+            # scroll by whole rows: never half a two-line row at the top
+            rows = new_value / height
+            snapped = (int(rows) + (1 if new_value > old_value else 0)) * height
+            self.set_scroll(None, min(snapped, self.max_scroll_y))
+            return
         if self._keys:
             self._show_latest()
 
