@@ -27,9 +27,11 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets._toast import ToastRack
 
 from mesh_agents.simulated import Demo
 from mesh_core import views
@@ -53,6 +55,18 @@ from .messages import (
     SnapshotLoaded,
     ThreadLoaded,
     ViewState,
+)
+from .notices import (
+    LOG_LIMIT,
+    MAX_TOASTS,
+    NOTIFY_CHOICES,
+    LoggedNotice,
+    NotificationLog,
+    humanize_times,
+    notify_send,
+    osc_notification,
+    osc_title,
+    terminal_title,
 )
 from .screens.confirm import Confirm
 from .screens.help import HelpScreen
@@ -132,6 +146,7 @@ class MeshApp(App[None]):
         Binding("u", "next_unread", "Next unread"),
         Binding("s", "toggle_stopped", "Show/hide stopped agents", show=False),
         Binding("ctrl+r", "refresh_now", "Refresh now", show=False),
+        Binding("ctrl+n", "notification_log", "Notifications", show=False),
         Binding("escape", "clear_filter", "Clear the filter", show=False),
         Binding("tab", "app.focus_next", "Next pane"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
@@ -149,6 +164,7 @@ class MeshApp(App[None]):
         db_label: str | None = None,
         drafts: Drafts | None = None,
         crash_dir: Path | None = None,
+        desktop_notify: str = "off",
     ) -> None:
         """`live`: run the participant loop (heartbeat, inbox, change watch) and the refresh
         timer; off, the app reads only on start and after its own actions (tests,
@@ -156,7 +172,9 @@ class MeshApp(App[None]):
         and kept beating) instead of a new one.
         `db_label`: how the status bar names the database (default: its path).
         `drafts`: where unsent drafts are kept (default: in memory only). `crash_dir`:
-        where a crash report goes (default: a new temporary directory, if it crashes)."""
+        where a crash report goes (default: a new temporary directory, if it crashes).
+        `desktop_notify`: "osc" (OSC 9 / 777) or "notify-send" for a high or urgent
+        message to the person; "off" by default."""
         super().__init__()
         self.mesh = mesh
         self.person_name = name or default_person_name()
@@ -189,6 +207,9 @@ class MeshApp(App[None]):
         self.crash_dir = crash_dir
         self.crash_report: Path | None = None
         self.crash_text = ""  # what a crash printed
+        self.desktop_notify = desktop_notify
+        self.notice_log: list[LoggedNotice] = []
+        self.window_title = ""
         self._left = False
 
     # -- layout -------------------------------------------------------------------------
@@ -527,6 +548,7 @@ class MeshApp(App[None]):
             # the marker stays where it was while the thread is open
             self._marker = (event.thread_id, first_unread(event.messages, self.me, unseen))
         self.unseen.pop(event.thread_id, None)
+        self._update_title()
         self._open_messages = event.messages
         conversation = self.query_one(Conversation)
         conversation.show(
@@ -558,12 +580,16 @@ class MeshApp(App[None]):
         self.scope = key
         name = self._agent_name(key)
         self.query_one("#threads").border_title = Text("Threads · " + safe_line(name, 30))
-        self.query_one(ThreadList).focus()
+        if not self._in_composer():
+            self.query_one(ThreadList).focus()
         self.request_refresh()
 
     @on(DataTable.RowSelected, "#threads")
     def _thread_selected(self) -> None:
-        self.query_one(Conversation).focus()
+        """enter on a thread: read it (unless keys typed since moved on to the composer:
+        never take focus from a draft being written)."""
+        if not self._in_composer():
+            self.query_one(Conversation).focus()
 
     def _agent_name(self, session_id: str) -> str:
         if self.snapshot is not None:
@@ -683,6 +709,9 @@ class MeshApp(App[None]):
             "All threads", "List the threads of every agent", self.action_all_threads
         )
         yield SystemCommand("Refresh now", "Read the mesh again", self.action_refresh_now)
+        yield SystemCommand(
+            "Notifications", "Re-read every notice of this run", self.action_notification_log
+        )
         for seconds in INTERVAL_CHOICES:
             yield SystemCommand(
                 f"Refresh every {seconds:g} s",
@@ -852,13 +881,80 @@ class MeshApp(App[None]):
             self.unseen.setdefault(message.thread_id, set()).add(message.message_id)
         sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
         first = safe_line(message.content, 80)
+        urgent = message.priority in ("urgent", "high")
         self.notify(
             f"{sender}: {first}",
-            title="new message",
+            title=f"new {message.priority} message" if urgent else "new message",
             markup=False,
-            severity="warning" if message.priority in ("urgent", "high") else "information",
+            severity="warning" if urgent else "information",
         )
+        if urgent:
+            self._alert(message)
+        self._update_title()
         self.request_refresh()
+
+    # -- noticing ------------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast: times made local and relative, and kept in the log (ctrl+n)."""
+        now = self.mesh.clock.now()
+        message = humanize_times(message, now)
+        self.notice_log.append(LoggedNotice(now, title, message, severity))
+        del self.notice_log[:-LOG_LIMIT]
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _on_notify(self, event: Notify) -> None:
+        """At most MAX_TOASTS on screen, the newest first (the rack sits top right, away
+        from the composer)."""
+        self._notifications.add(event.notification)
+        shown = list(self._notifications)
+        for old in shown[:-MAX_TOASTS]:
+            self._unnotify(old, refresh=False)
+        self._refresh_notifications()
+        self.call_after_refresh(self._newest_toast_first, event.notification)
+
+    def _newest_toast_first(self, notification: Notification) -> None:
+        for rack in self.screen.query(ToastRack):
+            holders = list(rack.children)
+            newest = [h for h in holders if h.id == f"--textual-toast-{notification.identity}"]
+            if newest and holders and holders[0] is not newest[0]:
+                rack.move_child(newest[0], before=0)
+
+    def action_notification_log(self) -> None:
+        self.push_screen(NotificationLog(list(self.notice_log), self.mesh.clock.now()))
+
+    def _update_title(self) -> None:
+        """The terminal's title counts the messages to the person not yet opened."""
+        unseen = sum(len(ids) for ids in self.unseen.values())
+        title = terminal_title(unseen)
+        if title == self.window_title:
+            return
+        self.window_title = title
+        self._write_terminal(osc_title(title))
+
+    def _write_terminal(self, sequence: str) -> None:
+        if self.live and self._driver is not None and not self.is_headless:
+            self._driver.write(sequence)
+
+    def _alert(self, message: Message) -> None:
+        """A high or urgent message to the person: the bell, and a desktop
+        notification if asked for."""
+        self.bell()
+        sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
+        title = f"mesh: {message.priority} from {sender}"
+        body = safe_line(message.content, 120)
+        if self.desktop_notify == "osc":
+            self._write_terminal(osc_notification(title, body))
+        elif self.desktop_notify == "notify-send":
+            notify_send(title, body)
 
     # -- copying and outside programs ---------------------------------------------------
 
@@ -1015,6 +1111,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--demo", action="store_true", help="a fresh temporary database with simulated agents"
     )
+    parser.add_argument(
+        "--notify",
+        choices=NOTIFY_CHOICES,
+        default="off",
+        help="desktop notification for a high or urgent message to you: osc (OSC 9/777, "
+        "shown by iTerm2, WezTerm, Windows Terminal, GNOME Terminal) or notify-send",
+    )
     args = parser.parse_args(argv)
     if args.interval is not None and args.interval <= 0:
         parser.error("--interval must be more than 0 seconds")
@@ -1041,6 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
         demo=args.demo,
         drafts=Drafts(None if args.demo else state / DRAFTS_FILE, str(mesh.path)),
         crash_dir=state,
+        desktop_notify=args.notify,
     )
     try:
         app.run()

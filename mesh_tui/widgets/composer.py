@@ -28,8 +28,10 @@ class Composer(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         # ctrl+j is LF, which every terminal delivers (ctrl+enter rarely arrives, and
         # alt+enter comes as ESC CR, which tmux hands on as plain enter)
-        Binding("ctrl+j", "send", "Send", priority=True, key_display="ctrl+j"),
-        Binding("alt+enter", "send", "Send", priority=True, show=False),
+        # Not priority bindings: those run as the key reaches the app, before the keys
+        # typed just ahead of it reach the draft (a fast typist's last words were lost)
+        Binding("ctrl+j", "send", "Send", key_display="ctrl+j"),
+        Binding("alt+enter", "send", "Send", show=False),
         Binding("escape", "leave", "Leave (keeps draft)"),
         Binding("ctrl+o", "edit", "Edit in $EDITOR", priority=True),
     ]
