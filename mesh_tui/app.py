@@ -68,6 +68,7 @@ from .notices import (
     osc_title,
     terminal_title,
 )
+from .screens.agent import AgentDetail
 from .screens.confirm import Confirm
 from .screens.help import HelpScreen
 from .state import CRASH_FILE, DRAFTS_FILE, Drafts, crash_summary, state_dir, write_crash_report
@@ -104,11 +105,31 @@ def _matches(needle: str, *texts: str | None) -> bool:
     return not needle or any(needle in (t or "").lower() for t in texts)
 
 
-def visible_roster(snapshot: MeshSnapshot, view: ViewState) -> list[RosterRow]:
+def earlier_selves(snapshot: MeshSnapshot, me: str | None) -> list[RosterRow]:
+    """The person's stopped sessions from earlier runs (same name, human): folded into
+    their one row instead of a stopped copy per restart."""
+    mine = next((r.agent for r in snapshot.roster if r.agent.session_id == me), None)
+    if mine is None:
+        return []
+    return [
+        r
+        for r in snapshot.roster
+        if r.agent.session_id != me
+        and r.agent.kind == "human"
+        and r.agent.agent_name == mine.agent_name
+        and r.agent.status is Status.STOPPED
+    ]
+
+
+def visible_roster(
+    snapshot: MeshSnapshot, view: ViewState, me: str | None = None
+) -> list[RosterRow]:
+    folded = {r.agent.session_id for r in earlier_selves(snapshot, me)}
     return [
         row
         for row in snapshot.roster
-        if (view.show_stopped or row.agent.status is not Status.STOPPED)
+        if row.agent.session_id not in folded
+        and (view.show_stopped or row.agent.status is not Status.STOPPED)
         and _matches(view.filter_text, row.agent.agent_name, row.agent.agent_description)
     ]
 
@@ -147,6 +168,7 @@ class MeshApp(App[None]):
         Binding("s", "toggle_stopped", "Show/hide stopped agents", show=False),
         Binding("ctrl+r", "refresh_now", "Refresh now", show=False),
         Binding("ctrl+n", "notification_log", "Notifications", show=False),
+        Binding("i", "agent_detail", "Agent details", show=False),
         Binding("escape", "clear_filter", "Clear the filter", show=False),
         Binding("tab", "app.focus_next", "Next pane"),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
@@ -211,6 +233,7 @@ class MeshApp(App[None]):
         self.notice_log: list[LoggedNotice] = []
         self.window_title = ""
         self._left = False
+        self._cursor_placed = False
 
     # -- layout -------------------------------------------------------------------------
 
@@ -368,7 +391,7 @@ class MeshApp(App[None]):
             built = Prebuilt(
                 view,
                 roster_rows(
-                    visible_roster(snapshot, view),
+                    visible_roster(snapshot, view, me),
                     taken,
                     me,
                     self.mesh.config.flood_threshold,
@@ -475,13 +498,21 @@ class MeshApp(App[None]):
             built = None
         others = [row for row in snapshot.roster if row.agent.session_id != self.me]
         self.query_one("#roster-pane").set_class(not others, "-empty")
-        self.query_one(Roster).show(
-            visible_roster(snapshot, view),
+        roster = self.query_one(Roster)
+        roster.show(
+            visible_roster(snapshot, view, self.me),
             snapshot.taken_at,
             self.me,
             self.mesh.config.flood_threshold,
             (view.about_width, built.roster) if built else None,
         )
+        if not self._cursor_placed and roster.row_count:
+            # the cursor starts on someone to talk to, never on the person
+            self._cursor_placed = True
+            if roster.selected_key == self.me:
+                someone = next((k for k in roster.keys if k != self.me), None)
+                if someone is not None:
+                    roster.select_key(someone)
         threads = self.query_one(ThreadList)
         threads.show(
             visible_threads(snapshot, view),
@@ -599,6 +630,28 @@ class MeshApp(App[None]):
         return session_id[:8]
 
     # -- actions ------------------------------------------------------------------------
+
+    def action_agent_detail(self) -> None:
+        """i: everything about the agent under the roster cursor."""
+        key = self.query_one(Roster).selected_key
+        row = (
+            next((r for r in self.snapshot.roster if r.agent.session_id == key), None)
+            if self.snapshot
+            else None
+        )
+        if row is None or self.snapshot is None:
+            self.notify("Select an agent in the roster first.", markup=False)
+            return
+        threads = [t for t in self.snapshot.threads if row.agent.agent_name in t.participants]
+        earlier = len(earlier_selves(self.snapshot, self.me)) if key == self.me else 0
+
+        def then(choice: str | None) -> None:
+            if choice == "message":
+                self.action_new_message()
+
+        self.push_screen(
+            AgentDetail(row, threads, self.snapshot.taken_at, key == self.me, earlier), then
+        )
 
     def action_all_threads(self) -> None:
         self.scope = None

@@ -39,6 +39,11 @@ class KeyedTable(DataTable[Text]):
         self._row_height = 1
 
     @property
+    def keys(self) -> list[str]:
+        """The row keys, in the order shown."""
+        return list(self._keys)
+
+    @property
     def selected_key(self) -> str | None:
         """The key of the row under the cursor."""
         if not self._keys or not 0 <= self.cursor_row < len(self._keys):
