@@ -50,6 +50,7 @@ from .messages import (
     Notice,
     Prebuilt,
     RefreshFailed,
+    SearchDone,
     SendFailed,
     SendSucceeded,
     SnapshotLoaded,
@@ -71,6 +72,7 @@ from .notices import (
 from .screens.agent import AgentDetail
 from .screens.confirm import Confirm
 from .screens.help import HelpScreen
+from .search import MIN_QUERY, SearchIndex
 from .state import CRASH_FILE, DRAFTS_FILE, Drafts, crash_summary, state_dir, write_crash_report
 from .widgets.composer import Composer
 from .widgets.conversation import Conversation, first_unread
@@ -146,10 +148,21 @@ def roster_counts(rows: Iterable[RosterRow]) -> dict[str, int]:
     return result
 
 
-def visible_threads(snapshot: MeshSnapshot, view: ViewState) -> list[ThreadSummary]:
-    return [
-        t for t in snapshot.threads if _matches(view.filter_text, t.first_line, *t.participants)
+def visible_threads(
+    snapshot: MeshSnapshot, view: ViewState, hits: Iterable[ThreadSummary] = ()
+) -> list[ThreadSummary]:
+    """The snapshot's threads that match the filter by name or preview, plus `hits`:
+    threads found by message text (any age) for that filter; newest first."""
+    shown = [
+        t
+        for t in snapshot.threads
+        if _matches(view.filter_text, t.first_line, t.last_line, *t.participants)
     ]
+    if not view.filter_text:
+        return shown
+    have = {t.thread_id for t in shown}
+    shown += [t for t in hits if t.thread_id not in have]
+    return sorted(shown, key=lambda t: t.last_message_id, reverse=True)
 
 
 class MeshApp(App[None]):
@@ -187,6 +200,7 @@ class MeshApp(App[None]):
         drafts: Drafts | None = None,
         crash_dir: Path | None = None,
         desktop_notify: str = "off",
+        search: SearchIndex | None = None,
     ) -> None:
         """`live`: run the participant loop (heartbeat, inbox, change watch) and the refresh
         timer; off, the app reads only on start and after its own actions (tests,
@@ -196,7 +210,8 @@ class MeshApp(App[None]):
         `drafts`: where unsent drafts are kept (default: in memory only). `crash_dir`:
         where a crash report goes (default: a new temporary directory, if it crashes).
         `desktop_notify`: "osc" (OSC 9 / 777) or "notify-send" for a high or urgent
-        message to the person; "off" by default."""
+        message to the person; "off" by default. `search`: the message-text index
+        (default: in memory, built from scratch)."""
         super().__init__()
         self.mesh = mesh
         self.person_name = name or default_person_name()
@@ -234,6 +249,9 @@ class MeshApp(App[None]):
         self.window_title = ""
         self._left = False
         self._cursor_placed = False
+        self.search = search or SearchIndex(None)
+        self.search_hits: tuple[str, list[ThreadSummary]] = ("", [])
+        self._indexing = threading.Event()  # set: stop indexing (the app is leaving)
 
     # -- layout -------------------------------------------------------------------------
 
@@ -268,6 +286,7 @@ class MeshApp(App[None]):
             self._demo_thread = threading.Thread(target=self._run_demo, daemon=True, name="demo")
             self._demo_thread.start()
         self.request_refresh()
+        self.index_backlog()
 
     def _exit_on_signals(self) -> None:
         """SIGTERM / SIGHUP (terminal closed) end the app like q: drafts saved, the person
@@ -388,6 +407,7 @@ class MeshApp(App[None]):
             snapshot = views.snapshot(self.mesh, me, scope, activity=self.activity)
             messages = views.thread_messages(self.mesh, thread_id) if thread_id else None
             taken = snapshot.taken_at
+            hits = self._search(view.filter_text, me)
             built = Prebuilt(
                 view,
                 roster_rows(
@@ -398,15 +418,50 @@ class MeshApp(App[None]):
                     view.about_width,
                 ),
                 thread_rows(
-                    visible_threads(snapshot, view), taken, dict(view.unseen), view.thread_width
+                    visible_threads(snapshot, view, hits),
+                    taken,
+                    dict(view.unseen),
+                    view.thread_width,
                 ),
             )
         except Exception as exc:  # noqa: BLE001 - any failure is shown and frees the gate
             self.post_message(RefreshFailed(str(exc)))
             return
-        self.post_message(SnapshotLoaded(snapshot, built))
+        self.post_message(SnapshotLoaded(snapshot, built, (view.filter_text, hits)))
         if thread_id is not None and messages is not None:
             self.post_message(ThreadLoaded(thread_id, messages))
+
+    def _search(self, text: str, me: str | None) -> list[ThreadSummary]:
+        """Worker thread: threads whose message text contains `text` (index caught up
+        first by one batch; the backlog is indexed by `index_backlog`)."""
+        if len(text) < MIN_QUERY:
+            return []
+        self.search.catch_up(self.mesh)
+        return views.summarise(self.mesh, self.search.threads_matching(text), me)
+
+    @work(thread=True, exit_on_error=False, group="search", exclusive=True)
+    def search_threads(self, text: str, me: str | None) -> None:
+        try:
+            hits = self._search(text, me)
+        except (MeshError, sqlite3.Error) as exc:
+            self.post_message(RefreshFailed(f"search: {exc}", gate=False))
+            return
+        self.post_message(SearchDone(text, hits))
+
+    @work(thread=True, exit_on_error=False, group="index")
+    def index_backlog(self) -> None:
+        """Index every message already on the mesh, a batch at a time, off the loop."""
+        try:
+            while not self._indexing.is_set() and self.search.catch_up(self.mesh):
+                pass
+        except (MeshError, sqlite3.Error):
+            return  # the next search catches up again
+
+    def on_search_done(self, event: SearchDone) -> None:
+        if event.text != self.filter_text or self._panes_gone():
+            return
+        self.search_hits = (event.text, event.hits)
+        self._render_snapshot()
 
     @work(thread=True, exit_on_error=False, group="thread")
     def load_thread(self, thread_id: int) -> None:
@@ -439,6 +494,8 @@ class MeshApp(App[None]):
         if self._panes_gone():
             return
         previous, self.snapshot = self.snapshot, event.snapshot
+        if event.hits[0] == self.filter_text:
+            self.search_hits = event.hits
         if previous is not None:
             self._announce_changes(previous, event.snapshot)
         self._render_snapshot(event.built)
@@ -514,15 +571,35 @@ class MeshApp(App[None]):
                 if someone is not None:
                     roster.select_key(someone)
         threads = self.query_one(ThreadList)
+        hits = self.search_hits[1] if self.search_hits[0] == view.filter_text else []
         threads.show(
-            visible_threads(snapshot, view),
+            visible_threads(snapshot, view, hits),
             snapshot.taken_at,
             dict(view.unseen),
             (view.thread_width, built.threads) if built else None,
         )
         if self._select_thread is not None and threads.select_key(str(self._select_thread)):
             self._select_thread = None
+        self._say_matches(threads.row_count, roster.row_count)
         self._update_status()
+
+    def _say_matches(self, thread_rows: int, roster_rows: int) -> None:
+        """With a filter, the panes' titles say how many match, "no matches" included."""
+        threads = self.query_one("#threads")
+        scope = "all" if self.scope is None else safe_line(self._agent_name(self.scope), 30)
+        if not self.filter_text:
+            threads.border_title = Text(f"Threads · {scope}")
+            self.query_one("#roster-pane").border_title = "Agents"
+            return
+        needle = safe_line(self.filter_text, 30)
+        threads.border_title = Text(
+            f"Threads · {thread_rows} matching “{needle}”"
+            if thread_rows
+            else f"Threads · no matches for “{needle}”"
+        )
+        self.query_one("#roster-pane").border_title = Text(
+            f"Agents · {roster_rows} matching" if roster_rows else "Agents · no matches"
+        )
 
     def _update_status(self) -> None:
         counts = roster_counts(self.snapshot.roster) if self.snapshot else {}
@@ -695,6 +772,8 @@ class MeshApp(App[None]):
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
         self._render_snapshot()
+        if len(self.filter_text) >= MIN_QUERY and self.search_hits[0] != self.filter_text:
+            self.search_threads(self.filter_text, self.me)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -1095,6 +1174,7 @@ class MeshApp(App[None]):
             return
         self._left = True
         self._demo_stop.set()
+        self._indexing.set()
         try:
             self.save_drafts()
         except OSError:
@@ -1140,6 +1220,18 @@ class MeshApp(App[None]):
         self._exit_renderables.append(Text(self.crash_text))
         self.bell()
         self._close_messages_no_wait()
+
+
+def search_index_for(mesh: Mesh, state: Path) -> SearchIndex | None:
+    """The person's index file for this database (None: cannot be opened; search then
+    uses an index in memory)."""
+    import hashlib
+
+    name = hashlib.sha256(str(mesh.path).encode()).hexdigest()[:16]
+    try:
+        return SearchIndex(state / "search" / f"{name}.db")
+    except (OSError, sqlite3.Error):
+        return None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1198,6 +1290,7 @@ def main(argv: list[str] | None = None) -> int:
         drafts=Drafts(None if args.demo else state / DRAFTS_FILE, str(mesh.path)),
         crash_dir=state,
         desktop_notify=args.notify,
+        search=None if args.demo else search_index_for(mesh, state),
     )
     try:
         app.run()

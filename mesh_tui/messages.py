@@ -12,7 +12,7 @@ from textual.message import Message as TextualMessage
 from textual.notifications import SeverityLevel
 
 from mesh_core.models import Message
-from mesh_core.views import MeshSnapshot
+from mesh_core.views import MeshSnapshot, ThreadSummary
 
 from .widgets.keyed_table import Row
 
@@ -43,6 +43,15 @@ class SnapshotLoaded(TextualMessage):
 
     snapshot: MeshSnapshot
     built: Prebuilt | None = None  # table cells made in the worker, if it made them
+    hits: tuple[str, list[ThreadSummary]] = ("", [])  # (filter, threads found by text)
+
+
+@dataclass
+class SearchDone(TextualMessage):
+    """Threads whose message text contains `text`."""
+
+    text: str
+    hits: list[ThreadSummary]
 
 
 @dataclass
