@@ -77,7 +77,6 @@ class AgentDetail(ModalScreen[str | None]):
             field("rate-limited", ", ".join(self.row.rate_limited))
         if self.earlier_sessions:
             field("earlier sessions", f"{self.earlier_sessions} (stopped, folded into this row)")
-        field("session", agent.session_id)
         table.add_row("", "")
         table.add_row(Text("recent threads", style="bold"), "")
         for thread in self.threads[:8]:
