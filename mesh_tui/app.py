@@ -753,10 +753,9 @@ class MeshApp(App[None]):
             (
                 "Agents and threads",
                 keys(KeyedTable.BINDINGS)
-                + [
-                    ("up,down", "Move in the list"),
-                    ("enter", "On an agent: list its threads; on a thread: read it"),
-                ],
+                + [("up,down", "Move in the list")]
+                + [(k, f"Agents: {d}") for k, d in keys(Roster.BINDINGS)]
+                + [(k, f"Threads: {d}") for k, d in keys(ThreadList.BINDINGS)],
             ),
             ("Conversation", keys(Conversation.BINDINGS)),
             ("Composer", keys(Composer.BINDINGS) + [("tab", "Priority picker")]),
