@@ -89,10 +89,16 @@ class SearchIndex:
         if len(needle) < MIN_QUERY:
             return []
         phrase = '"' + needle.replace('"', '""') + '"'
+        found: dict[int, None] = {}
         with self._lock:
-            rows = self._db.execute(
-                "SELECT thread_id, max(rowid) AS newest FROM body WHERE body MATCH ? "
-                "GROUP BY thread_id ORDER BY newest DESC LIMIT ?",
-                (phrase, limit),
-            ).fetchall()
-        return [int(r[0]) for r in rows]
+            # newest match first, stopping at `limit` threads: a common phrase must not
+            # make the search read every message it occurs in
+            cursor = self._db.execute(
+                "SELECT thread_id FROM body WHERE body MATCH ? ORDER BY rowid DESC", (phrase,)
+            )
+            for (thread_id,) in cursor:
+                found[int(thread_id)] = None
+                if len(found) >= limit:
+                    break
+            cursor.close()
+        return list(found)
