@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import shutil
 import signal
@@ -405,6 +406,8 @@ class MeshApp(App[None]):
         too, for `view`, so the event loop only has to update the cells that changed."""
         try:
             snapshot = views.snapshot(self.mesh, me, scope, activity=self.activity)
+            if scope is not None and scope == me:
+                snapshot = self._with_earlier_selves(snapshot, me)
             messages = views.thread_messages(self.mesh, thread_id) if thread_id else None
             taken = snapshot.taken_at
             hits = self._search(view.filter_text, me)
@@ -430,6 +433,21 @@ class MeshApp(App[None]):
         self.post_message(SnapshotLoaded(snapshot, built, (view.filter_text, hits)))
         if thread_id is not None and messages is not None:
             self.post_message(ThreadLoaded(thread_id, messages))
+
+    def _with_earlier_selves(self, snapshot: MeshSnapshot, me: str) -> MeshSnapshot:
+        """Worker thread: the person's threads include those of their earlier runs (the
+        sessions folded into their row), newest ten sessions."""
+        earlier = sorted(
+            earlier_selves(snapshot, me), key=lambda r: r.agent.last_heartbeat, reverse=True
+        )[:10]
+        if not earlier:
+            return snapshot
+        merged = {t.thread_id: t for t in snapshot.threads}
+        for row in earlier:
+            for thread in views.threads(self.mesh, me, row.agent.session_id):
+                merged.setdefault(thread.thread_id, thread)
+        threads = sorted(merged.values(), key=lambda t: t.last_message_id, reverse=True)
+        return dataclasses.replace(snapshot, threads=tuple(threads[: views.THREAD_LIMIT]))
 
     def _search(self, text: str, me: str | None) -> list[ThreadSummary]:
         """Worker thread: threads whose message text contains `text` (index caught up

@@ -13,6 +13,7 @@ from mesh_core import FixedClock, Mesh
 from mesh_tui.app import MeshApp
 from mesh_tui.screens.agent import AgentDetail
 from mesh_tui.widgets.roster import Roster
+from mesh_tui.widgets.threads import ThreadList
 
 
 def mesh_with_restarts(path: Path) -> tuple[Mesh, str, list[str], str]:
@@ -70,4 +71,25 @@ async def test_agent_detail_shows_where_it_runs_and_can_message_it(tmp_path: Pat
         await pilot.press("n")
         await pilot.pause()
         assert "New message to aaa-bot" in str(app.query_one("#composer-target").render())
+    mesh.close()
+
+
+async def test_your_row_lists_the_threads_of_your_earlier_runs(tmp_path: Path) -> None:
+    mesh, me, old, _ = mesh_with_restarts(tmp_path / "m.db")
+    app = MeshApp(mesh, live=False, session_id=me, name="root")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        roster = app.query_one(Roster)
+        roster.focus()
+        roster.select_key(me)
+        await pilot.press("enter")  # your threads
+        await settle(pilot)
+        shown = app.query_one(ThreadList).keys
+    roots = {
+        str(r[0])
+        for r in mesh.connection().execute(
+            "SELECT message_id FROM agent_messages WHERE sender_session_id IN (?, ?, ?)", old
+        )
+    }
+    assert roots and roots <= set(shown)
     mesh.close()
