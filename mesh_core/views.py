@@ -15,6 +15,7 @@ shows, so its cost stays flat as the mesh grows to a million messages:
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class ThreadSummary:
     unread_for_me: int  # unread messages addressed to the viewer
     top_priority: str  # the highest priority of any message in the thread
     last_message_id: int
+    last_line: str = ""  # first line of the newest message
 
 
 @dataclass(frozen=True)
@@ -298,7 +300,7 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
         (me or "", *thread_ids, *thread_ids),
     )
     by_id = {int(r["tid"]): r for r in rows}
-    firsts = [int(r["first_id"]) for r in rows]
+    firsts = [int(r["first_id"]) for r in rows] + [int(r["last_id"]) for r in rows]
     first_marks = ",".join("?" * len(firsts))
     heads = {
         int(r["message_id"]): r
@@ -313,24 +315,28 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
         row = by_id.get(tid)
         if row is None:
             continue
-        head = heads.get(int(row["first_id"]))
-        first_line = next(
-            (line for line in (head["content"] if head else "").splitlines() if line.strip()),
-            "",
-        )
+        first_line = _first_line(heads.get(int(row["first_id"])))
+        last_line = _first_line(heads.get(int(row["last_id"])))
         result.append(
             ThreadSummary(
                 thread_id=tid,
                 participants=speakers.get(tid, ()),
-                first_line=first_line.strip(),
+                first_line=first_line,
                 last_activity=row["last_at"],
                 count=int(row["n"]),
                 unread_for_me=int(row["unread"] or 0),
                 top_priority=PRIORITY_ORDER[int(row["top"])],
                 last_message_id=int(row["last_id"]),
+                last_line=last_line,
             )
         )
     return result
+
+
+def _first_line(row: sqlite3.Row | None) -> str:
+    content = row["content"] if row is not None else ""
+    text = content if isinstance(content, str) else ""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.message import Message as TextualMessage
+from textual.notifications import SeverityLevel
 
 from mesh_core.models import Message
-from mesh_core.views import MeshSnapshot
+from mesh_core.views import MeshSnapshot, ThreadSummary
 
 from .widgets.keyed_table import Row
 
@@ -42,6 +43,15 @@ class SnapshotLoaded(TextualMessage):
 
     snapshot: MeshSnapshot
     built: Prebuilt | None = None  # table cells made in the worker, if it made them
+    hits: tuple[str, list[ThreadSummary]] = ("", [])  # (filter, threads found by text)
+
+
+@dataclass
+class SearchDone(TextualMessage):
+    """Threads whose message text contains `text`."""
+
+    text: str
+    hits: list[ThreadSummary]
 
 
 @dataclass
@@ -73,8 +83,19 @@ class MeshChanged(TextualMessage):
 
 
 @dataclass
+class Notice(TextualMessage):
+    """A toast asked for by a worker thread (which must not touch widgets)."""
+
+    text: str
+    severity: SeverityLevel = "information"
+
+
+@dataclass
 class SendSucceeded(TextualMessage):
+    """The send landed; `key` is the conversation whose draft it was."""
+
     message: Message
+    key: str
 
 
 @dataclass

@@ -116,6 +116,10 @@ async def test_draft_survives_refresh_and_refusal(world: World) -> None:
         assert not app.query_one(Composer).has_class("-open")
         app.query_one(Roster).select_key(world.ids["api-server"])
         await pilot.press("n")
+        assert draft.text == ""  # another conversation, its own draft
+        await pilot.press("escape")
+        app.query_one(Roster).select_key(world.me)
+        await pilot.press("n")
         assert draft.text == before
     assert rows(world.mesh, "SELECT count(*) FROM agent_messages WHERE content = ?", before) == [
         (0,)
@@ -178,7 +182,7 @@ async def test_delivered_message_is_unread_until_its_thread_opens(world: World) 
         await settle(pilot)
         assert world.person_thread not in app.unseen
         # The rule above the first unseen message (the roster's "unread" header is not it).
-        assert re.search(r"─{3,} unread ─{3,}", screen_text(app))
+        assert re.search(r"─{3,} unread for you ─{3,}", screen_text(app))
 
 
 async def test_untrusted_names_and_bodies_show_literally(tmp_path: Path) -> None:

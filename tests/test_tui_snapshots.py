@@ -47,3 +47,17 @@ def test_help_screen(snap_compare: SnapCompare, world: World) -> None:
 
 def test_narrow_terminal(snap_compare: SnapCompare, world: World) -> None:
     assert check(snap_compare, world, "narrow")
+
+
+def test_too_small_terminal(snap_compare: SnapCompare, world: World) -> None:
+    """Below 60x16: one clear line asking for a larger terminal."""
+    assert check(snap_compare, world, "too-small")
+
+
+def test_agent_detail(snap_compare: SnapCompare, world: World) -> None:
+    assert check(snap_compare, world, "agent-detail")
+
+
+def test_quit_with_an_unsent_draft(snap_compare: SnapCompare, world: World) -> None:
+    """80x24: q with a draft left asks first."""
+    assert check(snap_compare, world, "quit-unsent-draft")

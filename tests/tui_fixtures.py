@@ -51,7 +51,14 @@ def build_world(path: Path) -> World:
     ids: dict[str, str] = {}
 
     def register(name: str, description: str, kind: str = "agent") -> str:
-        ids[name] = mesh.register(name, kind=kind, description=description).session_id
+        ids[name] = mesh.register(
+            name,
+            kind=kind,
+            description=description,
+            cwd=f"/home/alice/src/{name}",
+            repo="git@example.com:shop.git",
+            metadata={"pid": 4242, "host": "workstation"},
+        ).session_id
         return ids[name]
 
     me = register("alice", "a person at mesh-tui", kind="human")
@@ -205,6 +212,28 @@ def help_screen(world: World) -> Scene:
     return run
 
 
+def agent_detail(world: World) -> Scene:
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.query_one(Roster).select_key(world.ids["api-server"])
+        await pilot.press("i")
+        await pilot.pause()
+
+    return run
+
+
+def unsent_draft_quit(world: World) -> Scene:
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.query_one(Roster).select_key(world.ids["test-runner"])
+        await pilot.press("n", *"half a thought", "escape", "q")
+        await pilot.pause()
+
+    return run
+
+
+TOO_SMALL = (40, 12)
+
 # name -> (terminal size, scene builder); the names are the screenshots' file names
 SCENES: dict[str, tuple[tuple[int, int], Callable[[World], Scene]]] = {
     "main": (WIDE, lambda world: settle),
@@ -212,4 +241,7 @@ SCENES: dict[str, tuple[tuple[int, int], Callable[[World], Scene]]] = {
     "composer-error": (WIDE, refused_send),
     "help": (WIDE, help_screen),
     "narrow": (NARROW, open_person_thread),
+    "too-small": (TOO_SMALL, lambda world: settle),
+    "agent-detail": (WIDE, agent_detail),
+    "quit-unsent-draft": (NARROW, unsent_draft_quit),
 }

@@ -24,8 +24,10 @@ class KeyedTable(DataTable[Text]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
+        Binding("j", "cursor_down", "Down", key_display="j/↓"),
+        Binding("k", "cursor_up", "Up", key_display="k/↑"),
+        Binding("g", "scroll_top", "First", show=False),
+        Binding("G", "scroll_bottom", "Last", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -35,6 +37,11 @@ class KeyedTable(DataTable[Text]):
         self._restore: str | None = None
         self._latest: dict[str, tuple[Text, ...]] = {}  # newest cells, shown or not
         self._row_height = 1
+
+    @property
+    def keys(self) -> list[str]:
+        """The row keys, in the order shown."""
+        return list(self._keys)
 
     @property
     def selected_key(self) -> str | None:
@@ -47,10 +54,12 @@ class KeyedTable(DataTable[Text]):
         """Drop rows and columns (a pane that changed width rebuilds its columns); the
         next `sync` puts the cursor back on the same row."""
         self._restore = self.selected_key
-        self.clear(columns=True)
+        # forget the rows before clearing: clear() resets scroll_y, and watch_scroll_y
+        # must not update rows that are gone
         self._keys = []
         self._cells = {}
         self._latest = {}
+        self.clear(columns=True)
 
     def sync(self, rows: Sequence[Row], height: int = 1) -> None:
         """Show exactly `rows`, in order, changing as little as possible."""
@@ -63,6 +72,10 @@ class KeyedTable(DataTable[Text]):
         selected = self.selected_key or self._restore
         self._restore = None
         scroll_y = self.scroll_y
+        # forget the old rows first: clear() resets scroll_y, whose watcher would
+        # otherwise update cells of rows that no longer exist
+        self._keys = []
+        self._cells = {}
         self.clear()
         for key, cells in rows:
             self.add_row(*cells, key=key, height=height)
@@ -77,7 +90,9 @@ class KeyedTable(DataTable[Text]):
         page = max(1, self.size.height // self._row_height + 1)
         first = max(0, int(self.scroll_y) // self._row_height - page)
         for key in self._keys[first : first + 3 * page]:
-            new, old = self._latest[key], self._cells[key]
+            new, old = self._latest.get(key), self._cells.get(key)
+            if new is None or old is None:
+                continue
             if new == old:
                 continue
             for column, before, after in zip(self.columns, old, new, strict=True):
@@ -87,6 +102,13 @@ class KeyedTable(DataTable[Text]):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        height = self._row_height
+        if height > 1 and new_value % height and new_value < self.max_scroll_y:
+            # scroll by whole rows: never half a two-line row at the top
+            rows = new_value / height
+            snapped = (int(rows) + (1 if new_value > old_value else 0)) * height
+            self.set_scroll(None, min(snapped, self.max_scroll_y))
+            return
         if self._keys:
             self._show_latest()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
+from textual.binding import Binding, BindingType
 
 from mesh_core.models import Status
 from mesh_core.present import STATUS_GLYPHS
@@ -38,6 +40,13 @@ class Roster(KeyedTable):
     """Status, name, description (or what is wrong), last beat, unread, last hour."""
 
     about_width = 34
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Its threads"),
+        Binding("i", "app.agent_detail", "Details"),
+        Binding("n", "app.new_message", "Message"),
+        Binding("s", "app.toggle_stopped", "Stopped", show=False),
+    ]
 
     def on_mount(self) -> None:
         self._shown: tuple[Sequence[RosterRow], datetime, str | None, int] | None = None

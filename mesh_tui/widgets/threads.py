@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual import events
+from textual.binding import Binding, BindingType
 
 from mesh_core.text import safe_line
 from mesh_core.views import ThreadSummary
@@ -21,8 +23,12 @@ SIDE_WIDTH = 1 + 3 + 3 * 2 + 4
 
 
 class ThreadList(KeyedTable):
-    """Two lines a thread: who and how many and how long ago; then the root's first line.
-    Priority mark on the left, the person's unread count on the right."""
+    """Two lines a thread: who and how many and how long ago; then the newest message's
+    first line. Priority mark on the left, the person's unread count on the right."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Read", show=True),
+    ]
 
     main_width = MIN_MAIN_WIDTH * 2
 
@@ -74,15 +80,13 @@ def thread_rows(
 def _row(thread: ThreadSummary, now: datetime, unseen: int, width: int) -> Row:
     unread = thread.unread_for_me + unseen
     facts = f" {thread.count} · {age(thread.last_activity, now)}"
-    people = " ↔ ".join(safe_line(p, 16) for p in thread.participants[:3])
-    if len(thread.participants) > 3:
-        people += " …"
-    people = safe_line(people, max(4, width - len(facts) - 1))
+    people = fit_names(thread.participants, max(4, width - len(facts) - 1))
     main = Text(people, style="bold" if unread else "")
     main.append(" " * max(1, width - cell_len(people) - len(facts)))
     main.append(facts, style="bright_black")
     main.append("\n")
-    main.append(safe_line(thread.first_line, width), style="" if unread else "bright_black")
+    preview = thread.last_line or thread.first_line
+    main.append(safe_line(preview, width), style="" if unread else "bright_black")
     return (
         str(thread.thread_id),
         (
@@ -91,3 +95,18 @@ def _row(thread: ThreadSummary, now: datetime, unseen: int, width: int) -> Row:
             Text(str(unread) if unread else "", justify="right", style="bold cyan"),
         ),
     )
+
+
+def fit_names(names: Sequence[str], width: int) -> str:
+    """Up to three names joined by ↔ in `width` cells, each cut to an equal share, so a
+    narrow pane still shows both sides of a conversation."""
+    shown = list(names[:3])
+    more = " …" if len(names) > 3 else ""
+    if not shown:
+        return ""
+    joiner = " ↔ "
+    for share in range(16, 2, -1):
+        text = joiner.join(safe_line(n, share) for n in shown) + more
+        if cell_len(text) <= width:
+            return text
+    return safe_line(joiner.join(shown) + more, width)

@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: import the rest as `tests.benc
 from mesh_core import Mesh, views
 from mesh_tui.app import MeshApp
 from mesh_tui.messages import SnapshotLoaded
+from mesh_tui.search import SearchIndex
 
 from .dataset import Dataset, build
 
@@ -111,6 +112,38 @@ async def app_numbers(mesh: Mesh, me: str, runs: int) -> dict[str, float]:
     }
 
 
+def search_numbers(mesh: Mesh, runs: int) -> dict[str, float]:
+    """The TUI's own text index: building it from nothing, one search, and the search
+    done the plain way (LIKE over every message) for reference."""
+    index = SearchIndex(None)
+    began = time.perf_counter()
+    while index.catch_up(mesh):
+        pass
+    build_ms = (time.perf_counter() - began) * 1000
+    row = (
+        mesh.connection()
+        .execute("SELECT content FROM agent_messages ORDER BY message_id DESC LIMIT 1")
+        .fetchone()
+    )
+    words = [w for w in str(row[0]).split() if len(w) >= 4] or ["message"]
+    phrase = words[len(words) // 2]
+    query, _ = timed(lambda: index.threads_matching(phrase), runs)
+    like, _ = timed(
+        lambda: (
+            mesh.connection()
+            .execute(
+                "SELECT DISTINCT coalesce(original_message_id, message_id) FROM agent_messages "
+                "WHERE content LIKE ? ORDER BY 1 DESC LIMIT 100",
+                (f"%{phrase}%",),
+            )
+            .fetchall()
+        ),
+        max(3, runs // 4),
+    )
+    index.close()
+    return {"build": build_ms, "query": query, "like": like}
+
+
 def tmux_first_screen(db: Path) -> float | None:
     """A real terminal: start `mesh-tui` in tmux, time until the roster shows an agent."""
     if shutil.which("tmux") is None:
@@ -179,6 +212,7 @@ def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> 
                 ),
             ),
         ]
+        search = search_numbers(mesh, runs)
         app = asyncio.run(app_numbers(mesh, me, runs))
         print(f"{'figure':48} {'median ms':>10} {'max ms':>10}")
         for label, (median, worst) in rows:
@@ -189,6 +223,12 @@ def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> 
         )
         print(f"{'app: on the event loop (fresh snapshot shown)':48} {app['render']:10.2f}")
         print(f"{'app: constructed -> first screen (headless)':48} {app['first']:10.2f}")
+        print(
+            f"{'search: index every message (once, in the background)':48} {search['build']:10.0f}"
+        )
+        print(f"{'search: threads whose text has a phrase':48} {search['query']:10.2f}")
+        print(f"{'reference: the same search as LIKE on the mesh':48} {search['like']:10.2f}")
+        print(f"ratio LIKE / indexed search: {search['like'] / search['query']:.1f}x")
         scan = rows[4][1][0]
         print(f"ratio full scan / snapshot: {scan / rows[0][1][0]:.1f}x")
         if tmux:

@@ -1,0 +1,105 @@
+"""Layout: 80x24 usable, too small says so, every resize re-lays out, rows scroll whole."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tui_fixtures import World, build_world, make_app, open_person_thread, settle
+
+from mesh_tui.app import roster_counts
+from mesh_tui.widgets.conversation import MessageView
+from mesh_tui.widgets.threads import ThreadList, fit_names
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    built = build_world(tmp_path / "agent-mesh.db")
+    yield built
+    built.mesh.close()
+
+
+def screen_lines(app: object) -> list[str]:
+    svg = app.export_screenshot()  # type: ignore[attr-defined]
+    text = html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+    return text.splitlines()
+
+
+async def test_80x24_shows_both_sides_headers_on_one_line_and_the_whole_top_bar(
+    world: World,
+) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_person_thread(world)(pilot)
+        text = "\n".join(screen_lines(app))
+        assert re.search(r"api-se\S* ↔ web-fr", text)  # two participants in a thread row
+        assert "1 stopped" in text  # the top bar's last count is not cut off
+        for view in app.query(MessageView):
+            assert view.query_one(".msg-header").size.height == 1
+    assert fit_names(["api-server", "web-frontend"], 18) == "api-se… ↔ web-fr…"
+
+
+async def test_too_small_says_so_and_every_resize_relays_out(world: World) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(pilot)
+        assert app.screen.has_class("-too-small")
+        assert app.query_one("#too-small").display
+        assert "Make the terminal larger" in str(app.query_one("#too-small").render())
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not app.screen.has_class("-too-small") and app.screen.has_class("-narrow")
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause()
+        assert not app.screen.has_class("-narrow")  # narrow does not stick
+        await pilot.resize_terminal(90, 30)
+        await pilot.pause()
+        assert app.screen.has_class("-narrow")
+
+
+async def test_top_bar_counts_match_the_rows(world: World) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert app.snapshot is not None
+        counts = roster_counts(app.snapshot.roster)
+        top = str(app.query_one("#topbar").render())
+        for label in ("active", "stale", "stopped", "flooded", "rate-limited"):
+            assert f"{counts[label]} {label}" in top
+        shown = sum(1 for r in app.snapshot.roster if r.rate_limited)
+        assert counts["rate-limited"] == shown
+
+
+async def test_thread_list_scrolls_by_whole_rows(world: World) -> None:
+    for n in range(30):
+        peer = world.mesh.register(f"peer-{n:02d}").session_id
+        world.mesh.send(peer, "api-server", f"hello {n}", new_thread=True)
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        threads = app.query_one(ThreadList)
+        threads.focus()
+        for step in range(20):
+            await pilot.press("j")
+            await pilot.pause()
+            assert threads.scroll_y % 2 == 0, f"half a row at the top after {step + 1} j"
+        assert threads.scroll_y > 0
+        for _ in range(7):
+            await pilot.press("k")
+            await pilot.pause()
+            assert threads.scroll_y % 2 == 0
+        for lines in (1, 3, -1, 1, -3):  # the mouse wheel scrolls by lines
+            threads.scroll_relative(y=lines, animate=False, immediate=True)
+            await pilot.pause()
+            assert threads.scroll_y % 2 == 0, f"half a row at the top after a {lines}-line scroll"
+
+
+async def test_thread_row_previews_the_newest_message(world: World) -> None:
+    app = make_app(world)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        cell = app.query_one(ThreadList).get_cell(str(world.person_thread), "main")
+    assert cell.plain.splitlines()[1].startswith("Not yet: card payments")  # not the root's

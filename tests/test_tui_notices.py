@@ -1,0 +1,87 @@
+"""Noticing: few toasts, newest first, away from the composer; a log; local times; the
+bell and the terminal title for a high or urgent message to the person."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from textual.widgets._toast import Toast, ToastRack
+from tui_fixtures import World, build_world, settle
+
+from mesh_core import Mesh
+from mesh_tui.app import MeshApp
+from mesh_tui.notices import NotificationLog, humanize_times, osc_notification
+from mesh_tui.widgets.roster import Roster
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    built = build_world(tmp_path / "agent-mesh.db")
+    yield built
+    built.mesh.close()
+
+
+def test_times_in_notices_are_local_and_relative() -> None:
+    now = datetime.fromisoformat("2026-12-02T18:47:20+00:00")
+    text = humanize_times("rate limit: try again until 2026-12-02T18:50:20.667Z", now)
+    assert "2026-12-02T" not in text and "Z" not in text
+    assert "(in 3m)" in text
+
+
+def test_desktop_notification_cannot_be_ended_early_by_its_text() -> None:
+    sequence = osc_notification("from evil", "a;b\x07\x1b]0;pwned\x07")
+    assert sequence.count("\x07") == 2 and sequence.count("\x1b") == 2
+
+
+async def test_at_most_three_toasts_newest_first_never_over_the_composer(world: World) -> None:
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        app.query_one(Roster).select_key(world.ids["api-server"])
+        await pilot.press("n")
+        for n in range(6):
+            app.notify(f"notice {n}", markup=False, timeout=60)
+            await pilot.pause()
+        await pilot.pause()
+        toasts = list(app.screen.query(Toast))
+        assert len(toasts) == 3
+        assert "notice 5" in str(toasts[0].render())  # newest first
+        composer = app.query_one("#composer").region
+        rack = app.screen.query_one(ToastRack)
+        for toast in toasts:
+            assert not toast.region.overlaps(composer), rack.styles.dock
+        await pilot.press("escape", "ctrl+n")
+        await pilot.pause()
+        assert isinstance(app.screen, NotificationLog)
+        logged = [n.text for n in app.notice_log]
+        assert [f"notice {n}" for n in range(6)] == [t for t in logged if t.startswith("notice")]
+
+
+async def test_urgent_message_rings_and_counts_in_the_title(world: World) -> None:
+    other = Mesh(world.mesh.path, clock=world.clock)
+    app = MeshApp(world.mesh, live=True, session_id=world.me, name="alice", interval=60)
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        deadline = asyncio.get_running_loop().time() + 20
+        while not app.unseen:  # the greeting from the world: urgent
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        assert rings and app.window_title == "(1) mesh-tui"
+        before = len(rings)
+        other.send(world.ids["test-runner"], "alice", "fyi", priority="normal")
+        while sum(map(len, app.unseen.values())) < 2:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        assert len(rings) == before  # normal: no bell
+        assert app.window_title == "(2) mesh-tui"
+    other.close()
