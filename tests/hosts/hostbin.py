@@ -53,7 +53,9 @@ class HostUnavailable(Exception):
 
 def node_major(node: str) -> int | None:
     try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [node, "--version"], check=False, capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     found = re.match(r"v(\d+)", out.stdout.strip())
@@ -97,6 +99,7 @@ def ensure(pkg: HostPackage) -> Path:
                 "--loglevel=error",
                 pkg.label,
             ],
+            check=False,
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT,
@@ -146,5 +149,7 @@ def command(pkg: HostPackage) -> list[str]:
 
 
 def version_of(argv: list[str], env: dict[str, str]) -> str:
-    out = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run(
+        [*argv, "--version"], check=False, capture_output=True, text=True, timeout=60, env=env
+    )
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"

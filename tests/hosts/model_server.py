@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class ModelServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> ModelServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,7 +253,7 @@ class ModelServer:
 
 def _kind(path: str, body: Any) -> str:
     bare = path.split("?")[0]
-    if bare.endswith("/messages") or bare.endswith("/messages/count_tokens"):
+    if bare.endswith(("/messages", "/messages/count_tokens")):
         return "anthropic"
     if bare.endswith("/responses"):
         return "responses"
