@@ -169,7 +169,8 @@ def _framed_ok(text: str | None, message_id: int) -> dict[str, bool] | None:
     if text is None:
         return None
     return {
-        "sender": f'workspace "{PEER}"' in text,
+        # Codex shows the structured content as JSON text: the quotes arrive escaped.
+        "sender": f'workspace "{PEER}"' in text or f'workspace \\"{PEER}\\"' in text,
         "priority": "priority " in text,
         "how_to_reply": f"reply_to_message(message_id={message_id}" in text,
         "end_marker": f"<<<END MESH MESSAGE #{message_id}>>>" in text,
