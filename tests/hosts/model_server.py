@@ -180,10 +180,11 @@ class ModelServer:
         tools = _tool_names(kind, body)
         results = _tool_result_count(kind, body)
         offers_mesh = any(name.endswith(self.tool_marker) for name in tools)
-        deferred = (
-            not offers_mesh
-            and "ToolSearch" in tools
-            and f"agent-mesh__{self.tool_marker}" in text_of(body)
+        # Claude Code 2.1.332 names MCP tools without schemas (loaded through its
+        # ToolSearch tool), or says the server is "still connecting" and will appear.
+        text = text_of(body) if not offers_mesh and "ToolSearch" in tools else ""
+        deferred = f"agent-mesh__{self.tool_marker}" in text or (
+            "still connecting" in text and "agent-mesh" in text
         )
         pending = not offers_mesh and "WaitForMcpServers" in tools
         step = min(results, len(self.script) - 1) if offers_mesh and self.script else None
