@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ def _route(route: str | None, framed: dict[str, bool] | None) -> str:
 
 
 def row(r: dict[str, Any]) -> str:
-    host = f"{NAMES.get(r['host'], r['host'])} {r['version'].split()[0] if r['version'] else '?'}"
+    found = re.search(r"\d+\.\d+\.\d+", r["version"] or "")
+    host = f"{NAMES.get(r['host'], r['host'])} {found.group(0) if found else '?'}"
     if not r["ran"]:
         return f"| {host} | skipped: {r['skip_reason']} | | | | | |"
     push = (
