@@ -498,3 +498,43 @@ async def test_agent_mesh_name_overrides_the_workspace(tmp_path: Path, db_path: 
             roster.structured_content["you"],
         )
     assert session_rows(db_path, "alpha") == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_serving_server_leaves_at_once_on_a_signal_with_stdin_open(
+    tmp_path: Path, db_path: Path, signum: int
+) -> None:
+    """Copilot sends SIGTERM then SIGKILL 1 ms later while stdin stays open: the server
+    must mark itself stopped and leave at once, not wait for its stdin reader."""
+    repo = make_repo(tmp_path, "alpha")
+    params = server_params(db_path, repo)
+    proc = subprocess.Popen(
+        [params.command, *params.args],
+        cwd=repo,
+        env=params.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        proc.stdin.write(json.dumps(hello) + "\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        assert '"id":1' in proc.stdout.readline().replace(" ", "")  # type: ignore[union-attr]
+        proc.send_signal(signum)
+        proc.wait(timeout=5)  # fails (TimeoutExpired) while the server hangs on stdin
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert all(r["status"] == "stopped" for r in session_rows(db_path, "alpha"))
