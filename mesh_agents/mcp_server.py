@@ -256,7 +256,7 @@ class MeshMCP:
         # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
         # in-memory client reaches the low-level server the same way.
         lowlevel = app._lowlevel_server
-        experimental = {CHANNEL_CAPABILITY: {}}
+        experimental: dict[str, dict[str, Any]] = {CHANNEL_CAPABILITY: {}}
         options = lowlevel.create_initialization_options(experimental_capabilities=experimental)
         self._add_ack_handler(lowlevel)
         self._loop = asyncio.get_running_loop()
