@@ -26,14 +26,13 @@ import json
 import sys
 from typing import IO, Any
 
+from mesh_core.delivery import hook_delivery
 from mesh_core.errors import InvalidArgument
-from mesh_core.identity import identify
+from mesh_core.lifecycle import hook_session
 from mesh_core.mesh import Mesh
-from mesh_core.models import Agent, Message
+from mesh_core.rules import CLIENT_HOOK
 
-from .mcp_server import frame_messages
-
-CLIENT = "mesh-hook"
+CLIENT = CLIENT_HOOK
 # Claude Code's and Codex's names, then Gemini CLI's (BeforeAgent, AfterTool).
 CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "BeforeAgent", "AfterTool")
 EVENTS = (*CONTEXT_EVENTS, "Stop", "SessionEnd")
@@ -56,30 +55,12 @@ def read_hook_input(stream: IO[str]) -> dict[str, Any]:
     return data
 
 
-def hook_session(mesh: Mesh, cwd: str | None) -> Agent:
-    """This agent's session: the active session of the cwd's workspace, else its latest
-    stopped one (active again), else a new one."""
-    claim = mesh.session_for(identify(cwd).name, kind="agent", client=CLIENT, cwd=cwd)
-    if claim.was_active:  # only then: a re-activated or new session has just beaten
-        mesh.heartbeat(claim.agent.session_id)
-    return claim.agent
-
-
-def _delivery(mesh: Mesh, agent: Agent, messages: list[Message], lead: str) -> str:
-    name = agent.agent_name
-    return (
-        f'[agent-mesh] {lead} You are workspace "{name}" on the mesh. Reply with the '
-        f"agent-mesh MCP tool reply_to_message, or run `mesh reply ID TEXT --from {name}`."
-        f"\n\n{frame_messages(mesh, messages)}"
-    )
-
-
 def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """What the hook prints for `event` (None: print nothing)."""
     if event not in EVENTS:
         raise InvalidArgument(f"unknown hook event {event!r}: use one of {', '.join(EVENTS)}")
     cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
-    agent = hook_session(mesh, cwd)
+    agent = hook_session(mesh, cwd, CLIENT)
     if event == "SessionEnd":
         if agent.metadata.get("client") == CLIENT:
             mesh.deregister(agent.session_id)
@@ -98,7 +79,7 @@ def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | N
             f"Before you stop: {len(messages)} message(s) from other agents wait, at least "
             "one urgent or high. Deal with them, answer the senders, then finish."
         )
-        return {"decision": "block", "reason": _delivery(mesh, agent, messages, lead)}
+        return {"decision": "block", "reason": hook_delivery(mesh, agent, messages, lead)}
     messages = mesh.inbox(agent.session_id)
     if not messages:
         return None
@@ -106,20 +87,16 @@ def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | N
     return {
         "hookSpecificOutput": {
             "hookEventName": event,
-            "additionalContext": _delivery(mesh, agent, messages, lead),
+            "additionalContext": hook_delivery(mesh, agent, messages, lead),
         }
     }
 
 
-def main_hook(mesh: Mesh, event: str | None, stdin: IO[str] = sys.stdin) -> int:
-    """`mesh hook [EVENT]`: the event from the argument, else from the input's
-    `hook_event_name`."""
+def main_hook(mesh: Mesh, event: str | None, stdin: IO[str] = sys.stdin) -> dict[str, Any] | None:
+    """`mesh hook [EVENT]`: what to print for the event from the argument, else from the
+    input's `hook_event_name` (None: print nothing). The CLI does the printing."""
     data = read_hook_input(stdin)
     chosen = event or data.get("hook_event_name")
     if not isinstance(chosen, str) or not chosen:
         raise InvalidArgument("no hook event: give one (`mesh hook Stop`) or pass hook_event_name")
-    output = run_hook(mesh, chosen, data)
-    if output is not None:
-        sys.stdout.write(json.dumps(output) + "\n")
-        sys.stdout.flush()
-    return 0
+    return run_hook(mesh, chosen, data)

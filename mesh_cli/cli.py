@@ -1,10 +1,11 @@
-"""`mesh`: the command line for people, scripts and cron jobs (SPEC §5).
+"""`mesh`: the command line for people, scripts and cron jobs (docs/contract.md §5.1).
 
 Thin on purpose: parse the arguments, call `Mesh`, print. Every rule lives in
-`mesh.py`; this file only decides how a result or a refusal is shown and which exit
-code it gives (0 done, 1 refused or not found, 2 usage, 3 database unusable).
+mesh_core; this file only decides how a result or a refusal is shown and which exit
+code it gives (0 done, 1 refused or not found, 2 usage, 3 database unusable). It is the
+only place that prints: the core and the agents' modules return what to show.
 Untrusted text (names, descriptions, bodies) is shown through `safe_text`/`safe_line`
-as rich `Text`, never as markup. rich is imported here and nowhere else in mesh_core.
+as rich `Text`, never as markup.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -26,22 +27,20 @@ from rich.table import Table
 from rich.text import Text
 
 from mesh_core.clock import parse_ts_or_none
+from mesh_core.delivery import party, sent_summary
 from mesh_core.errors import InvalidContent, MeshError, WaitTimedOut
 from mesh_core.identity import default_person_name
-from mesh_core.mesh import BROADCAST, KINDS, Mesh, SessionClaim, validate_message_id
+from mesh_core.lifecycle import borrowed, claim, keep_alive
+from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message, Status
 from mesh_core.participant import Participant
+from mesh_core.present import STATUS_GLYPHS, elapsed, priority_mark
+from mesh_core.rules import BROADCAST, CLIENT_CLI, KINDS, validate_message_id
 from mesh_core.text import safe_line, safe_text
 
-CLIENT = "mesh-cli"
+CLIENT = CLIENT_CLI
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
-STATUS_STYLE = {
-    Status.ACTIVE: ("●", "green"),
-    Status.STALE: ("◐", "yellow"),
-    Status.STOPPED: ("○", "dim"),
-}
-PRIORITY_STYLE = {"urgent": "bold red", "high": "yellow", "normal": "", "low": "dim"}
 
 
 class UsageError(Exception):
@@ -80,13 +79,9 @@ def ago(when: str | None, now: datetime) -> str:
     seen = parse_ts_or_none(when)
     if seen is None:
         return safe_line(when or "never")
-    seconds = int((now - seen).total_seconds())
-    if seconds < 0:
+    if seen > now:
         return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+    return f"{elapsed(when, now)} ago"
 
 
 def _local_time(stamp: str) -> str:
@@ -94,19 +89,16 @@ def _local_time(stamp: str) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else safe_line(stamp)
 
 
-def _party(name: str | None, session_id: str) -> str:
-    return safe_line(name or session_id, 40)
-
-
 def _agents_table(agents: Sequence[Agent], now: datetime) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("", "name", "description", "kind", "unread", "last heartbeat"):
         table.add_column(column, overflow="fold")
     for agent in agents:
-        glyph, style = STATUS_STYLE[agent.status]
+        glyph, style = STATUS_GLYPHS[agent.status]
+        stopped = agent.status is Status.STOPPED
         table.add_row(
             Text(glyph, style=style),
-            Text(safe_line(agent.agent_name), style="bold" if style != "dim" else style),
+            Text(safe_line(agent.agent_name), style=style if stopped else "bold"),
             Text(safe_line(agent.agent_description or "", 60), style="dim"),
             Text(safe_line(agent.kind)),
             Text(str(agent.unread), style="bold" if agent.unread else "dim"),
@@ -124,10 +116,10 @@ def _messages_table(messages: Sequence[Message]) -> Table:
         table.add_row(
             Text(f"#{message.message_id}{reply}"),
             Text(
-                f"{_party(message.sender_name, message.sender_session_id)} → "
-                f"{_party(message.recipient_name, message.recipient_session_id)}"
+                f"{party(message.sender_name, message.sender_session_id)} → "
+                f"{party(message.recipient_name, message.recipient_session_id)}"
             ),
-            Text(message.priority, style=PRIORITY_STYLE.get(message.priority, "")),
+            Text(safe_line(message.priority), style=priority_mark(message.priority)[1]),
             Text(_local_time(message.created_at), style="dim"),
             Text(safe_text(message.content)),
         )
@@ -135,58 +127,20 @@ def _messages_table(messages: Sequence[Message]) -> Table:
 
 
 def _sent_line(message: Message, verb: str) -> Text:
-    to = _party(message.recipient_name, message.recipient_session_id)
-    line = Text(f"{verb} #{message.message_id} to {to}")
-    line.append(f" (thread #{message.thread_id}, {message.priority})", style="dim")
-    return line
+    return Text(sent_summary(message, verb))
 
 
 # -- identity ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _acting_as(mesh: Mesh, name: str | None) -> Iterator[Agent]:
-    """Be `name` (else the person's default identity) for one command.
-
-    A session that was not active before is only borrowed: it is marked stopped again at
-    exit so a cron job's identity does not show as a live agent. A session that was
-    already active (the person's TUI, say) is left running."""
-    claim = _claim(mesh, name)
-    try:
-        yield claim.agent
-    finally:
-        if not claim.was_active:
-            _release(mesh, claim.agent.session_id)
-
-
-def _claim(mesh: Mesh, name: str | None) -> SessionClaim:
-    """The session for `--from NAME`; without it, the person's default identity. An
-    empty NAME (an unset shell variable) is refused, never taken as the person."""
-    return mesh.session_for(
-        default_person_name() if name is None else name, kind="cli", client=CLIENT
+def _acting_as(mesh: Mesh, name: str | None) -> AbstractContextManager[Agent]:
+    """Be `name` (else the person's default identity) for one command."""
+    return borrowed(
+        mesh,
+        name,
+        client=CLIENT,
+        on_release_error=lambda exc: _warn([f"could not mark this session stopped: {exc}"]),
     )
-
-
-def _release(mesh: Mesh, session_id: str) -> None:
-    try:
-        mesh.deregister(session_id)
-    except MeshError as exc:
-        _warn([f"could not mark this session stopped: {exc}"])
-
-
-def _keep_alive(mesh: Mesh, session_id: str) -> Callable[[], bool]:
-    """A `should_stop` hook for `wait_for_reply` that heartbeats on schedule, so a long
-    wait does not show the waiting session as stale (it never asks to stop)."""
-    state = {"next": 0.0}
-
-    def beat() -> bool:
-        now = mesh.clock.now().timestamp()
-        if now >= state["next"]:
-            mesh.heartbeat(session_id)
-            state["next"] = now + mesh.config.heartbeat_interval
-        return False
-
-    return beat
 
 
 def _read_content(content: str) -> str:
@@ -224,10 +178,7 @@ def _cmd_send(args: argparse.Namespace, mesh: Mesh) -> int:
         raise UsageError("--wait needs one recipient: it cannot wait on a broadcast `*`")
     content = _read_content(args.content)
     with _acting_as(mesh, args.sender) as me:
-        if args.target == BROADCAST:
-            sent = mesh.broadcast(me.session_id, content, args.priority, args.new_thread)
-        else:
-            sent = [mesh.send(me.session_id, args.target, content, args.priority, args.new_thread)]
+        sent = mesh.dispatch(me.session_id, args.target, content, args.priority, args.new_thread)
         _warn(w for message in sent for w in message.warnings)
         if args.wait is None:
             if args.json:
@@ -243,7 +194,7 @@ def _cmd_send(args: argparse.Namespace, mesh: Mesh) -> int:
                 _sent_line(message, "sent").append(f"; waiting up to {args.wait:g} s for a reply")
             )
         reply = mesh.wait_for_reply(
-            me.session_id, message.message_id, args.wait, _keep_alive(mesh, me.session_id)
+            me.session_id, message.message_id, args.wait, keep_alive(mesh, me.session_id)
         )
         if reply is None:
             raise WaitTimedOut(message.message_id, args.wait)
@@ -296,8 +247,8 @@ def _cmd_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
 
 def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
     """Stay registered and print each message as it lands, until SIGINT or SIGTERM."""
-    claim = _claim(mesh, args.sender)
-    agent = claim.agent
+    found = claim(mesh, args.sender, client=CLIENT)
+    agent = found.agent
     output_lock = threading.Lock()
     broken = threading.Event()
     console = _console()
@@ -323,7 +274,7 @@ def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
         description=agent.agent_description,
         cwd=agent.cwd,
         session_id=agent.session_id,
-        metadata=agent.metadata if claim.was_active else None,
+        metadata=agent.metadata if found.was_active else None,
         on_message=show,
     )
     try:
@@ -336,7 +287,7 @@ def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
             pass
         return EXIT_BROKEN_PIPE
     finally:
-        participant.stop(deregister=not claim.was_active)
+        participant.stop(deregister=not found.was_active)
 
 
 def _cmd_status(args: argparse.Namespace, mesh: Mesh) -> int:
@@ -388,7 +339,11 @@ def _cmd_mcp(args: argparse.Namespace, mesh: Mesh) -> int:
 def _cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
     from mesh_agents.hooks import main_hook
 
-    return main_hook(mesh, args.event)
+    output = main_hook(mesh, args.event)
+    if output is not None:
+        sys.stdout.write(json.dumps(output) + "\n")
+        sys.stdout.flush()
+    return 0
 
 
 def _cmd_install(args: argparse.Namespace, mesh: None) -> int:

@@ -1,13 +1,14 @@
 """agent-mesh core: a message bus for AI coding agents over one shared SQLite file.
 
-Never imports textual (a test proves it): an agent's MCP server must not pay for a UI.
+Imports no textual, rich or MCP SDK and prints nothing (import-linter and a test prove
+it): an agent's MCP server must not pay for a UI, and every front-end builds on this.
 """
 
 from .clock import Clock, FixedClock, SystemClock, iso, parse_ts
 from .config import DEFAULT_CONFIG, MeshConfig, resolve_db_path
 from .errors import MeshError
 from .mesh import BROADCAST, Mesh, SessionClaim
-from .models import Agent, CleanupReport, Message, Priority, Status
+from .models import Agent, CleanupReport, Message, Status
 from .participant import Participant
 
 __all__ = [
@@ -22,7 +23,6 @@ __all__ = [
     "MeshError",
     "Message",
     "Participant",
-    "Priority",
     "SessionClaim",
     "Status",
     "SystemClock",

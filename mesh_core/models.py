@@ -1,30 +1,12 @@
-"""Frozen value objects handed out by the core; their `to_json()` is the SPEC §5 shape."""
+"""Frozen value objects handed out by the core; their `to_json()` is the JSON shape of
+docs/contract.md §5."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
 from typing import Any
-
-from .clock import parse_ts_or_none
-
-
-class Priority(str, Enum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
-
-
-PRIORITY_ORDER = ("urgent", "high", "normal", "low")
-
-
-def priority_rank(priority: str | None) -> int:
-    """0 for urgent … 3 for low: the inbox's delivery order. A priority another client
-    wrote that we do not know ranks as normal."""
-    return PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else 2
 
 
 class Status(str, Enum):
@@ -35,12 +17,13 @@ class Status(str, Enum):
     STOPPED = "stopped"
 
 
-def _metadata(raw: str | None) -> dict[str, Any]:
-    if not raw:
+def parse_metadata(raw: object) -> dict[str, Any]:
+    """A session's metadata column as a dict: another client's odd value is `{}`."""
+    if not raw or not isinstance(raw, str | bytes):
         return {}
     try:
         value = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -61,10 +44,6 @@ class Agent:
     @property
     def kind(self) -> str:
         return str(self.metadata.get("kind", "agent"))
-
-    @property
-    def last_heartbeat_at(self) -> datetime | None:
-        return parse_ts_or_none(self.last_heartbeat)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,10 +80,6 @@ class Message:
     @property
     def thread_id(self) -> int:
         return self.original_message_id or self.message_id
-
-    @property
-    def created(self) -> datetime | None:
-        return parse_ts_or_none(self.created_at)
 
     def to_json(self, with_warnings: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -19,8 +19,9 @@ from types import FrameType
 from typing import Any, Self
 
 from .errors import MeshError, SessionNotFound
-from .mesh import Mesh, database_gone
+from .mesh import Mesh
 from .models import Agent, Message
+from .store import database_gone
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from . import messaging
 from .clock import iso
 from .mesh import Mesh
-from .models import PRIORITY_ORDER, Agent, Message, Status
+from .models import Agent, Message, Status
+from .rules import (
+    PRIORITY_ORDER,
+    PRIORITY_RANK_SQL,
+    RATE_LIMITED_PAIRS_SQL,
+    is_flooded,
+    roster_key,
+    window_start,
+)
 
 ACTIVITY_BUCKETS = 12  # the last hour in 5-minute buckets
 ACTIVITY_WINDOW = 3600.0
@@ -108,19 +117,21 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
     binary search over the primary key: O(log n) seeks however big the table is."""
     # Two sub-selects: SQLite answers a lone min() or max() with one seek, but scans the
     # whole table for `SELECT min(x), max(x)` (~100 ms at a million messages).
-    bounds = mesh._read(
+    bounds = mesh.store.read(
         "SELECT (SELECT min(message_id) FROM agent_messages), "
         "(SELECT max(message_id) FROM agent_messages)"
     )[0]
     low, high = bounds[0], bounds[1]
     if low is None:
         return None
-    newest = mesh._read("SELECT created_at FROM agent_messages WHERE message_id = ?", (high,))[0][0]
+    newest = mesh.store.read("SELECT created_at FROM agent_messages WHERE message_id = ?", (high,))[
+        0
+    ][0]
     if newest < since:
         return None
     while low < high:
         middle = (low + high) // 2
-        row = mesh._read(
+        row = mesh.store.read(
             "SELECT message_id, created_at FROM agent_messages WHERE message_id >= ? "
             "ORDER BY message_id LIMIT 1",
             (middle,),
@@ -134,16 +145,12 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
 
 def _rate_limited_pairs(mesh: Mesh, now: datetime) -> list[tuple[str, str]]:
     """(sender, recipient) pairs at the rate limit: the last minute's messages only."""
-    cfg = mesh.config
-    since = iso(now - timedelta(seconds=cfg.rate_window))
+    since = iso(window_start(now, mesh.config))
     first = _first_id_since(mesh, since)
     if first is None:
         return []
-    rows = mesh._read(
-        # NOT INDEXED keeps the rowid range seek (see Activity.update)
-        "SELECT sender_session_id, recipient_session_id FROM agent_messages NOT INDEXED "
-        "WHERE message_id >= ? AND created_at > ? GROUP BY 1, 2 HAVING count(*) >= ?",
-        (first, since, cfg.rate_limit),
+    rows = mesh.store.read(
+        RATE_LIMITED_PAIRS_SQL, {"first": first, "since": since, "limit": mesh.config.rate_limit}
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -185,7 +192,7 @@ class Activity:
                 params: tuple[int | str, ...] = (first, since)
             else:
                 where, params = "message_id > ?", (self._last_id,)
-            rows = mesh._read(
+            rows = mesh.store.read(
                 "SELECT sender_session_id, recipient_session_id, "
                 # the stored milliseconds, exactly (julianday keeps them to ~0.05 ms)
                 "(CAST(julianday(created_at) * 86400000 + 0.5 AS INTEGER) - ?) / ?, "
@@ -242,18 +249,11 @@ def roster(mesh: Mesh, activity: Activity | None = None) -> list[RosterRow]:
             agent=a,
             activity=counts.get(a.session_id, _IDLE),
             rate_limited=tuple(sorted(limited.get(a.session_id, ()))),
-            flooded=a.unread > cfg.flood_threshold,
+            flooded=is_flooded(a.unread, cfg),
         )
         for a in agents
     ]
-    order = {Status.ACTIVE: 1, Status.STALE: 1, Status.STOPPED: 2}
-    rows_out.sort(
-        key=lambda r: (
-            0 if r.needs_attention else order[r.agent.status],
-            r.agent.agent_name.lower(),
-            r.agent.session_id,
-        )
-    )
+    rows_out.sort(key=lambda r: roster_key(r.agent, r.needs_attention))
     return rows_out
 
 
@@ -262,14 +262,14 @@ def threads(
 ) -> list[ThreadSummary]:
     """The `limit` threads with the newest activity, of session `agent` or of the mesh."""
     if agent is None:
-        recent = mesh._read(
+        recent = mesh.store.read(
             "SELECT coalesce(original_message_id, message_id) AS tid, max(message_id) AS last "
             "FROM (SELECT message_id, original_message_id FROM agent_messages "
             "ORDER BY message_id DESC LIMIT ?) GROUP BY tid",
             (THREAD_SCAN,),
         )
     else:
-        recent = mesh._read(
+        recent = mesh.store.read(
             "SELECT coalesce(original_message_id, message_id) AS tid, max(message_id) AS last "
             "FROM (SELECT * FROM (SELECT message_id, original_message_id FROM agent_messages "
             "      WHERE recipient_session_id = :a ORDER BY created_at DESC LIMIT :n) "
@@ -289,11 +289,10 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
     if not thread_ids:
         return []
     marks = ",".join("?" * len(thread_ids))
-    rank = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END"
-    rows = mesh._read(
+    rows = mesh.store.read(
         f"SELECT coalesce(original_message_id, message_id) AS tid, count(*) AS n, "
         f"max(created_at) AS last_at, max(message_id) AS last_id, min(message_id) AS first_id, "
-        f"min({rank}) AS top, sum(read = 0 AND recipient_session_id = ?) AS unread "
+        f"min({PRIORITY_RANK_SQL}) AS top, sum(read = 0 AND recipient_session_id = ?) AS unread "
         f"FROM agent_messages WHERE message_id IN ({marks}) OR original_message_id IN ({marks}) "
         f"GROUP BY tid",
         (me or "", *thread_ids, *thread_ids),
@@ -303,7 +302,7 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
     first_marks = ",".join("?" * len(firsts))
     heads = {
         int(r["message_id"]): r
-        for r in mesh._read(
+        for r in mesh.store.read(
             f"SELECT message_id, content FROM agent_messages WHERE message_id IN ({first_marks})",
             firsts,
         )
@@ -338,7 +337,7 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
     """Participants of each thread by workspace name, in order of first appearance."""
     ids = list(thread_ids)
     marks = ",".join("?" * len(ids))
-    rows = mesh._read(
+    rows = mesh.store.read(
         f"SELECT coalesce(original_message_id, message_id) AS tid, sender_session_id, "
         f"recipient_session_id FROM agent_messages "
         f"WHERE message_id IN ({marks}) OR original_message_id IN ({marks}) "
@@ -357,10 +356,4 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
 
 def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:
     """The newest `limit` messages of thread `thread_id`, oldest first. Marks nothing read."""
-    rows = mesh._read(
-        "SELECT * FROM (SELECT * FROM agent_messages WHERE message_id = ? "
-        "OR original_message_id = ? ORDER BY message_id DESC LIMIT ?) "
-        "ORDER BY created_at, message_id",
-        (thread_id, thread_id, limit),
-    )
-    return mesh._messages(rows)
+    return messaging.thread_tail(mesh.store, thread_id, limit)

@@ -36,6 +36,7 @@ from mesh_core.identity import default_person_name
 from mesh_core.mesh import Mesh
 from mesh_core.models import Message, Status
 from mesh_core.participant import Participant
+from mesh_core.rules import CLIENT_TUI
 from mesh_core.text import safe_line, safe_text
 from mesh_core.views import MeshSnapshot, RosterRow, ThreadSummary
 
@@ -209,7 +210,7 @@ class MeshApp(App[None]):
                 self.mesh,
                 self.person_name,
                 kind="human",
-                client="mesh-tui",
+                client=CLIENT_TUI,
                 description="a person at mesh-tui",
                 session_id=self.me,
                 on_message=self._delivered,
@@ -220,7 +221,7 @@ class MeshApp(App[None]):
             agent = self.mesh.register(
                 self.person_name,
                 kind="human",
-                client="mesh-tui",
+                client=CLIENT_TUI,
                 description="a person at mesh-tui",
             )
             self.me = agent.session_id
@@ -594,7 +595,7 @@ class MeshApp(App[None]):
         self._update_status()
         self.notify(f"Refreshing every {seconds:g} s", markup=False)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Next thread with unread", "Jump to it", self.action_next_unread)
         yield SystemCommand(

@@ -1,4 +1,5 @@
-"""Small text helpers shared by the panes: ages, sparklines, priority marks."""
+"""Small text helpers shared by the panes: ages, sparklines, priority marks (the glyphs
+and style names themselves are mesh_core.present's, shared with the CLI)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,17 @@ from datetime import datetime
 
 from rich.text import Text
 
-from mesh_core.clock import parse_ts_or_none
+from mesh_core.present import PRIORITY_MARKS, elapsed
+from mesh_core.present import priority_mark as _mark
+
+__all__ = ["PRIORITY_MARKS", "age", "priority_mark", "sparkline"]
 
 SPARK = " ▁▂▃▄▅▆▇█"
-PRIORITY_MARKS = {
-    "urgent": ("‼", "bold red"),
-    "high": ("!", "bold yellow"),
-    "normal": (" ", ""),
-    "low": ("↓", "dim"),
-}
 
 
 def age(when: str | None, now: datetime) -> str:
     """How long ago, in the largest unit that fits: `12s`, `4m`, `3h`, `2d`."""
-    then = parse_ts_or_none(when)
-    if then is None:
-        return "?"
-    seconds = max(0, int((now - then).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return elapsed(when, now) or "?"
 
 
 def sparkline(values: tuple[int, ...]) -> str:
@@ -39,5 +30,5 @@ def sparkline(values: tuple[int, ...]) -> str:
 
 
 def priority_mark(priority: str) -> Text:
-    mark, style = PRIORITY_MARKS.get(priority, PRIORITY_MARKS["normal"])
+    mark, style = _mark(priority)
     return Text(mark, style=style)

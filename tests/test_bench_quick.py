@@ -23,7 +23,8 @@ def _figures() -> tuple[str, ...]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module.FIGURES
+    figures: tuple[str, ...] = module.FIGURES
+    return figures
 
 
 @pytest.mark.slow

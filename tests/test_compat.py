@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from mesh_core.models import Status
 
 NOW = "2026-11-23T14:00:00.000Z"
 TO_ISO_STRING = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+Row = dict[str, object]
+OpenSeed = Callable[..., Mesh]
 
 
 def session(sid: str, name: str, heartbeat: str, status: str = "active") -> dict[str, object]:
@@ -29,7 +32,7 @@ def session(sid: str, name: str, heartbeat: str, status: str = "active") -> dict
     }
 
 
-def message(mid: int, sender: str, recipient: str, created: str, **extra: object) -> dict:
+def message(mid: int, sender: str, recipient: str, created: str, **extra: object) -> Row:
     return {
         "message_id": mid,
         "sender_session_id": sender,
@@ -41,11 +44,11 @@ def message(mid: int, sender: str, recipient: str, created: str, **extra: object
 
 
 @pytest.fixture
-def seeded(db_path: Path, clock: FixedClock):
+def seeded(db_path: Path, clock: FixedClock) -> Iterator[OpenSeed]:
     """Open a seed file written by plain sqlite3 after calling `write_seed_file`."""
     handles: list[Mesh] = []
 
-    def open_seed(sessions=(), messages=()) -> Mesh:
+    def open_seed(sessions: Iterable[Row] = (), messages: Iterable[Row] = ()) -> Mesh:
         write_seed_file(db_path, sessions, messages)
         handles.append(Mesh(db_path, clock=clock))
         return handles[-1]
@@ -55,7 +58,7 @@ def seeded(db_path: Path, clock: FixedClock):
         handle.close()
 
 
-def test_heartbeats_in_other_iso_forms_give_the_right_status(seeded) -> None:
+def test_heartbeats_in_other_iso_forms_give_the_right_status(seeded: OpenSeed) -> None:
     mesh = seeded(
         sessions=[
             session("s1", "space-form", "2026-11-23 13:59:55"),
@@ -79,7 +82,7 @@ def test_heartbeats_in_other_iso_forms_give_the_right_status(seeded) -> None:
     }
 
 
-def test_cleanup_stops_by_real_age_whatever_the_form(seeded, clock: FixedClock) -> None:
+def test_cleanup_stops_by_real_age_whatever_the_form(seeded: OpenSeed, clock: FixedClock) -> None:
     mesh = seeded(
         sessions=[
             session("s1", "recent-space", "2026-11-23 13:59:55"),
@@ -99,7 +102,7 @@ def test_cleanup_stops_by_real_age_whatever_the_form(seeded, clock: FixedClock) 
     assert report.stopped_sessions == 2
 
 
-def test_inbox_orders_by_real_time_across_forms(seeded) -> None:
+def test_inbox_orders_by_real_time_across_forms(seeded: OpenSeed) -> None:
     mesh = seeded(
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
@@ -116,7 +119,7 @@ def test_inbox_orders_by_real_time_across_forms(seeded) -> None:
     assert got[-1].created_at == "2026-11-23T13:59:58.000Z"
 
 
-def test_thread_orders_by_real_time_across_forms(seeded) -> None:
+def test_thread_orders_by_real_time_across_forms(seeded: OpenSeed) -> None:
     mesh = seeded(
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
@@ -128,7 +131,7 @@ def test_thread_orders_by_real_time_across_forms(seeded) -> None:
     assert [m.message_id for m in mesh.thread(2)] == [1, 3, 2]
 
 
-def test_expiry_in_other_forms_is_read_by_real_time(seeded, clock: FixedClock) -> None:
+def test_expiry_in_other_forms_is_read_by_real_time(seeded: OpenSeed, clock: FixedClock) -> None:
     mesh = seeded(
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
@@ -144,7 +147,7 @@ def test_expiry_in_other_forms_is_read_by_real_time(seeded, clock: FixedClock) -
     assert [m.message_id for m in mesh.inbox("b")] == [1]
 
 
-def test_purge_counts_24_hours_from_real_read_time(seeded, clock: FixedClock) -> None:
+def test_purge_counts_24_hours_from_real_read_time(seeded: OpenSeed, clock: FixedClock) -> None:
     mesh = seeded(
         sessions=[session("a", "alice", NOW), session("b", "bob", NOW)],
         messages=[
@@ -160,7 +163,7 @@ def test_purge_counts_24_hours_from_real_read_time(seeded, clock: FixedClock) ->
     assert [r[0] for r in remaining] == [1]
 
 
-def test_seed_rows_with_nulls_and_defaults_are_read(seeded) -> None:
+def test_seed_rows_with_nulls_and_defaults_are_read(seeded: OpenSeed) -> None:
     mesh = seeded(
         sessions=[
             {"session_id": "a", "registered_at": NOW, "last_heartbeat": NOW},
@@ -177,7 +180,9 @@ def test_seed_rows_with_nulls_and_defaults_are_read(seeded) -> None:
     assert mesh.send("b", "a", "hello").recipient_session_id == "a"
 
 
-def test_rows_mesh_writes_read_by_plain_sql_with_the_seeds_meaning(mesh, clock, db_path):
+def test_rows_mesh_writes_read_by_plain_sql_with_the_seeds_meaning(
+    mesh: Mesh, clock: FixedClock, db_path: Path
+) -> None:
     alice = mesh.register("alice", cwd=db_path.parent)
     bob = mesh.register("bob", cwd=db_path.parent)
     root = mesh.send(alice.session_id, "bob", "root", priority="high")
@@ -213,7 +218,9 @@ def test_rows_mesh_writes_read_by_plain_sql_with_the_seeds_meaning(mesh, clock, 
     plain.close()
 
 
-def test_a_seed_client_writes_into_a_mesh_file(mesh, clock, db_path) -> None:
+def test_a_seed_client_writes_into_a_mesh_file(
+    mesh: Mesh, clock: FixedClock, db_path: Path
+) -> None:
     bob = mesh.register("bob", cwd=db_path.parent)
     plain = sqlite3.connect(db_path)
     plain.execute(

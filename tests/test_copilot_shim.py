@@ -105,7 +105,7 @@ class Node:
                 item = self.lines.get(timeout=TIMEOUT)
             except queue.Empty:
                 self.proc.kill()
-                raise AssertionError(f"no {event!r} from the extension: {self.proc.stderr.read()}")
+                raise AssertionError(f"no {event!r} from the extension: {self.proc.stderr.read()}")  # type: ignore[union-attr]
             if item["event"] == event:
                 return item
 

@@ -8,7 +8,7 @@ import re
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,7 +68,7 @@ def open_umask() -> Iterator[None]:
         os.umask(previous)
 
 
-def test_folder_0700_and_file_0600_even_with_umask_zero(db_path: Path, open_umask: None):
+def test_folder_0700_and_file_0600_even_with_umask_zero(db_path: Path, open_umask: None) -> None:
     assert not db_path.parent.exists()
     with Mesh(db_path) as mesh:
         alice = mesh.register("alice", cwd=db_path.parent)
@@ -145,7 +145,8 @@ def test_seed_file_v0_is_migrated_in_place_and_its_rows_read(db_path: Path) -> N
 def _user_version(path: Path) -> int:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
     finally:
         conn.close()
 
@@ -226,7 +227,9 @@ def _foreign_with_ours(path: Path) -> None:
         "foreign-app-same-tables",
     ],
 )
-def test_unusable_files_are_refused_and_left_untouched(db_path: Path, make, error) -> None:
+def test_unusable_files_are_refused_and_left_untouched(
+    db_path: Path, make: Callable[[Path], None], error: type[Exception]
+) -> None:
     db_path.parent.mkdir(mode=0o700)
     make(db_path)
     os.chmod(db_path, 0o644)

@@ -52,7 +52,9 @@ def participants() -> Iterator[list[Participant]]:
         participant.stop()
 
 
-def test_start_registers_before_it_returns(live_mesh, db_path, participants, tmp_path):
+def test_start_registers_before_it_returns(
+    live_mesh: Mesh, db_path: Path, participants: list[Participant], tmp_path: Path
+) -> None:
     participant = Participant(live_mesh, "watcher", cwd=str(tmp_path))
     participants.append(participant)
     agent = participant.start()
@@ -71,7 +73,7 @@ print(mesh.send(me.session_id, sys.argv[2], sys.argv[3]).message_id)
 
 
 def test_message_from_another_process_reaches_on_message(
-    live_mesh, db_path, participants, tmp_path
+    live_mesh: Mesh, db_path: Path, participants: list[Participant], tmp_path: Path
 ) -> None:
     got: list[Message] = []
     arrived = threading.Event()
@@ -99,7 +101,9 @@ def test_message_from_another_process_reaches_on_message(
     assert got[0].read
 
 
-def test_waiting_mail_is_delivered_at_start(live_mesh, participants, tmp_path) -> None:
+def test_waiting_mail_is_delivered_at_start(
+    live_mesh: Mesh, participants: list[Participant], tmp_path: Path
+) -> None:
     sender = live_mesh.register("sender", cwd=tmp_path)
     old = live_mesh.register("restarting", cwd=tmp_path)
     live_mesh.deregister(old.session_id)
@@ -112,7 +116,9 @@ def test_waiting_mail_is_delivered_at_start(live_mesh, participants, tmp_path) -
     assert [m.message_id for m in got] == [waiting.message_id]
 
 
-def test_heartbeats_move_last_heartbeat(live_mesh, db_path, participants, tmp_path) -> None:
+def test_heartbeats_move_last_heartbeat(
+    live_mesh: Mesh, db_path: Path, participants: list[Participant], tmp_path: Path
+) -> None:
     participant = Participant(live_mesh, "beater", cwd=str(tmp_path))
     participants.append(participant)
     agent = participant.start()
@@ -120,7 +126,7 @@ def test_heartbeats_move_last_heartbeat(live_mesh, db_path, participants, tmp_pa
     wait_until(lambda: stored(db_path, agent.session_id)["last_heartbeat"] > first)
 
 
-def test_stop_marks_the_session_stopped(live_mesh, db_path, tmp_path) -> None:
+def test_stop_marks_the_session_stopped(live_mesh: Mesh, db_path: Path, tmp_path: Path) -> None:
     participant = Participant(live_mesh, "leaver", cwd=str(tmp_path))
     agent = participant.start()
     participant.stop()
@@ -163,7 +169,9 @@ def test_sigterm_marks_the_session_stopped(db_path: Path) -> None:
     assert stored(db_path, session_id)["status"] == "stopped"
 
 
-def test_callback_exceptions_do_not_kill_the_loop(live_mesh, participants, tmp_path) -> None:
+def test_callback_exceptions_do_not_kill_the_loop(
+    live_mesh: Mesh, participants: list[Participant], tmp_path: Path
+) -> None:
     got: list[str] = []
     changes: list[int] = []
 

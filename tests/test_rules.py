@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from seedfile import plain_rows
@@ -24,9 +26,11 @@ from mesh_core.errors import (
 )
 from mesh_core.models import Agent, Status
 
+Register = Callable[..., Agent]
+
 
 @pytest.fixture
-def reg(mesh: Mesh, tmp_path: Path):
+def reg(mesh: Mesh, tmp_path: Path) -> Register:
     """Register a participant in a plain folder (no git repo around it)."""
     folder = tmp_path / "work"
     folder.mkdir(exist_ok=True)
@@ -38,13 +42,16 @@ def reg(mesh: Mesh, tmp_path: Path):
 
 
 def count_messages(db_path: Path) -> int:
-    return plain_rows(db_path, "SELECT count(*) FROM agent_messages")[0][0]
+    count: int = plain_rows(db_path, "SELECT count(*) FROM agent_messages")[0][0]
+    return count
 
 
 # -- §4.3 content ---------------------------------------------------------------------
 
 
-def test_content_at_the_byte_cap_passes_and_one_byte_more_is_refused(mesh, reg, db_path):
+def test_content_at_the_byte_cap_passes_and_one_byte_more_is_refused(
+    mesh: Mesh, reg: Register, db_path: Path
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     sent = mesh.send(alice.session_id, "bob", "a" * 10_240)
     assert len(sent.content.encode()) == 10_240
@@ -58,7 +65,9 @@ def test_content_at_the_byte_cap_passes_and_one_byte_more_is_refused(mesh, reg, 
 @pytest.mark.parametrize(
     ("char", "width"), [("é", 2), ("€", 3), ("😀", 4)], ids=["2-byte", "3-byte", "4-byte"]
 )
-def test_multibyte_text_is_measured_in_utf8_bytes(mesh, reg, char, width):
+def test_multibyte_text_is_measured_in_utf8_bytes(
+    mesh: Mesh, reg: Register, char: str, width: int
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     fits = char * (10_240 // width)
     fits += "a" * (10_240 - len(fits.encode()))
@@ -72,7 +81,7 @@ def test_multibyte_text_is_measured_in_utf8_bytes(mesh, reg, char, width):
     assert info.value.size == len(over.encode())
 
 
-def test_nul_character_is_refused(mesh, reg, db_path):
+def test_nul_character_is_refused(mesh: Mesh, reg: Register, db_path: Path) -> None:
     alice, _ = reg("alice"), reg("bob")
     with pytest.raises(InvalidContent, match="NUL"):
         mesh.send(alice.session_id, "bob", "before\x00after")
@@ -80,14 +89,16 @@ def test_nul_character_is_refused(mesh, reg, db_path):
 
 
 @pytest.mark.parametrize("content", ["", " ", "\n\t  \r\n", "\u3000"])
-def test_empty_or_whitespace_content_is_refused(mesh, reg, db_path, content):
+def test_empty_or_whitespace_content_is_refused(
+    mesh: Mesh, reg: Register, db_path: Path, content: str
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     with pytest.raises(EmptyContent):
         mesh.send(alice.session_id, "bob", content)
     assert count_messages(db_path) == 0
 
 
-def test_content_keeps_its_whitespace_and_markup_as_written(mesh, reg):
+def test_content_keeps_its_whitespace_and_markup_as_written(mesh: Mesh, reg: Register) -> None:
     alice, bob = reg("alice"), reg("bob")
     text = "  [bold]x[/] \x1b[2J\n  indented"
     mesh.send(alice.session_id, "bob", text)
@@ -98,7 +109,9 @@ def test_content_keeps_its_whitespace_and_markup_as_written(mesh, reg):
 
 
 @pytest.mark.parametrize("priority", ["low", "normal", "high", "urgent"])
-def test_each_priority_is_accepted_and_stored(mesh, reg, db_path, priority):
+def test_each_priority_is_accepted_and_stored(
+    mesh: Mesh, reg: Register, db_path: Path, priority: str
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     sent = mesh.send(alice.session_id, "bob", "hi", priority=priority)
     stored = plain_rows(
@@ -108,7 +121,9 @@ def test_each_priority_is_accepted_and_stored(mesh, reg, db_path, priority):
 
 
 @pytest.mark.parametrize("priority", ["critical", "", "URGENT!", None, 1])
-def test_unknown_priority_is_refused(mesh, reg, db_path, priority):
+def test_unknown_priority_is_refused(
+    mesh: Mesh, reg: Register, db_path: Path, priority: Any
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     with pytest.raises(InvalidPriority, match="low, normal, high, urgent"):
         mesh.send(alice.session_id, "bob", "hi", priority=priority)
@@ -118,7 +133,9 @@ def test_unknown_priority_is_refused(mesh, reg, db_path, priority):
 # -- §4.5 rate limit ------------------------------------------------------------------
 
 
-def test_ten_per_pair_per_minute_pass_and_the_eleventh_waits(mesh, reg, clock):
+def test_ten_per_pair_per_minute_pass_and_the_eleventh_waits(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     for _ in range(10):
         mesh.send(alice.session_id, "bob", "tick")
@@ -138,7 +155,7 @@ def test_ten_per_pair_per_minute_pass_and_the_eleventh_waits(mesh, reg, clock):
         mesh.send(alice.session_id, "bob", "and full again")
 
 
-def test_replies_count_toward_the_rate_limit(mesh, reg):
+def test_replies_count_toward_the_rate_limit(mesh: Mesh, reg: Register) -> None:
     alice, bob = reg("alice"), reg("bob")
     question = mesh.send(bob.session_id, "alice", "question")
     for _ in range(6):
@@ -151,7 +168,7 @@ def test_replies_count_toward_the_rate_limit(mesh, reg):
         mesh.reply(alice.session_id, question.message_id, "eleventh reply")
 
 
-def test_rate_limit_is_per_ordered_pair(mesh, reg):
+def test_rate_limit_is_per_ordered_pair(mesh: Mesh, reg: Register) -> None:
     alice, bob, carol = reg("alice"), reg("bob"), reg("carol")
     for _ in range(10):
         mesh.send(alice.session_id, "bob", "x")
@@ -165,7 +182,7 @@ def test_rate_limit_is_per_ordered_pair(mesh, reg):
 # -- §4.2 self-message ----------------------------------------------------------------
 
 
-def test_sending_to_yourself_is_refused(mesh, reg, db_path):
+def test_sending_to_yourself_is_refused(mesh: Mesh, reg: Register, db_path: Path) -> None:
     alice = reg("alice")
     with pytest.raises(SelfMessage):
         mesh.send(alice.session_id, alice.session_id, "me")
@@ -177,14 +194,16 @@ def test_sending_to_yourself_is_refused(mesh, reg, db_path):
 # -- §4.1 recipient -------------------------------------------------------------------
 
 
-def test_recipient_by_session_id(mesh, reg):
+def test_recipient_by_session_id(mesh: Mesh, reg: Register) -> None:
     alice, bob = reg("alice"), reg("bob")
     reg("bob")  # a second, newer session of the same workspace
     sent = mesh.send(alice.session_id, bob.session_id, "to that very session")
     assert sent.recipient_session_id == bob.session_id
 
 
-def test_recipient_exact_name_beats_other_case(mesh, reg, clock):
+def test_recipient_exact_name_beats_other_case(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, upper, lower = reg("alice"), reg("Bob"), reg("bob")
     clock.advance(5)
     mesh.heartbeat(upper.session_id)  # the other-case one has the latest heartbeat
@@ -192,14 +211,16 @@ def test_recipient_exact_name_beats_other_case(mesh, reg, clock):
     assert mesh.send(alice.session_id, "Bob", "x").recipient_session_id == upper.session_id
 
 
-def test_recipient_case_insensitive_name(mesh, reg):
+def test_recipient_case_insensitive_name(mesh: Mesh, reg: Register) -> None:
     alice, api = reg("alice"), reg("My-API")
     sent = mesh.send(alice.session_id, "my-api", "x")
     assert sent.recipient_session_id == api.session_id
     assert sent.recipient_name == "My-API"
 
 
-def test_recipient_is_the_active_session_with_the_latest_heartbeat(mesh, reg, clock):
+def test_recipient_is_the_active_session_with_the_latest_heartbeat(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, first, second = reg("alice"), reg("api"), reg("api")
     clock.advance(5)
     mesh.heartbeat(first.session_id)
@@ -212,7 +233,9 @@ def test_recipient_is_the_active_session_with_the_latest_heartbeat(mesh, reg, cl
     assert mesh.send(alice.session_id, "api", "3").recipient_session_id == first.session_id
 
 
-def test_stopped_recipient_gets_the_message_with_a_24h_expiry(mesh, reg, clock):
+def test_stopped_recipient_gets_the_message_with_a_24h_expiry(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, old, recent = reg("alice"), reg("worker"), reg("worker")
     mesh.deregister(old.session_id)
     clock.advance(5)
@@ -224,7 +247,9 @@ def test_stopped_recipient_gets_the_message_with_a_24h_expiry(mesh, reg, clock):
     assert any("stopped" in w for w in sent.warnings)
 
 
-def test_unknown_recipient_names_the_workspaces_that_exist(mesh, reg, db_path):
+def test_unknown_recipient_names_the_workspaces_that_exist(
+    mesh: Mesh, reg: Register, db_path: Path
+) -> None:
     alice, _ = reg("alice"), reg("bob")
     with pytest.raises(UnknownRecipient) as info:
         mesh.send(alice.session_id, "carol", "x")
@@ -237,7 +262,9 @@ def test_unknown_recipient_names_the_workspaces_that_exist(mesh, reg, db_path):
 # -- broadcast ------------------------------------------------------------------------
 
 
-def test_broadcast_reaches_every_active_session_but_the_sender(mesh, reg, db_path):
+def test_broadcast_reaches_every_active_session_but_the_sender(
+    mesh: Mesh, reg: Register, db_path: Path
+) -> None:
     alice, bob, carol, dave = reg("alice"), reg("bob"), reg("carol"), reg("dave")
     mesh.deregister(dave.session_id)
     copies = mesh.broadcast(alice.session_id, "all hands")
@@ -250,7 +277,7 @@ def test_broadcast_reaches_every_active_session_but_the_sender(mesh, reg, db_pat
     assert sorted(r[0] for r in rows) == sorted([bob.session_id, carol.session_id] * 2)
 
 
-def test_broadcast_to_nobody_is_refused(mesh, reg):
+def test_broadcast_to_nobody_is_refused(mesh: Mesh, reg: Register) -> None:
     alice = reg("alice")
     with pytest.raises(NoBroadcastRecipients):
         mesh.send(alice.session_id, "*", "anyone?")
@@ -259,7 +286,9 @@ def test_broadcast_to_nobody_is_refused(mesh, reg):
 # -- §4.6 auto-thread -----------------------------------------------------------------
 
 
-def test_auto_thread_joins_within_ten_minutes_either_way(mesh, reg, clock):
+def test_auto_thread_joins_within_ten_minutes_either_way(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     root = mesh.send(alice.session_id, "bob", "root")
     assert root.original_message_id is None
@@ -274,7 +303,9 @@ def test_auto_thread_joins_within_ten_minutes_either_way(mesh, reg, clock):
     assert fresh.original_message_id is None
 
 
-def test_new_thread_starts_a_thread_and_later_messages_join_it(mesh, reg, clock):
+def test_new_thread_starts_a_thread_and_later_messages_join_it(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     first = mesh.send(alice.session_id, "bob", "one")
     clock.advance(1)
@@ -285,7 +316,7 @@ def test_new_thread_starts_a_thread_and_later_messages_join_it(mesh, reg, clock)
     assert third.original_message_id == second.message_id != first.message_id
 
 
-def test_auto_thread_is_per_pair(mesh, reg):
+def test_auto_thread_is_per_pair(mesh: Mesh, reg: Register) -> None:
     alice, _, _ = reg("alice"), reg("bob"), reg("carol")
     mesh.send(alice.session_id, "bob", "to bob")
     assert mesh.send(alice.session_id, "carol", "to carol").original_message_id is None
@@ -294,7 +325,9 @@ def test_auto_thread_is_per_pair(mesh, reg):
 # -- reply and thread -----------------------------------------------------------------
 
 
-def test_reply_goes_to_the_other_party_in_the_root_thread(mesh, reg, clock):
+def test_reply_goes_to_the_other_party_in_the_root_thread(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     root = mesh.send(alice.session_id, "bob", "question")
     clock.advance(1)
@@ -315,14 +348,16 @@ def test_reply_goes_to_the_other_party_in_the_root_thread(mesh, reg, clock):
     assert own.recipient_session_id == bob.session_id
 
 
-def test_reply_to_unknown_message_is_refused(mesh, reg, db_path):
+def test_reply_to_unknown_message_is_refused(mesh: Mesh, reg: Register, db_path: Path) -> None:
     alice = reg("alice")
     with pytest.raises(MessageNotFound, match="message not found"):
         mesh.reply(alice.session_id, 999, "hello?")
     assert count_messages(db_path) == 0
 
 
-def test_thread_is_root_first_and_marks_nothing_read(mesh, reg, clock, db_path):
+def test_thread_is_root_first_and_marks_nothing_read(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     root = mesh.send(alice.session_id, "bob", "root")
     clock.advance(1)
@@ -340,7 +375,9 @@ def test_thread_is_root_first_and_marks_nothing_read(mesh, reg, clock, db_path):
 # -- §4.7 queue depth -----------------------------------------------------------------
 
 
-def test_queue_depth_warning_only_above_fifty_unread(mesh, reg, clock):
+def test_queue_depth_warning_only_above_fifty_unread(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     bob = reg("bob")
     senders = [reg(f"sender{i}") for i in range(6)]
     sent = []
@@ -355,7 +392,9 @@ def test_queue_depth_warning_only_above_fifty_unread(mesh, reg, clock):
 # -- inbox ----------------------------------------------------------------------------
 
 
-def test_inbox_order_priority_then_oldest_and_marks_exactly_those(mesh, reg, clock, db_path):
+def test_inbox_order_priority_then_oldest_and_marks_exactly_those(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, bob, carol = reg("alice"), reg("bob"), reg("carol")
     ids = {}
     for label, priority in [
@@ -380,7 +419,9 @@ def test_inbox_order_priority_then_oldest_and_marks_exactly_those(mesh, reg, clo
     assert [m.message_id for m in mesh.inbox(bob.session_id)] == [later.message_id]
 
 
-def test_inbox_excludes_expired_messages(mesh, reg, clock, db_path):
+def test_inbox_excludes_expired_messages(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     mesh.deregister(bob.session_id)
     waiting = mesh.send(alice.session_id, "bob", "while you were out")
@@ -396,7 +437,9 @@ def test_inbox_excludes_expired_messages(mesh, reg, clock, db_path):
 # -- §4.9 hand-over -------------------------------------------------------------------
 
 
-def test_new_session_of_a_workspace_takes_over_its_unread_mail(mesh, reg, clock, db_path):
+def test_new_session_of_a_workspace_takes_over_its_unread_mail(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, old, other = reg("alice"), reg("worker"), reg("other")
     read_before = mesh.send(alice.session_id, "worker", "read before the restart")
     mesh.inbox(old.session_id)
@@ -420,7 +463,9 @@ def test_new_session_of_a_workspace_takes_over_its_unread_mail(mesh, reg, clock,
     assert owner[not_ours.message_id] == other.session_id
 
 
-def test_reply_to_a_restarted_workspace_reaches_its_new_session(mesh, reg, clock):
+def test_reply_to_a_restarted_workspace_reaches_its_new_session(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, old = reg("alice"), reg("worker")
     question = mesh.send(old.session_id, "alice", "question")
     mesh.deregister(old.session_id)
@@ -432,7 +477,9 @@ def test_reply_to_a_restarted_workspace_reaches_its_new_session(mesh, reg, clock
 # -- §3 reported status and re-register -----------------------------------------------
 
 
-def test_reported_status_active_stale_stopped(mesh, reg, clock, db_path):
+def test_reported_status_active_stale_stopped(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     bob = reg("bob")
     clock.advance(30)
     assert mesh.agent(bob.session_id).status is Status.ACTIVE
@@ -449,20 +496,24 @@ def test_reported_status_active_stale_stopped(mesh, reg, clock, db_path):
     assert [a.session_id for a in mesh.agents("stopped")] == [bob.session_id]
 
 
-def test_stopped_session_comes_back_active_with_its_mail(mesh, reg, clock):
+def test_stopped_session_comes_back_active_with_its_mail(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     mesh.deregister(bob.session_id)
     waiting = mesh.send(alice.session_id, "bob", "hello")
     assert waiting.expires_at is not None
     clock.advance(60)
-    again = mesh.register("bob", session_id=bob.session_id, cwd=Path(bob.cwd))
+    again = mesh.register("bob", session_id=bob.session_id, cwd=bob.cwd)
     assert again.session_id == bob.session_id and again.status is Status.ACTIVE
     got = mesh.inbox(bob.session_id)
     assert [m.message_id for m in got] == [waiting.message_id]
     assert got[0].expires_at is None
 
 
-def test_heartbeat_of_a_stopped_session_makes_it_active(mesh, reg, clock):
+def test_heartbeat_of_a_stopped_session_makes_it_active(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     bob = reg("bob")
     mesh.deregister(bob.session_id)
     clock.advance(10)
@@ -473,7 +524,9 @@ def test_heartbeat_of_a_stopped_session_makes_it_active(mesh, reg, clock):
 # -- clean-up -------------------------------------------------------------------------
 
 
-def test_cleanup_stops_sessions_silent_for_ten_minutes(mesh, reg, clock, db_path):
+def test_cleanup_stops_sessions_silent_for_ten_minutes(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     unread = mesh.send(alice.session_id, "bob", "unread")
     read = mesh.send(alice.session_id, "bob", "read", new_thread=True)
@@ -492,7 +545,9 @@ def test_cleanup_stops_sessions_silent_for_ten_minutes(mesh, reg, clock, db_path
     assert rows[read.message_id]["expires_at"] is None
 
 
-def test_cleanup_purges_read_messages_after_24_hours(mesh, reg, clock, db_path):
+def test_cleanup_purges_read_messages_after_24_hours(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     mesh.send(alice.session_id, "bob", "read me")
     mesh.inbox(bob.session_id)
@@ -506,7 +561,9 @@ def test_cleanup_purges_read_messages_after_24_hours(mesh, reg, clock, db_path):
     assert count_messages(db_path) == 0
 
 
-def test_cleanup_deletes_expired_unread_and_nothing_else(mesh, reg, clock, db_path):
+def test_cleanup_deletes_expired_unread_and_nothing_else(
+    mesh: Mesh, reg: Register, clock: FixedClock, db_path: Path
+) -> None:
     alice, bob, carol = reg("alice"), reg("bob"), reg("carol")
     mesh.deregister(carol.session_id)
     doomed = mesh.send(alice.session_id, "carol", "never read")
@@ -527,7 +584,9 @@ def test_cleanup_deletes_expired_unread_and_nothing_else(mesh, reg, clock, db_pa
     ]
 
 
-def test_maybe_cleanup_runs_at_most_once_a_minute_across_handles(mesh, db_path, clock):
+def test_maybe_cleanup_runs_at_most_once_a_minute_across_handles(
+    mesh: Mesh, db_path: Path, clock: FixedClock
+) -> None:
     other = Mesh(db_path, clock=clock)
     try:
         assert mesh.maybe_cleanup().ran
@@ -541,7 +600,9 @@ def test_maybe_cleanup_runs_at_most_once_a_minute_across_handles(mesh, db_path, 
         other.close()
 
 
-def test_maybe_cleanup_from_many_threads_at_once_runs_once(db_path, clock):
+def test_maybe_cleanup_from_many_threads_at_once_runs_once(
+    db_path: Path, clock: FixedClock
+) -> None:
     handles = [Mesh(db_path, clock=clock) for _ in range(6)]
     try:
         for _ in range(5):
@@ -567,7 +628,9 @@ def test_maybe_cleanup_from_many_threads_at_once_runs_once(db_path, clock):
 # -- session_for (the CLI's --from) ---------------------------------------------------
 
 
-def test_session_for_reuses_active_then_stopped_then_registers(mesh, reg, clock):
+def test_session_for_reuses_active_then_stopped_then_registers(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     active = reg("cron")
     claim = mesh.session_for("cron")
     assert claim.agent.session_id == active.session_id and claim.was_active
@@ -580,7 +643,7 @@ def test_session_for_reuses_active_then_stopped_then_registers(mesh, reg, clock)
     assert fresh.agent.kind == "cli" and not fresh.was_active
 
 
-def test_timestamps_are_to_iso_string_form(mesh, reg, db_path):
+def test_timestamps_are_to_iso_string_form(mesh: Mesh, reg: Register, db_path: Path) -> None:
     alice, _ = reg("alice"), reg("bob")
     sent = mesh.send(alice.session_id, "bob", "x")
     assert sent.created_at == "2026-11-23T14:00:00.000Z"
@@ -590,7 +653,9 @@ def test_timestamps_are_to_iso_string_form(mesh, reg, db_path):
 # -- wait_for_reply (`mesh send --wait`) ----------------------------------------------
 
 
-def test_wait_for_reply_takes_the_reply_in_the_thread(mesh, reg, clock):
+def test_wait_for_reply_takes_the_reply_in_the_thread(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     question = mesh.send(alice.session_id, "bob", "question")
     assert mesh.wait_for_reply(alice.session_id, question.message_id, timeout=0) is None
@@ -602,7 +667,9 @@ def test_wait_for_reply_takes_the_reply_in_the_thread(mesh, reg, clock):
     assert [m.content for m in mesh.inbox(alice.session_id)] == ["unrelated, but auto-threaded"]
 
 
-def test_wait_for_reply_wakes_for_a_reply_from_another_thread(db_path, mesh, reg):
+def test_wait_for_reply_wakes_for_a_reply_from_another_thread(
+    db_path: Path, mesh: Mesh, reg: Register
+) -> None:
     alice, bob = reg("alice"), reg("bob")
     question = mesh.send(alice.session_id, "bob", "question")
 
@@ -623,14 +690,14 @@ def test_wait_for_reply_wakes_for_a_reply_from_another_thread(db_path, mesh, reg
 
 
 @pytest.mark.parametrize("name", ["*", "a" * 129, "bad\x1bname", "tab\tname"])
-def test_unusable_workspace_names_are_refused(mesh, name):
+def test_unusable_workspace_names_are_refused(mesh: Mesh, name: str) -> None:
     with pytest.raises(InvalidName):
         mesh.session_for(name)
     with pytest.raises(InvalidName):
         mesh.register(name)
 
 
-def test_text_that_is_not_utf8_is_refused(mesh, reg, db_path):
+def test_text_that_is_not_utf8_is_refused(mesh: Mesh, reg: Register, db_path: Path) -> None:
     alice, _ = reg("alice"), reg("bob")
     with pytest.raises(InvalidContent, match="UTF-8"):
         mesh.send(alice.session_id, "bob", "half a pair \ud800")

@@ -7,6 +7,7 @@ import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Select, TextArea
@@ -41,7 +42,7 @@ def screen_text(app: MeshApp) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
-def rows(mesh: Mesh, sql: str, *params: object) -> list[tuple]:
+def rows(mesh: Mesh, sql: str, *params: object) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in mesh.connection().execute(sql, params).fetchall()]
 
 

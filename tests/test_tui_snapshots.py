@@ -4,11 +4,14 @@ The same scenes make the SVGs in screenshots/ (scripts/screenshots.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tui_fixtures import SCENES, World, build_world, make_app
+
+# pytest-textual-snapshot's fixture: compare(app, terminal_size=..., run_before=...) -> bool.
+SnapCompare = Callable[..., bool]
 
 
 @pytest.fixture
@@ -18,29 +21,29 @@ def world(tmp_path: Path) -> Iterator[World]:
     built.mesh.close()
 
 
-def check(snap_compare, world: World, scene: str) -> bool:  # type: ignore[no-untyped-def]
+def check(snap_compare: SnapCompare, world: World, scene: str) -> bool:
     size, build = SCENES[scene]
     return snap_compare(make_app(world), terminal_size=size, run_before=build(world))
 
 
-def test_main_screen(snap_compare, world: World) -> None:
+def test_main_screen(snap_compare: SnapCompare, world: World) -> None:
     """Roster with active, stale, stopped, flooded and rate-limited agents."""
     assert check(snap_compare, world, "main")
 
 
-def test_thread_open(snap_compare, world: World) -> None:
+def test_thread_open(snap_compare: SnapCompare, world: World) -> None:
     """The person's thread: urgent mark and the marker where their unread begin."""
     assert check(snap_compare, world, "thread")
 
 
-def test_composer_refused_send(snap_compare, world: World) -> None:
+def test_composer_refused_send(snap_compare: SnapCompare, world: World) -> None:
     """Too large: the byte counter in red, the rule's message, the draft kept."""
     assert check(snap_compare, world, "composer-error")
 
 
-def test_help_screen(snap_compare, world: World) -> None:
+def test_help_screen(snap_compare: SnapCompare, world: World) -> None:
     assert check(snap_compare, world, "help")
 
 
-def test_narrow_terminal(snap_compare, world: World) -> None:
+def test_narrow_terminal(snap_compare: SnapCompare, world: World) -> None:
     assert check(snap_compare, world, "narrow")

@@ -179,7 +179,7 @@ def test_demo_agents_show_every_state_and_answer_the_person(tmp_path: Path) -> N
     agents = {a.agent_name: a for a in mesh.agents("all") if a.kind != "human"}
     assert set(agents) == {a.name for a in DEMO_AGENTS}
     for agent in agents.values():  # labelled as simulated, twice
-        assert agent.agent_description.startswith("(simulated)")
+        assert (agent.agent_description or "").startswith("(simulated)")
         assert agent.metadata["simulated"] is True and agent.metadata["client"] == "mesh-demo"
     assert agents["old-prototype"].status is Status.STOPPED
     (greeting,) = mesh.inbox(person)

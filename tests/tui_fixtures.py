@@ -63,7 +63,7 @@ def build_world(path: Path) -> World:
 
     # Every event at its time, run in time order: message ids grow with time, as they do
     # on a real mesh (views rely on it to find the last hour by id).
-    events: list[tuple[str, Callable[[], object]]] = []
+    events: list[tuple[str, Callable[..., object]]] = []
     at = parse_ts(START)
 
     def stamp(seconds: float) -> str:

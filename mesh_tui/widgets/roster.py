@@ -9,17 +9,14 @@ from rich.text import Text
 from textual import events
 
 from mesh_core.models import Status
+from mesh_core.present import STATUS_GLYPHS
 from mesh_core.text import safe_line
 from mesh_core.views import RosterRow
 
 from ..format import age, sparkline
 from .keyed_table import KeyedTable, Row
 
-GLYPHS = {
-    Status.ACTIVE: ("●", "green"),
-    Status.STALE: ("◐", "yellow"),
-    Status.STOPPED: ("○", "bright_black"),
-}
+GLYPHS = STATUS_GLYPHS
 NAME_WIDTH = 18
 MIN_ABOUT_WIDTH = 16
 # status 1, name, beat 4, unread 6, last hour 12, padding 2 a column, scrollbar 1

@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from mesh_core import DEFAULT_CONFIG, iso
 from mesh_core.db import connect
@@ -171,9 +172,9 @@ def _insert_messages(
     step = (now - timedelta(seconds=2) - start) / max(1, messages)
     newest = range(max(1, messages - 20 * max(unread, 1)) + 1, messages + 1)
     unread_ids = set(rng.sample(newest, min(unread, len(newest))))
-    open_threads: list[list] = []  # [root, a, b, remaining, next_sender_is_a]
+    open_threads: list[list[Any]] = []  # [root, a, b, remaining, next_sender_is_a]
     probe_root = messages // 2 or 1  # a thread of exactly PROBE_THREAD messages starts here
-    batch = []
+    batch: list[tuple[object, ...]] = []
     for message_id in range(1, messages + 1):
         created = start + step * message_id
         probe = message_id == probe_root
@@ -182,7 +183,7 @@ def _insert_messages(
             if rng.random() < 0.05:  # some mail goes to stopped sessions
                 b = rng.choice(ids[len(active) :] or active)
             length = PROBE_THREAD if probe else rng.randint(1, 12)
-            thread = [message_id, a, b, length, True]
+            thread: list[Any] = [message_id, a, b, length, True]
             open_threads.append(thread)
             original = None
         else:
@@ -217,7 +218,7 @@ def _insert_messages(
     return probe_root
 
 
-def _flush(conn: sqlite3.Connection, batch: list[tuple]) -> None:
+def _flush(conn: sqlite3.Connection, batch: list[tuple[object, ...]]) -> None:
     conn.executemany(
         "INSERT INTO agent_messages (message_id, sender_session_id, recipient_session_id, "
         "content, original_message_id, priority, created_at, read, read_at, expires_at) "

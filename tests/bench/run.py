@@ -27,13 +27,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make `tests.bench` importable
+if __package__ in (None, ""):  # run as a script: import the rest as `tests.bench` (PEP 366)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "tests.bench"
 
 from mesh_core import DEFAULT_CONFIG, Mesh, iso
 from mesh_core.db import connect
-from tests.bench.dataset import PROBE_THREAD, Dataset, build
+
+from .dataset import PROBE_THREAD, Dataset, build
 
 PROCS = Path(__file__).with_name("procs.py")
 BLOCK = 50  # sends, then raw inserts, alternating (measure_throughput)
@@ -207,7 +210,7 @@ class Child:
             text=True,
         )
         self.role = role
-        self.lines: queue.Queue[dict] = queue.Queue()
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -216,7 +219,7 @@ class Child:
         for line in self.proc.stdout:
             self.lines.put(json.loads(line))
 
-    def next(self, timeout: float = 60.0) -> dict:
+    def next(self, timeout: float = 60.0) -> dict[str, Any]:
         """The child's next line; queue.Empty after `timeout`, at once if it has died."""
         deadline = time.monotonic() + timeout
         while True:
@@ -264,7 +267,9 @@ def delivery(
             time.sleep(rng.uniform(0.01, 0.05))  # not in step with the watch interval
             body = json.dumps({"seq": seq, "t": time.time()})
             mesh.send(senders[seq % len(senders)], "bench-rx", body)
-        round_trips, replied_at, got_at = [], {}, {}
+        round_trips: list[float] = []
+        replied_at: dict[int, float] = {}
+        got_at: dict[int, float] = {}
         if echo:
             for number in range(sizes.echo_messages):
                 seq = 100_000 + number
@@ -522,7 +527,8 @@ def measure_tui(report: Report, small: Dataset, big: Dataset, sizes: Sizes) -> N
     import asyncio
 
     from mesh_core import views
-    from tests.bench.tui_refresh import app_numbers
+
+    from .tui_refresh import app_numbers
 
     def cost(data: Dataset) -> tuple[float, float, dict[str, float]]:
         mesh = Mesh(data.path)

@@ -26,13 +26,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `tests.bench` importable
+if __package__ in (None, ""):  # run as a script: import the rest as `tests.bench` (PEP 366)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "tests.bench"
 
 from mesh_core import Mesh, views
 from mesh_tui.app import MeshApp
 from mesh_tui.messages import SnapshotLoaded
-from tests.bench.dataset import Dataset, build
+
+from .dataset import Dataset, build
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,83 @@
+"""Who "you" are for one command or hook, and how long that session lives.
+
+One policy for every front-end that acts for somebody without running a participant loop
+of its own (the CLI's `--from`, the host hooks): find the session, borrow it for the
+command, keep it beating through a long wait, and give back what was only borrowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .errors import MeshError
+from .identity import default_person_name, identify
+from .mesh import Mesh
+from .models import Agent
+from .sessions import SessionClaim
+
+
+def claim(
+    mesh: Mesh, name: str | None, *, kind: str = "cli", client: str | None = None
+) -> SessionClaim:
+    """The session for workspace `name`; without a name, the person's default identity
+    (the same as mesh-tui's). An empty name (an unset shell variable) is refused, never
+    taken as the person."""
+    return mesh.session_for(default_person_name() if name is None else name, kind, client)
+
+
+@contextmanager
+def borrowed(
+    mesh: Mesh,
+    name: str | None,
+    *,
+    client: str | None = None,
+    on_release_error: Callable[[MeshError], None] | None = None,
+) -> Iterator[Agent]:
+    """Be `name` for one command. A session that was not active before is only borrowed:
+    it is marked stopped again at exit, so a cron job's identity does not show as a live
+    agent. A session that was already active (the person's TUI, say) is left running."""
+    found = claim(mesh, name, client=client)
+    try:
+        yield found.agent
+    finally:
+        if not found.was_active:
+            release(mesh, found.agent.session_id, on_release_error)
+
+
+def release(
+    mesh: Mesh, session_id: str, on_error: Callable[[MeshError], None] | None = None
+) -> None:
+    """Mark a borrowed session stopped; a failure is reported, not raised (the command's
+    own result matters more)."""
+    try:
+        mesh.deregister(session_id)
+    except MeshError as exc:
+        if on_error is not None:
+            on_error(exc)
+
+
+def keep_alive(mesh: Mesh, session_id: str) -> Callable[[], bool]:
+    """A `should_stop` hook for `wait_for_reply` that heartbeats on schedule, so a long
+    wait does not show the waiting session as stale (it never asks to stop)."""
+    next_beat = 0.0
+
+    def beat() -> bool:
+        nonlocal next_beat
+        now = mesh.clock.now().timestamp()
+        if now >= next_beat:
+            mesh.heartbeat(session_id)
+            next_beat = now + mesh.config.heartbeat_interval
+        return False
+
+    return beat
+
+
+def hook_session(mesh: Mesh, cwd: str | os.PathLike[str] | None, client: str) -> Agent:
+    """A host hook's session: the active session of the cwd's workspace, else its latest
+    stopped one (active again), else a new one; it has just beaten either way."""
+    found = mesh.session_for(identify(cwd).name, kind="agent", client=client, cwd=cwd)
+    if found.was_active:  # only then: a re-activated or new session has just beaten
+        mesh.heartbeat(found.agent.session_id)
+    return found.agent

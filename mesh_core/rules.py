@@ -1,0 +1,210 @@
+"""Every rule of the mesh, each written once: validation, priority ranking (in Python and
+in SQL), the rate-limit and flood predicates, the roster order, wait time-outs.
+
+The CLI, the MCP server, the hooks and the TUI all reach these through `Mesh` or call them
+directly, so a cap or an order cannot drift between front-ends. See docs/contract.md §4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import parse_ts_or_none
+from .config import MeshConfig
+from .errors import (
+    ContentTooLarge,
+    EmptyContent,
+    InvalidArgument,
+    InvalidContent,
+    InvalidMessageId,
+    InvalidName,
+    InvalidPriority,
+    RateLimited,
+)
+from .models import Agent, Status
+from .text import has_unsafe
+
+BROADCAST = "*"
+MAX_NAME_CHARS = 128
+STATUS_FILTERS = ("active", "stale", "stopped", "all", "online")
+KINDS = ("agent", "human", "cli")
+# The `client` each of our front-ends records in a session's metadata.
+CLIENT_MCP = "mesh-mcp"
+CLIENT_TUI = "mesh-tui"
+CLIENT_CLI = "mesh-cli"
+CLIENT_HOOK = "mesh-hook"
+# The client a session records when its registrar names none, by kind.
+DEFAULT_CLIENTS = {"agent": CLIENT_MCP, "human": CLIENT_TUI, "cli": CLIENT_CLI}
+MAX_MESSAGE_ID = 2**63 - 1
+# The longest a caller may block waiting for a reply (MCP `wait_for_reply`).
+MAX_WAIT_SECONDS = 3600.0
+
+# -- priority ---------------------------------------------------------------------------
+
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
+_NORMAL_RANK = PRIORITY_ORDER.index("normal")
+# The same ranking for SQL: a priority another client wrote that we do not know ranks as
+# normal, as priority_rank does.
+PRIORITY_RANK_SQL = (
+    "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END"
+)
+
+
+def priority_rank(priority: object) -> int:
+    """0 for urgent … 3 for low: the inbox's delivery order."""
+    return PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else _NORMAL_RANK
+
+
+def validate_priority(priority: object) -> str:
+    if isinstance(priority, str) and priority.strip().lower() in PRIORITY_ORDER:
+        return priority.strip().lower()
+    raise InvalidPriority(priority)
+
+
+# -- content, names, ids, time-outs ------------------------------------------------------
+
+
+def validate_content(content: object, limit: int) -> str:
+    """Not empty after trimming, at most `limit` bytes of UTF-8, no NUL."""
+    if not isinstance(content, str):
+        raise InvalidContent(f"content must be text, not {type(content).__name__}")
+    if not content.strip():
+        raise EmptyContent()
+    if "\x00" in content:
+        raise InvalidContent("it contains a NUL character; remove it and send again")
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidContent(
+            "it is not valid UTF-8 text (lone surrogate); re-encode it as UTF-8"
+        ) from exc
+    if size > limit:
+        raise ContentTooLarge(size, limit)
+    return content
+
+
+def validate_name(name: object) -> str:
+    """A workspace name: one line of plain, visible text, not `*`, at most 128 characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidName(name, "a workspace name cannot be empty")
+    cleaned = name.strip()
+    if cleaned == BROADCAST:
+        raise InvalidName(name, "`*` is reserved for broadcast")
+    if len(cleaned) > MAX_NAME_CHARS:
+        raise InvalidName(
+            cleaned[:40] + "…", f"it is {len(cleaned)} characters; the limit is {MAX_NAME_CHARS}"
+        )
+    if has_unsafe(cleaned):
+        raise InvalidName(
+            cleaned, "it contains control, bidi or invisible characters; use plain text"
+        )
+    return cleaned
+
+
+def validate_message_id(message_id: object) -> int:
+    """A positive 64-bit id, as an int or as text (`42`, `#42`); never a bool."""
+    if isinstance(message_id, bool):
+        raise InvalidMessageId(message_id)
+    digits = message_id.strip().lstrip("#") if isinstance(message_id, str) else ""
+    if digits.isascii() and digits.isdigit():  # not "²" or "٣": str.isdigit takes those
+        message_id = int(digits)
+    if not isinstance(message_id, int) or message_id <= 0 or message_id > MAX_MESSAGE_ID:
+        raise InvalidMessageId(message_id)
+    return message_id
+
+
+def validate_timeout(timeout: object, limit: float = math.inf) -> float:
+    """Seconds to wait: zero or more, finite, at most `limit`."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 <= timeout < math.inf
+    ):
+        raise InvalidArgument(f"timeout {timeout!r} must be zero or more seconds")
+    if timeout > limit:
+        raise InvalidArgument(f"timeout must be between 0 and {limit:g} seconds")
+    return float(timeout)
+
+
+def validate_kind(kind: object) -> str:
+    if kind not in KINDS:
+        raise InvalidArgument(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+    return str(kind)
+
+
+def validate_status_filter(status: object) -> str:
+    if status not in STATUS_FILTERS:
+        raise InvalidArgument(f"unknown status {status!r}: use one of active, stale, stopped, all")
+    return str(status)
+
+
+# -- status, flood, rate limit ----------------------------------------------------------
+
+
+def reported_status(
+    stored: object, last_heartbeat: str | None, now: datetime, config: MeshConfig
+) -> Status:
+    """What the roster says of a session: stopped as stored, else active or stale by its
+    last heartbeat (a heartbeat that does not parse is stale)."""
+    if stored == "stopped":
+        return Status.STOPPED
+    seen = parse_ts_or_none(last_heartbeat)
+    if seen is None:
+        return Status.STALE
+    age = (now - seen).total_seconds()
+    return Status.ACTIVE if age <= config.stale_after else Status.STALE
+
+
+def is_flooded(unread: int, config: MeshConfig) -> bool:
+    """More unread messages than the flood threshold: the recipient may be stuck."""
+    return unread > config.flood_threshold
+
+
+def rate_limit_retry(recent: Sequence[str], now: datetime, config: MeshConfig) -> float | None:
+    """Seconds until one more message may go, given the pair's sends in the window (newest
+    first); None when it may go now."""
+    if len(recent) < config.rate_limit:
+        return None
+    oldest = parse_ts_or_none(recent[config.rate_limit - 1]) or now
+    return (oldest - now).total_seconds() + config.rate_window
+
+
+def check_rate_limit(
+    recent: Sequence[str], now: datetime, config: MeshConfig, recipient_name: str
+) -> None:
+    retry = rate_limit_retry(recent, now, config)
+    if retry is not None:
+        raise RateLimited(recipient_name, config.rate_limit, config.rate_window, retry)
+
+
+# SQL for the (sender, recipient) pairs at the rate limit, for a monitor: the same test as
+# `rate_limit_retry`, over the window's messages from message id :first on.
+RATE_LIMITED_PAIRS_SQL = (
+    # NOT INDEXED keeps the rowid range seek (see views.Activity.update)
+    "SELECT sender_session_id, recipient_session_id FROM agent_messages NOT INDEXED "
+    "WHERE message_id >= :first AND created_at > :since GROUP BY 1, 2 HAVING count(*) >= :limit"
+)
+
+
+def window_start(now: datetime, config: MeshConfig) -> datetime:
+    """Where the rate limit's window begins."""
+    return now - timedelta(seconds=config.rate_window)
+
+
+# -- order --------------------------------------------------------------------------------
+
+_STATUS_ORDER = {Status.ACTIVE: 0, Status.STALE: 1, Status.STOPPED: 2}
+
+
+def roster_key(agent: Agent, needs_attention: bool = False) -> tuple[Any, ...]:
+    """The one roster order: those needing attention first (by name), then active, stale,
+    stopped, each by name (case-insensitive), then session id."""
+    return (
+        0 if needs_attention else 1,
+        0 if needs_attention else _STATUS_ORDER[agent.status],
+        agent.agent_name.lower(),
+        agent.session_id,
+    )

@@ -1,0 +1,256 @@
+"""Participants: register, heartbeat, deregister, hand waiting mail over, look up.
+
+See docs/contract.md §3 (participants and their lifecycle) and §4.9 (hand-over).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidName, SessionNotFound
+from .identity import identify
+from .models import Agent, Status
+from .rows import latest, to_agent
+from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
+from .store import EXPIRES_SQL, Store
+
+
+@dataclass(frozen=True)
+class SessionClaim:
+    """What `session_for` found: the session, and whether it was already active."""
+
+    agent: Agent
+    was_active: bool
+
+
+def register(
+    store: Store,
+    name: str | None = None,
+    kind: str = "agent",
+    *,
+    client: str | None = None,
+    description: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    repo: str | None = None,
+    session_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Agent:
+    """Register (or re-activate) a session; hand it the workspace's waiting mail."""
+    validate_kind(kind)
+    if name is not None and not isinstance(name, str):
+        raise InvalidName(name, "a workspace name is text")
+    ident = identify(cwd, name)
+    agent_name = validate_name(ident.name)
+    meta: dict[str, Any] = {
+        "kind": kind,
+        "client": client or DEFAULT_CLIENTS[kind],
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
+    meta.update(metadata or {})
+    sid = session_id or str(uuid.uuid4())
+    desc = description if description is not None else ident.description
+    now = store.now()
+
+    def body(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            """
+            INSERT INTO agent_sessions (session_id, agent_name, agent_description, cwd,
+                repo, status, registered_at, last_heartbeat, metadata)
+            VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)
+            ON CONFLICT(session_id) DO UPDATE SET
+                agent_name = excluded.agent_name,
+                agent_description = excluded.agent_description,
+                cwd = excluded.cwd, repo = excluded.repo, status = 'active',
+                last_heartbeat = excluded.last_heartbeat, metadata = excluded.metadata
+            """,
+            (sid, agent_name, desc, ident.cwd, repo or ident.repo, now, now, json.dumps(meta)),
+        )
+        adopt_mail(conn, sid, agent_name, now)
+
+    store.write(body)
+    return agent(store, sid)
+
+
+def adopt_mail(conn: sqlite3.Connection, sid: str, name: str, now: str) -> None:
+    """Hand-over: unread, unexpired mail of the workspace's stopped sessions moves to
+    `sid`; its own waiting mail stops expiring."""
+    conn.execute(
+        f"""
+        UPDATE agent_messages SET recipient_session_id = ?, expires_at = NULL
+        WHERE read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)
+          AND recipient_session_id IN (
+            SELECT session_id FROM agent_sessions
+            WHERE agent_name = ? AND status = 'stopped' AND session_id != ?)
+        """,
+        (sid, now, name, sid),
+    )
+    conn.execute(
+        "UPDATE agent_messages SET expires_at = NULL "
+        f"WHERE recipient_session_id = ? AND read = 0 AND {EXPIRES_SQL} > ?",
+        (sid, now),
+    )
+
+
+def heartbeat(store: Store, session_id: str) -> None:
+    """Mark `session_id` alive; a stopped session that beats again is active again."""
+    now = store.now()
+
+    def body(conn: sqlite3.Connection) -> None:
+        updated = conn.execute(
+            "UPDATE agent_sessions SET last_heartbeat = ? "
+            "WHERE session_id = ? AND status = 'active'",
+            (now, session_id),
+        ).rowcount
+        if updated:
+            return
+        row = conn.execute(
+            "SELECT agent_name FROM agent_sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            raise SessionNotFound(session_id)
+        conn.execute(
+            "UPDATE agent_sessions SET last_heartbeat = ?, status = 'active' WHERE session_id = ?",
+            (now, session_id),
+        )
+        adopt_mail(conn, session_id, row["agent_name"], now)
+
+    store.write(body)
+
+
+def deregister(store: Store, session_id: str) -> None:
+    """A clean exit: stopped at once; its unread mail now expires in 24 h."""
+    now = store.now()
+    expires = store.later(store.config.expire_after)
+
+    def body(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE agent_sessions SET status = 'stopped', last_heartbeat = ? WHERE session_id = ?",
+            (now, session_id),
+        )
+        expire_unread(conn, [session_id], expires)
+
+    store.write(body)
+
+
+def expire_unread(conn: sqlite3.Connection, session_ids: Sequence[str], expires: str) -> None:
+    """A stopped session's unread mail waits until `expires` for it or its successor."""
+    for sid in session_ids:
+        conn.execute(
+            "UPDATE agent_messages SET expires_at = ? "
+            "WHERE recipient_session_id = ? AND read = 0 AND expires_at IS NULL",
+            (expires, sid),
+        )
+
+
+def session_for(
+    store: Store,
+    name: str,
+    kind: str = "cli",
+    client: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> SessionClaim:
+    """Act as workspace `name` (CLI `--from`): reuse its session, the active one first,
+    re-activating a stopped one, or register a new one (working in `cwd`) if it has
+    none. A re-activated or new session has just beaten; an active one has not."""
+    name = validate_name(name)
+    rows = sessions_named(store, name)
+    active = [r for r in rows if r["status"] == "active"]
+    if active:
+        return SessionClaim(to_agent(latest(active), store.now_dt(), store.config), True)
+    if rows:
+        sid = latest(rows)["session_id"]
+        heartbeat(store, sid)
+        return SessionClaim(agent(store, sid), False)
+    return SessionClaim(register(store, name, kind=kind, client=client, cwd=cwd), False)
+
+
+def sessions_named(store: Store, name: str) -> list[sqlite3.Row]:
+    """The sessions of workspace `name`: exact matches, else any-case ones."""
+    rows = store.read("SELECT * FROM agent_sessions WHERE agent_name = ? COLLATE NOCASE", (name,))
+    exact = [r for r in rows if r["agent_name"] == name]
+    return exact or rows
+
+
+def session_row(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    if row is None:
+        raise SessionNotFound(session_id)
+    return row
+
+
+def current_session(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
+    """The session now answering for `session_id`'s workspace: itself if active, else
+    the workspace's active session (it restarted), else itself (mail waits)."""
+    row = session_row(conn, session_id)
+    if row["status"] == "active" or not row["agent_name"]:
+        return row
+    newer = conn.execute(
+        "SELECT * FROM agent_sessions WHERE agent_name = ? AND status = 'active'",
+        (row["agent_name"],),
+    ).fetchall()
+    return latest(newer) if newer else row
+
+
+def agent(store: Store, session_id: str) -> Agent:
+    row = store.read_one("SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,))
+    if row is None:
+        raise SessionNotFound(session_id)
+    unread = store.read(
+        "SELECT count(*) FROM agent_messages WHERE recipient_session_id = ? AND read = 0",
+        (session_id,),
+    )[0][0]
+    return to_agent(row, store.now_dt(), store.config, unread)
+
+
+def agents(store: Store, status: str = "active") -> list[Agent]:
+    """The roster with reported status and unread counts, in the roster order.
+
+    `status`: active | stale | stopped | all | online (active and stale)."""
+    validate_status_filter(status)
+    if status in ("active", "stale", "online"):
+        rows = store.read("SELECT * FROM agent_sessions WHERE status = 'active'")
+    elif status == "stopped":
+        rows = store.read("SELECT * FROM agent_sessions WHERE status = 'stopped'")
+    else:
+        rows = store.read("SELECT * FROM agent_sessions")
+    unread = unread_counts(store)
+    now = store.now_dt()
+    found = [to_agent(row, now, store.config, unread.get(row["session_id"], 0)) for row in rows]
+    if status in ("active", "stale", "stopped"):
+        found = [a for a in found if a.status is Status(status)]
+    found.sort(key=roster_key)
+    return found
+
+
+def unread_counts(store: Store) -> dict[str, int]:
+    """Unread messages per recipient (a scan of the unread-only index)."""
+    rows = store.read(
+        "SELECT recipient_session_id, count(*) FROM agent_messages "
+        "WHERE read = 0 GROUP BY recipient_session_id"
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
+    """Workspace names of these sessions, in one query per 500 (not one per row)."""
+    ids = list(set(session_ids))
+    found: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in store.read(
+            f"SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})",
+            chunk,
+        ):
+            found[row[0]] = row[1]
+    return found
