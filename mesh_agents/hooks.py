@@ -9,7 +9,10 @@ runs the command with the hook's JSON on stdin (`session_id`, `cwd`, `hook_event
 - `Stop`: while urgent or high messages wait, answer `{"decision": "block", "reason": …}`
   with every waiting message in the reason, so the model deals with them before it
   stops; otherwise print nothing and let it stop.
+  A Stop that already follows a block (`stop_hook_active`) lets the session stop.
 - `SessionEnd`: a session the hooks registered themselves is marked stopped.
+- Gemini CLI's `BeforeAgent` and `AfterTool` act like `UserPromptSubmit` and
+  `PostToolUse`.
 
 Identity: the workspace of the hook's `cwd` — `$AGENT_MESH_NAME` if set, else the git
 top-level folder's name, else the folder's name (SPEC §3), the same rule `mesh mcp`
@@ -30,7 +33,8 @@ from mesh_core.mesh import Mesh
 from mesh_core.rules import CLIENT_HOOK
 
 CLIENT = CLIENT_HOOK
-CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")
+# Claude Code's and Codex's names, then Gemini CLI's (BeforeAgent, AfterTool).
+CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "BeforeAgent", "AfterTool")
 EVENTS = (*CONTEXT_EVENTS, "Stop", "SessionEnd")
 BLOCKING_PRIORITIES = ("urgent", "high")
 
@@ -62,6 +66,8 @@ def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | N
             mesh.deregister(agent.session_id)
         return None
     if event == "Stop":
+        if data.get("stop_hook_active") is True:
+            return None  # this stop already follows our block: never hold the session twice
         # peek_inbox returns urgent first: the first one tells whether any blocks.
         waiting = mesh.peek_inbox(agent.session_id, limit=1)
         if not waiting or waiting[0].priority not in BLOCKING_PRIORITIES:

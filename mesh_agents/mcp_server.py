@@ -24,13 +24,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mesh_core.delivery import frame_messages, sent_summary, unread_notice
+from mesh_core.delivery import defang, frame_messages, sent_summary, unread_notice
 from mesh_core.errors import InvalidArgument, MeshError, WaitTimedOut
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message
 from mesh_core.participant import Participant
 from mesh_core.rules import CLIENT_MCP, MAX_WAIT_SECONDS, validate_timeout
-from mesh_core.text import safe_line
+from mesh_core.text import safe_line, safe_text
 
 if TYPE_CHECKING:
     import asyncio
@@ -47,6 +47,8 @@ SERVER_NAME = "agent-mesh"
 CHANNEL_CAPABILITY = "claude/channel"
 CHANNEL_METHOD = "notifications/claude/channel"
 PUSH_TIMEOUT = 10.0
+PUSH_BATCH = 20  # messages offered per change; the rest on the next one
+ACK_METHOD = "agent-mesh/ack"
 
 INSTRUCTIONS = """\
 You are on agent-mesh, a message bus between the AI coding agents working on this \
@@ -92,9 +94,24 @@ def _agent_line(agent: Agent) -> str:
     return "".join(parts)
 
 
+def message_json(message: Message, *, with_warnings: bool = False) -> dict[str, Any]:
+    """A message's SPEC shape for structured content, its text defanged like a framed one:
+    a host that shows the model this JSON must not show it a forged frame marker."""
+    data = message.to_json(with_warnings=with_warnings)
+    data["content"] = defang(safe_text(message.content))
+    if data.get("sender_name"):
+        data["sender_name"] = defang(safe_line(str(data["sender_name"]), 80))
+    if data.get("recipient_name"):
+        data["recipient_name"] = defang(safe_line(str(data["recipient_name"]), 80))
+    return data
+
+
 def _agent_json(agent: Agent) -> dict[str, Any]:
     """The SPEC agent shape without the bulky metadata, plus what a model needs of it."""
     data = agent.to_json()
+    for key in ("agent_name", "agent_description"):
+        if data.get(key):
+            data[key] = defang(safe_line(str(data[key]), 160))
     meta = data.pop("metadata")
     data["kind"] = meta.get("kind")
     data["client"] = meta.get("client")
@@ -120,12 +137,14 @@ class MeshMCP:
             "agent",
             client=CLIENT,
             cwd=cwd,
-            on_message=self._push,
-            take_inbox=False,
+            on_change=self._offer_pushes,
+            take_inbox=False,  # never: a push marks read only when the client acks it
         )
         self._session: ServerSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = threading.Event()
+        self._push_enabled = False
+        self._pushed: set[int] = set()  # offered in this session, not acked yet
 
     # -- lifecycle --
 
@@ -133,8 +152,27 @@ class MeshMCP:
         """Register now: the session is on the mesh before anything is served. SIGTERM
         is handled from this moment, not after the slow SDK import, so a client that
         gives up during start-up still leaves the session marked stopped."""
-        self.participant.install_signal_handlers()
+        self._install_signal_handlers()
         return self.participant.start()
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM, SIGINT and SIGHUP: mark the session stopped, then leave at once.
+        Raising SystemExit instead would wait for the SDK's stdin reader thread, which
+        blocks while the client keeps stdin open (Copilot sends SIGKILL 1 ms later)."""
+        import os
+        import signal
+
+        def handle(signum: int, frame: object) -> None:
+            self._closing.set()
+            self.participant.take_inbox = False
+            try:
+                self.participant.stop()
+            finally:
+                os._exit(128 + signum)
+
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), handle)
 
     @property
     def session_id(self) -> str:
@@ -160,38 +198,59 @@ class MeshMCP:
         # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
         # in-memory client reaches the low-level server the same way.
         lowlevel = app._lowlevel_server
-        options = lowlevel.create_initialization_options(
-            experimental_capabilities={CHANNEL_CAPABILITY: {}}
-        )
+        experimental: dict[str, dict[str, Any]] = {CHANNEL_CAPABILITY: {}}
+        options = lowlevel.create_initialization_options(experimental_capabilities=experimental)
+        self._add_ack_handler(lowlevel)
         self._loop = asyncio.get_running_loop()
         async with stdio_server() as (read_stream, write_stream):
             await lowlevel.run(read_stream, write_stream, options)
 
+    def _add_ack_handler(self, lowlevel: Any) -> None:
+        import mcp_types
+        from pydantic import ConfigDict
+
+        class AckParams(mcp_types.RequestParams):
+            model_config = ConfigDict(extra="allow")  # `message_ids`, as the client sends it
+
+        lowlevel.add_request_handler(ACK_METHOD, AckParams, self._ack)
+
     # -- pushed delivery --
 
     async def _observe(self, ctx: Any, call_next: Callable[[Any], Any]) -> Any:
-        """Middleware: learn the client's session and capabilities; once it can take
-        pushed messages, let the participant loop take mail off the inbox."""
+        """Middleware: learn the client's session and capabilities; once it declared it
+        takes pushed messages (or `--channel` said so), offer it the waiting mail."""
         result = await call_next(ctx)
         session = ctx.session
         if ctx.method == "notifications/initialized" or session.client_capabilities is not None:
             self._session = session
             caps = session.client_capabilities
             declared = bool(caps and caps.experimental and CHANNEL_CAPABILITY in caps.experimental)
-            if (declared or self.channel_opt_in) and not self.participant.take_inbox:
-                self.participant.take_inbox = True
+            if (declared or self.channel_opt_in) and not self._push_enabled:
+                self._push_enabled = True
                 self.participant.poll_now()
         return result
 
+    def _offer_pushes(self) -> None:
+        """Participant callback (its thread): each unread message not offered yet goes
+        out as a channel notification. Nothing is marked read here: the client answers
+        `agent-mesh/ack` once its host took the text; until then the message stays in
+        the inbox for the notice, the hooks and check_inbox (so a declined or lost push
+        costs a second copy, never the message)."""
+        if not self._push_enabled or self._closing.is_set():
+            return
+        for message in self.mesh.peek_inbox(self.session_id, limit=PUSH_BATCH):
+            if message.message_id in self._pushed:
+                continue
+            self._push(message)
+            self._pushed.add(message.message_id)
+
     def _push(self, message: Message) -> None:
-        """Participant callback (its thread): one taken message, sent as a channel event."""
         import asyncio
 
         from mcp_types import Notification
 
         session, loop = self._session, self._loop
         if session is None or loop is None or self._closing.is_set():
-            log.warning("message %s taken with no client to push it to", message.message_id)
             return
         params = {
             "content": frame_messages(self.mesh, [message]),
@@ -199,7 +258,7 @@ class MeshMCP:
                 "source": "agent-mesh",
                 "message_id": str(message.message_id),
                 "thread_id": str(message.thread_id),
-                "sender": safe_line(message.sender_name or message.sender_session_id, 80),
+                "sender": defang(safe_line(message.sender_name or message.sender_session_id, 80)),
                 "sender_session_id": message.sender_session_id,
                 "priority": message.priority,
             },
@@ -211,18 +270,42 @@ class MeshMCP:
         )
         future.result(timeout=PUSH_TIMEOUT)
 
+    async def _ack(self, ctx: Any, params: Any) -> dict[str, Any]:
+        """`agent-mesh/ack {message_ids}`: the client's host accepted these pushes; only
+        now are they marked read. Needs the core's `Mesh.mark_read(session_id, ids)`;
+        without it they stay unread (delivered again by the next route, never lost)."""
+        extra = getattr(params, "model_extra", None) or {}
+        raw = extra.get("message_ids")
+        ids = (
+            [i for i in raw if isinstance(i, int) and not isinstance(i, bool)]
+            if isinstance(raw, list)
+            else []
+        )
+        mark_read = getattr(self.mesh, "mark_read", None)
+        marked: list[int] = []
+        if ids and callable(mark_read):
+            marked = list(mark_read(self.session_id, ids))
+        self._pushed.difference_update(ids)
+        return {"marked": marked, "unread": [i for i in ids if i not in marked]}
+
     # -- results --
 
     def _result(self, text: str, data: dict[str, Any], *, error: bool = False) -> CallToolResult:
+        """Text content and structured content that each carry everything the model must
+        see: Claude Code and Codex hand the model only the structured content, other hosts
+        only the text, so the framed text and the unread notice go in both."""
         from mcp_types import CallToolResult, ContentBlock, TextContent
 
         content: list[ContentBlock] = [TextContent(text=text)]
         notice = unread_notice(self.mesh, self.session_id)
         if notice:
             content.append(TextContent(text=notice))
-        return CallToolResult(
-            content=content, structured_content=None if error else data, is_error=error
-        )
+        structured: dict[str, Any] | None = None
+        if not error:
+            structured = {"text": text, **data}
+            if notice:
+                structured["notice"] = notice
+        return CallToolResult(content=content, structured_content=structured, is_error=error)
 
     def _call(self, body: Callable[[], tuple[str, dict[str, Any]]]) -> CallToolResult:
         """Run a tool body; a refusal by a mesh rule becomes a tool error with its text."""
@@ -273,7 +356,7 @@ class MeshMCP:
                     "active agent) or session_id"
                 )
             sent = self.mesh.dispatch(self.session_id, target, content, priority, new_thread)
-            data = {"messages": [m.to_json(with_warnings=True) for m in sent]}
+            data = {"messages": [message_json(m, with_warnings=True) for m in sent]}
             return self._sent_text(sent, "Sent"), data
 
         return self._call(body)
@@ -282,7 +365,7 @@ class MeshMCP:
         def body() -> tuple[str, dict[str, Any]]:
             message = self.mesh.reply(self.session_id, message_id, content)
             return self._sent_text([message], "Replied"), {
-                "message": message.to_json(with_warnings=True)
+                "message": message_json(message, with_warnings=True)
             }
 
         return self._call(body)
@@ -293,7 +376,7 @@ class MeshMCP:
             root = messages[0].thread_id
             text = f"Thread #{root}, {len(messages)} message(s), oldest first:\n\n"
             text += frame_messages(self.mesh, messages)
-            return text, {"thread_id": root, "messages": [m.to_json() for m in messages]}
+            return text, {"thread_id": root, "messages": [message_json(m) for m in messages]}
 
         return self._call(body)
 
@@ -304,7 +387,7 @@ class MeshMCP:
                 return "No unread messages.", {"messages": []}
             text = f"{len(messages)} new message(s), most urgent first:\n\n"
             text += frame_messages(self.mesh, messages)
-            return text, {"messages": [m.to_json() for m in messages]}
+            return text, {"messages": [message_json(m) for m in messages]}
 
         return self._call(body)
 
@@ -330,7 +413,7 @@ class MeshMCP:
                 if reply is None:
                     raise WaitTimedOut(int(message_id), timeout_seconds)
                 text = "Reply received:\n\n" + frame_messages(self.mesh, [reply])
-                return text, {"reply": reply.to_json()}
+                return text, {"reply": message_json(reply)}
 
             return self._call(body)
 

@@ -353,7 +353,7 @@ def _cmd_install(args: argparse.Namespace, mesh: None) -> int:
         args.client,
         db=args.db,
         dry_run=args.dry_run,
-        hooks=args.hooks,
+        hooks=not args.no_hooks,
         channel=args.channel,
         use_mcp=args.mcp,
         as_json=args.json,
@@ -508,7 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--hooks",
         action="store_true",
-        help="claude: also add the `mesh hook` hooks to ~/.claude/settings.json",
+        help="(the default) claude, codex, gemini: add the `mesh hook` hooks",
+    )
+    p.add_argument(
+        "--no-hooks",
+        action="store_true",
+        help="claude, codex, gemini: leave the `mesh hook` hooks out",
     )
     p.add_argument(
         "--channel",

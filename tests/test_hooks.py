@@ -171,3 +171,29 @@ def test_bad_input_is_refused_clearly_without_output(db_path: Path, repo: Path) 
 def _sessions(db: Path, name: str) -> list[Any]:
     with Mesh(db) as mesh:
         return [a for a in mesh.agents("all") if a.agent_name == name]
+
+
+def test_stop_after_a_block_lets_the_session_stop(db_path: Path, repo: Path) -> None:
+    """`stop_hook_active`: the session is already continuing because of a Stop hook, so
+    blocking again would hold it forever; the urgent mail stays unread for the next turn."""
+    mesh = Mesh(db_path)
+    bob = mesh.register("bob", kind="cli")
+    assert hook_json(db_path, repo, "SessionStart", source="startup") is None
+    urgent = mesh.send(bob.session_id, "alpha", "again!", priority="urgent")
+    assert hook_json(db_path, repo, "Stop", stop_hook_active=True) is None
+    assert not mesh.get(urgent.message_id).read
+    mesh.close()
+
+
+def test_gemini_context_events_add_the_messages(db_path: Path, repo: Path) -> None:
+    mesh = Mesh(db_path)
+    bob = mesh.register("bob", kind="cli")
+    assert hook_json(db_path, repo, "SessionStart", source="startup") is None
+    sent = mesh.send(bob.session_id, "alpha", "gemini, look")
+    out = hook_json(db_path, repo, "BeforeAgent", prompt="hi")
+    assert out is not None and out["hookSpecificOutput"]["hookEventName"] == "BeforeAgent"
+    assert (
+        f"<<<BEGIN MESH MESSAGE #{sent.message_id}>>>"
+        in out["hookSpecificOutput"]["additionalContext"]
+    )
+    mesh.close()

@@ -128,7 +128,8 @@ def test_gemini_and_copilot(home: Path) -> None:
     install_twice(home, "gemini")
     data = json.loads(gemini.read_text())
     assert data["theme"] == "Dracula" and data["mcpServers"]["other"] == OTHER_SERVER
-    assert data["mcpServers"]["agent-mesh"]["args"] == ["mcp"]
+    args = data["mcpServers"]["agent-mesh"]["args"]
+    assert args[-1] == "mcp" and args[0] == "--db" and Path(args[1]).is_absolute()
 
     first, second = install_twice(home, "copilot")
     folder = home / ".copilot" / "extensions" / "agent-mesh"

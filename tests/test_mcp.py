@@ -110,12 +110,18 @@ def refusal(call: Callable[[], Any]) -> str:
 
 
 def session_rows(db: Path, name: str) -> list[sqlite3.Row]:
+    """The sessions named `name`; none while the server has not created the schema yet
+    (the file exists a moment before its tables do)."""
     if not db.exists():
         return []
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute("SELECT * FROM agent_sessions WHERE agent_name = ?", (name,)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
     finally:
         conn.close()
 
@@ -415,9 +421,11 @@ async def test_channel_client_gets_each_message_pushed(tmp_path: Path, db_path: 
         assert event.meta["message_id"] == str(message_id)
         assert (event.meta["sender"], event.meta["priority"]) == ("bob", "high")
         assert "build is red" in event.content and "<<<BEGIN MESH MESSAGE" in event.content
-        assert mesh.get(message_id).read  # pushed, so taken
+        # A push marks nothing read: only the client's ack (its host took the text) may.
+        assert not mesh.get(message_id).read
         after = await client.call_tool("check_inbox", {})
-        assert texts(after) == ["No unread messages."]
+        assert f"<<<BEGIN MESH MESSAGE #{message_id}>>>" in texts(after)[0]
+        assert mesh.get(message_id).read
     mesh.close()
 
 
@@ -436,8 +444,10 @@ async def test_channel_opt_in_pushes_to_a_client_that_declares_nothing(
             while not pushed:
                 await anyio.sleep(0.05)
         assert pushed[0].meta["message_id"] == str(waiting.message_id)
-        assert mesh.get(waiting.message_id).read
-        assert len((await client.call_tool("get_agents", {})).content) == 1
+        assert not mesh.get(waiting.message_id).read  # pushed, not acked: still waits
+        roster = await client.call_tool("get_agents", {})
+        assert "unread message" in texts(roster)[-1]  # the notice still says it waits
+        assert "unread message" in roster.structured_content["notice"]
     mesh.close()
 
 
@@ -488,3 +498,43 @@ async def test_agent_mesh_name_overrides_the_workspace(tmp_path: Path, db_path: 
             roster.structured_content["you"],
         )
     assert session_rows(db_path, "alpha") == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_serving_server_leaves_at_once_on_a_signal_with_stdin_open(
+    tmp_path: Path, db_path: Path, signum: int
+) -> None:
+    """Copilot sends SIGTERM then SIGKILL 1 ms later while stdin stays open: the server
+    must mark itself stopped and leave at once, not wait for its stdin reader."""
+    repo = make_repo(tmp_path, "alpha")
+    params = server_params(db_path, repo)
+    proc = subprocess.Popen(
+        [params.command, *params.args],
+        cwd=repo,
+        env=params.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        proc.stdin.write(json.dumps(hello) + "\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        assert '"id":1' in proc.stdout.readline().replace(" ", "")  # type: ignore[union-attr]
+        proc.send_signal(signum)
+        proc.wait(timeout=5)  # fails (TimeoutExpired) while the server hangs on stdin
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert all(r["status"] == "stopped" for r in session_rows(db_path, "alpha"))

@@ -33,7 +33,10 @@ class MeshServer {
   constructor(argv) {
     this.nextId = 1;
     this.pending = new Map();
-    this.onChannel = () => {};
+    // Pushes that arrive before the session exists wait here (set before the child
+    // starts, so none can be dropped); `onChannel` is replaced once the session is up.
+    this.early = [];
+    this.onChannel = (params) => this.early.push(params);
     this.child = spawn(argv[0], [...argv.slice(1), "mcp"], {
       stdio: ["pipe", "pipe", "inherit"],
     });
@@ -103,13 +106,18 @@ try {
 }
 
 let session = null;
-const early = [];
+// A pushed message is marked read only after Copilot accepted it: `session.send`
+// resolved, then `agent-mesh/ack`. A refused send leaves it unread for check_inbox and
+// the per-call notice (the server offers each message once per session).
 function deliver(params) {
-  session.send({ prompt: params.content, mode: "immediate" }).catch((error) => {
-    session.log?.(`agent-mesh: could not deliver message ${params.meta?.message_id}: ${error}`);
-  });
+  const id = Number(params.meta?.message_id);
+  session
+    .send({ prompt: params.content, mode: "immediate" })
+    .then(() => (Number.isInteger(id) ? server.request("agent-mesh/ack", { message_ids: [id] }) : null))
+    .catch((error) => {
+      session.log?.(`agent-mesh: message ${params.meta?.message_id} not delivered: ${error}`);
+    });
 }
-server.onChannel = (params) => (session ? deliver(params) : early.push(params));
 
 session = await joinSession({
   tools: tools.map((tool) => ({
@@ -131,4 +139,5 @@ session = await joinSession({
   },
 });
 session.on?.("session.shutdown", () => server.close());
-early.splice(0).forEach(deliver);
+server.onChannel = deliver;
+server.early.splice(0).forEach(deliver);

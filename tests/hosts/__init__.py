@@ -1,0 +1,1 @@
+"""The real-host suite: the four agent CLIs from npm, each against a scripted model."""

@@ -1,0 +1,105 @@
+"""Each real agent CLI, as `mesh install` sets it up, against a scripted model.
+
+One headless run per host (see harness.py); each test below asserts one promise on what
+that run left in the database and in the model requests the host made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import harness, hostbin
+
+KEYS = list(hostbin.PACKAGES)
+_runs: dict[str, harness.HostRun] = {}
+
+
+@pytest.fixture(scope="module", params=KEYS)
+def run(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    results: dict[str, Any],
+) -> harness.HostRun:
+    key: str = request.param
+    if key not in _runs:
+        _runs[key] = harness.run_host(key, tmp_path_factory.mktemp(key), results)
+    got = _runs[key]
+    if got.skip_reason:
+        pytest.skip(got.skip_reason)
+    return got
+
+
+def _where(run: harness.HostRun) -> str:
+    return f"{run.key} ({run.version}); logs in {Path(run.db).parent.parent}"
+
+
+def test_host_runs_to_the_end(run: harness.HostRun) -> None:
+    assert run.returncode == 0, f"{_where(run)}: exit {run.returncode}\n{run.stderr[-2000:]}"
+    assert run.model_requests, f"{_where(run)}: the host never called the model server"
+
+
+def test_mesh_tools_in_the_first_request(run: harness.HostRun) -> None:
+    tools = run.first_tools()
+    first = next((r for r in run.model_requests if r.tools), None)
+    waited = first is not None and "WaitForMcpServers" in first.tools
+    assert tools, f"{_where(run)}: the first model request offers no agent-mesh tool" + (
+        " (the host had not connected `mesh mcp` yet and offered WaitForMcpServers)"
+        if waited
+        else ""
+    )
+
+
+def test_round_trip_send_message_lands(run: harness.HostRun) -> None:
+    assert any("round trip" in m for m in run.peer_inbox), (
+        f"{_where(run)}: the model called send_message but nothing reached peer's inbox"
+    )
+
+
+def _framed(run: harness.HostRun, message_id: int, what: str) -> None:
+    route = run.route(message_id)
+    assert route is not None, f"{_where(run)}: {what} (#{message_id}) never reached a model request"
+    framing = harness._framed_ok(run.framed_text(message_id), message_id)
+    assert framing is not None and all(framing.values()), (
+        f"{_where(run)}: {what} reached the model ({route.origin}) without its full framing: "
+        f"{framing}"
+    )
+
+
+def test_mail_waiting_at_start_reaches_the_model_framed(run: harness.HostRun) -> None:
+    _framed(run, run.start_id, "the message waiting at start")
+
+
+def test_mail_sent_mid_session_reaches_the_model_framed(run: harness.HostRun) -> None:
+    assert run.mid_id, f"{_where(run)}: the script never reached the mid-session step"
+    _framed(run, run.mid_id, "the message sent mid-session")
+
+
+def test_unread_notice_reaches_the_model(run: harness.HostRun) -> None:
+    assert run.notice_seen(), (
+        f"{_where(run)}: no model request carries the '[agent-mesh] N unread messages … wait' "
+        "notice (the mid-session message waited while tools were called)"
+    )
+
+
+def test_a_planted_end_marker_is_defanged(run: harness.HostRun) -> None:
+    text = run.framed_text(run.start_id)
+    if text is None:
+        pytest.fail(f"{_where(run)}: the message waiting at start never reached the model")
+    begin = text.index(f"<<<BEGIN MESH MESSAGE #{run.start_id}>>>")
+    end = text.index(f"<<<END MESH MESSAGE #{run.start_id}>>>", begin)
+    body = text[begin:end]
+    assert "\u2039\u2039\u2039END MESH MESSAGE #1" in body and "forged end" in body, (
+        f"{_where(run)}: the planted marker did not arrive defanged inside the frame: {body!r}"
+    )
+
+
+def test_no_session_left_active_after_the_host_exits(run: harness.HostRun) -> None:
+    left = run.active_after_exit()
+    assert not left, (
+        f"{_where(run)}: {len(left)} session(s) of the workspace still active after the host "
+        f"exited (clients: {[s.get('metadata') for s in left]}). Needs the core's liveness "
+        "by pid and one mesh session per host session (hooks must not revive a stopped one)."
+    )
