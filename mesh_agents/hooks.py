@@ -1,6 +1,6 @@
 """`mesh hook EVENT`: Claude Code hooks that put waiting mesh messages in front of the model.
 
-For sessions without channels (SPEC §5 "Delivery into a running session"). Claude Code
+For sessions without channels (see docs/contract.md §5.3). Claude Code
 runs the command with the hook's JSON on stdin (`session_id`, `cwd`, `hook_event_name`,
 …) and reads what it prints:
 
@@ -15,7 +15,7 @@ runs the command with the hook's JSON on stdin (`session_id`, `cwd`, `hook_event
   `PostToolUse`.
 
 Identity: the workspace of the hook's `cwd` — `$AGENT_MESH_NAME` if set, else the git
-top-level folder's name, else the folder's name (SPEC §3), the same rule `mesh mcp`
+top-level folder's name, else the folder's name (docs/contract.md §3.2), the same rule `mesh mcp`
 follows in that directory. So with both configured the hooks act as the MCP server's
 session (the active one of that workspace); with hooks alone they register one.
 """

@@ -4,7 +4,7 @@ Thin on purpose: every rule lives in mesh_core; this file registers the session,
 the original extension's tools, and shapes their results. Three things shape it:
 
 - **Register first.** The session is written to the database before the `mcp` SDK is
-  even imported (that import costs most of a second), so other agents see this one the
+  even imported (that import is the slowest part of start-up), so others see this one the
   moment its process starts, long before the client's first request.
 - **Delivery.** Every tool result ends with a line when unread mail waits (counted with
   `peek_inbox`, marking nothing). A client that can take pushed messages — it declares the
@@ -107,7 +107,7 @@ def message_json(message: Message, *, with_warnings: bool = False) -> dict[str, 
 
 
 def _agent_json(agent: Agent) -> dict[str, Any]:
-    """The SPEC agent shape without the bulky metadata, plus what a model needs of it."""
+    """The agent JSON shape (contract §5.1.4) without the bulky metadata, plus kind and client."""
     data = agent.to_json()
     for key in ("agent_name", "agent_description"):
         if data.get(key):

@@ -18,7 +18,7 @@ DEFAULT_DB_PATH = Path("~/.agent-mesh/agent-mesh.db")
 
 @dataclass(frozen=True)
 class MeshConfig:
-    """The numbers behind every rule of SPEC §3–§4 (seconds unless named otherwise)."""
+    """The numbers behind docs/contract.md §3–§4 (seconds unless named otherwise)."""
 
     heartbeat_interval: float = 10.0
     poll_interval: float = 10.0
@@ -33,9 +33,7 @@ class MeshConfig:
     thread_window: float = 600.0
     flood_threshold: int = 50
     # How often a participant checks PRAGMA data_version for other connections' commits.
-    # Measured (tests/bench/run.py, README, "Performance"): each wake-up costs ~0.1 ms of
-    # CPU, so 0.02 s kept an idle participant near 0.9 % of a core; 0.05 s costs ~0.35 %
-    # and still delivers in ~25 ms (p50), ~50 ms (p99).
+    # Shorter costs idle CPU, longer delays delivery: tests/bench/run.py measures both.
     watch_interval: float = 0.05
     busy_timeout_ms: int = 5000
 
@@ -48,7 +46,7 @@ DEFAULT_CONFIG = MeshConfig()
 
 
 def resolve_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """`--db PATH`, else `$AGENT_MESH_DB`, else `~/.agent-mesh/agent-mesh.db` (SPEC §2)."""
+    """`--db PATH`, else `$AGENT_MESH_DB`, else `~/.agent-mesh/agent-mesh.db` (contract §2.1)."""
     if explicit:
         return Path(explicit).expanduser()
     env = os.environ.get(DB_ENV)

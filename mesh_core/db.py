@@ -25,10 +25,10 @@ from .errors import (
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SCHEMA_VERSION = 1
 MESH_TABLES = frozenset({"agent_sessions", "agent_messages"})
-# Tables this project may add beside the seed's two; anything else means "not ours".
+# Tables this project may add beside the original two; anything else means "not ours".
 OWN_TABLES = MESH_TABLES | {"mesh_meta", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}
 
-# The seed's tables, column for column (SPEC §2). Never rename or remove a column.
+# The original Node.js extension's tables, column for column (docs/contract.md §2.5).
 SEED_TABLES = """
 CREATE TABLE IF NOT EXISTS agent_sessions (
   session_id TEXT PRIMARY KEY,
@@ -182,7 +182,7 @@ def permission_hint(path: Path) -> str:
 
 
 def _tighten(target: Path, mode: int) -> None:
-    """Messages may hold private data: no one else may read them (SPEC §2)."""
+    """Messages may hold private data: no one else may read them (docs/contract.md §2.2)."""
     try:
         info = target.stat()
     except OSError:
@@ -203,7 +203,7 @@ def _tighten(target: Path, mode: int) -> None:
 
 
 def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.Connection:
-    """Open (creating if needed) the mesh database with the pragmas of SPEC §2.
+    """Open (creating if needed) the mesh database with the pragmas of docs/contract.md §2.3.
 
     With `create=False` a missing file raises FileNotFoundError and is never created,
     not even if it vanishes between the checks and SQLite's own open (`mode=rw`)."""

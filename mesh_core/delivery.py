@@ -5,7 +5,7 @@ a sent message.
 Another agent's text reaches a model between begin/end markers that the text itself
 cannot forge, under a header saying who sent it, how urgent it is and how to answer.
 Everything here is plain text: the CLI, the MCP server, the hooks and the TUI decide how
-to show it. See docs/contract.md §5.
+to show it. See docs/contract.md §5.2.3–§5.2.4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who a working directory is on the mesh: workspace name, description, repo (SPEC §3).
+"""Who a working directory is on the mesh: workspace name, description, repo (contract §3.1).
 
 Reads `.git` directly instead of running `git`, so an MCP server registers in
 milliseconds; falls back to `git` only for layouts it cannot read (worktrees).

@@ -1,5 +1,5 @@
 """Clean-up (stop silent sessions, purge old read mail, drop expired unread mail) and the
-figures `mesh status` shows. See docs/contract.md §4 "Clean-up".
+figures `mesh status` shows. See docs/contract.md §4.14.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Frozen value objects handed out by the core; their `to_json()` is the JSON shape of
-docs/contract.md §5."""
+docs/contract.md §5.1.4."""
 
 from __future__ import annotations
 

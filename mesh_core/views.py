@@ -118,7 +118,7 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
     """The smallest message_id created at or after `since` (ids grow with time), found by
     binary search over the primary key: O(log n) seeks however big the table is."""
     # Two sub-selects: SQLite answers a lone min() or max() with one seek, but scans the
-    # whole table for `SELECT min(x), max(x)` (~100 ms at a million messages).
+    # whole table for `SELECT min(x), max(x)`.
     bounds = mesh.store.read(
         "SELECT (SELECT min(message_id) FROM agent_messages), "
         "(SELECT max(message_id) FROM agent_messages)"

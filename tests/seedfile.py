@@ -1,4 +1,4 @@
-"""The seed's schema as the original Node.js extension (or a person at the `sqlite3`
+"""The original schema, as the original Node.js extension (or a person at the `sqlite3`
 shell) creates it: only its columns, no indexes, no user_version. Written here by hand,
 not imported from mesh_core, so that a change to the core's schema cannot hide from it."""
 
@@ -27,7 +27,7 @@ def write_seed_file(
     messages: Iterable[dict[str, object]] = (),
 ) -> None:
     """Create `path` with plain sqlite3 (rollback journal, user_version 0) and rows given
-    as column -> value dicts (columns left out take the seed's defaults)."""
+    as column -> value dicts (columns left out take the original defaults)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     conn = sqlite3.connect(path)
     try:

@@ -1,7 +1,7 @@
-"""SPEC §2: another client that knows only the seed's columns shares the file with us.
+"""docs/contract.md §2.5: a client that knows only the original columns shares the file.
 
 Its rows (timestamps in any ISO-8601 form) are read correctly by Mesh, and the rows Mesh
-writes mean to plain SQL what they meant to the seed."""
+writes mean to plain SQL what they meant to the original Node.js extension."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def test_seed_rows_with_nulls_and_defaults_are_read(seeded: OpenSeed) -> None:
     assert agents["b"].metadata == {}
     got = mesh.inbox("b")
     assert [(m.priority, m.sender_session_id) for m in got] == [("normal", "a")]
-    # A nameless seed session can still be written to, by its session id.
+    # A nameless session of the original extension can still be written to, by its id.
     assert mesh.send("b", "a", "hello").recipient_session_id == "a"
 
 
@@ -193,7 +193,7 @@ def test_rows_mesh_writes_read_by_plain_sql_with_the_seeds_meaning(
     mesh.inbox(bob.session_id)
     mesh.deregister(alice.session_id)
 
-    plain = sqlite3.connect(db_path)  # no row factory, no Mesh: what the seed sees
+    plain = sqlite3.connect(db_path)  # no row factory, no Mesh: what it sees
     rows = plain.execute(
         "SELECT message_id, sender_session_id, recipient_session_id, content, "
         "original_message_id, priority, created_at, read, read_at, expires_at "

@@ -1,4 +1,4 @@
-"""Several real processes on one file (SPEC §4 inbox): every message is delivered exactly
+"""Several real processes on one file (docs/contract.md §4.12): every message is delivered exactly
 once to concurrent pollers of one inbox, nothing is lost, and no "database is locked"
 reaches anyone. Nothing is mocked: separate interpreters, one SQLite file."""
 

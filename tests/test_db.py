@@ -1,4 +1,4 @@
-"""SPEC §2: pragmas, permissions, schema version, migration, refusal of files that are
+"""docs/contract.md §2: pragmas, permissions, schema version, migration, refusal of files that are
 not ours (untouched), and query plans that seek an index for every hot query."""
 
 from __future__ import annotations

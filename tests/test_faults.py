@@ -464,7 +464,7 @@ def test_full_disk_is_reported_once_and_recovered(tmp_path: Path) -> None:
 
 
 def test_row_deleted_by_another_client_registers_again(watcher: Watcher) -> None:
-    """The seed's Node extension deletes sessions; ours must come back on its next beat."""
+    """The original Node.js extension deletes sessions; ours must come back on its next beat."""
     db = watcher.mesh.path
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM agent_sessions WHERE agent_name = 'watcher'")

@@ -49,7 +49,7 @@ contents = st.one_of(
 
 
 def acceptable(content: str) -> bool:
-    """SPEC §4.3: not empty after trimming, at most 10,240 bytes of UTF-8, no NUL."""
+    """docs/contract.md §4.3: not empty after trimming, at most 10,240 bytes of UTF-8, no NUL."""
     try:
         size = len(content.encode("utf-8"))
     except UnicodeEncodeError:

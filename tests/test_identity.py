@@ -1,4 +1,4 @@
-"""SPEC §3 identity: workspace name, description and repo of a working directory, checked
+"""docs/contract.md §3.2: workspace name, description and repo of a working directory, checked
 on real repositories made with `git` in temporary folders."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The participant loop (SPEC §3): registers before start() returns, delivers messages sent
+"""The participant loop (contract §3.3): registers before start() returns, delivers messages sent
 from other processes, heartbeats, marks itself stopped on stop() and on SIGTERM, and
 survives its callbacks' bugs. Real time here (the loop runs on a thread); every wait is
 a generous deadline on a condition, never a fixed sleep that a test then trusts."""

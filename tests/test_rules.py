@@ -1,4 +1,4 @@
-"""Every rule of SPEC §3–§4, each at its boundary, with the injected clock (no sleeps)."""
+"""Every rule of docs/contract.md §3–§4 at its boundary, with the injected clock (no sleeps)."""
 
 from __future__ import annotations
 

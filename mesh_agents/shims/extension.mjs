@@ -5,7 +5,7 @@
 // registers this workspace at once, heartbeats, enforces every rule and frames every
 // message), offers that server's tools to Copilot under the same names, and hands each
 // message the server pushes to `session.send({mode: "immediate"})`, so it reaches the
-// model before its next call, as the seed's extension did. No mesh logic lives here.
+// model before its next call, as the original Node.js extension did. No mesh logic lives here.
 
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";

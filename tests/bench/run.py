@@ -4,7 +4,7 @@
     .venv/bin/python tests/bench/run.py --quick    # small sizes: checks the benchmark works
 
 Each row prints our value, the reference measured in the same run (or, for latency, the
-seed's 10 s poll modelled as poll_interval/2 mean), their ratio, the target and PASS/MISS.
+original extension's 10 s poll as poll_interval/2 mean), their ratio, the target and PASS/MISS.
 A MISS is a finding, not a failure: the exit status is 1 only when something was lost,
 duplicated or refused (correctness), never for speed.
 """
