@@ -95,7 +95,7 @@ def _agent_line(agent: Agent) -> str:
 
 
 def message_json(message: Message, *, with_warnings: bool = False) -> dict[str, Any]:
-    """A message's SPEC shape for structured content, its text defanged like a framed one:
+    """A message as structured content (contract §5.1.4), its text defanged like a framed one:
     a host that shows the model this JSON must not show it a forged frame marker."""
     data = message.to_json(with_warnings=with_warnings)
     data["content"] = defang(safe_text(message.content))
