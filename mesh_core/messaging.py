@@ -292,17 +292,23 @@ def thread_tail(store: Store, thread_id: int, limit: int | None) -> list[Message
 
 
 def take_reply(store: Store, session_id: str, message_id: int) -> Message | None:
-    """The first message to `session_id` in `message_id`'s thread after it, if any,
-    marked read (it is delivered here). Finds it even if another poller of this session
-    already took it."""
-    root = get(store, message_id).thread_id
+    """The first reply from the party asked (any session of the workspace `message_id`
+    was sent to) reaching `session_id` in that thread, if any, marked read (it is
+    delivered here). Others' messages in the thread stay unread in the inbox. Finds the
+    reply even if another poller of this session already took it."""
+    asked = get(store, message_id)
+    root = asked.thread_id
     now = store.now()
 
     def body(conn: sqlite3.Connection) -> Message | None:
         row = conn.execute(
-            "SELECT * FROM agent_messages WHERE original_message_id = ? "
-            "AND recipient_session_id = ? AND message_id > ? ORDER BY message_id LIMIT 1",
-            (root, session_id, message_id),
+            "SELECT m.* FROM agent_messages m JOIN agent_sessions s "
+            "ON s.session_id = m.sender_session_id "
+            "WHERE m.original_message_id = ? AND m.recipient_session_id = ? "
+            "AND m.message_id > ? AND (m.sender_session_id = ? OR s.agent_name = "
+            "(SELECT agent_name FROM agent_sessions WHERE session_id = ?)) "
+            "ORDER BY m.message_id LIMIT 1",
+            (root, session_id, message_id, asked.recipient_session_id, asked.recipient_session_id),
         ).fetchone()
         if row is not None and not row["read"]:
             row = conn.execute(

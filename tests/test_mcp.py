@@ -117,6 +117,12 @@ def session_rows(db: Path, name: str) -> list[sqlite3.Row]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
+        # The file exists a moment before its schema does (the server is still creating
+        # it): until the table is there, there are no sessions to read.
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_sessions'"
+        ).fetchone():
+            return []
         return conn.execute("SELECT * FROM agent_sessions WHERE agent_name = ?", (name,)).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):

@@ -667,6 +667,24 @@ def test_wait_for_reply_takes_the_reply_in_the_thread(
     assert [m.content for m in mesh.inbox(alice.session_id)] == ["unrelated, but auto-threaded"]
 
 
+def test_wait_for_reply_takes_only_the_asked_partys_reply(
+    mesh: Mesh, reg: Register, clock: FixedClock
+) -> None:
+    alice, bob, carol = reg("alice"), reg("bob"), reg("carol")
+    question = mesh.send(alice.session_id, "bob", "question")
+    clock.advance(1)
+    # A third workspace answers in alice's thread: not the answer she waits for.
+    intruder = mesh.reply(carol.session_id, question.message_id, "not bob")
+    assert intruder.thread_id == question.thread_id
+    assert mesh.wait_for_reply(alice.session_id, question.message_id, timeout=0) is None
+    clock.advance(1)
+    bob_again = mesh.register("bob", cwd=bob.cwd)  # any session of the asked workspace
+    answer = mesh.reply(bob_again.session_id, question.message_id, "from bob")
+    got = mesh.wait_for_reply(alice.session_id, question.message_id, timeout=0)
+    assert got is not None and got.message_id == answer.message_id
+    assert [m.message_id for m in mesh.inbox(alice.session_id)] == [intruder.message_id]
+
+
 def test_wait_for_reply_wakes_for_a_reply_from_another_thread(
     db_path: Path, mesh: Mesh, reg: Register
 ) -> None:
