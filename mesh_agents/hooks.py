@@ -26,7 +26,7 @@ import json
 import sys
 from typing import IO, Any
 
-from mesh_core.delivery import hook_delivery
+from mesh_core.delivery import framer, hook_lead, take_text
 from mesh_core.errors import InvalidArgument
 from mesh_core.lifecycle import hook_session
 from mesh_core.mesh import Mesh
@@ -37,6 +37,7 @@ CLIENT = CLIENT_HOOK
 CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "BeforeAgent", "AfterTool")
 EVENTS = (*CONTEXT_EVENTS, "Stop", "SessionEnd")
 BLOCKING_PRIORITIES = ("urgent", "high")
+MORE = "call the agent-mesh MCP tool check_inbox to take them"
 
 
 def read_hook_input(stream: IO[str]) -> dict[str, Any]:
@@ -72,22 +73,23 @@ def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | N
         waiting = mesh.peek_inbox(agent.session_id, limit=1)
         if not waiting or waiting[0].priority not in BLOCKING_PRIORITIES:
             return None
-        messages = mesh.inbox(agent.session_id)
-        if not messages:  # another poller took them in between
+        taken = mesh.take(agent.session_id, framer(mesh))
+        if not taken.messages:  # another poller took them in between
             return None
-        lead = (
-            f"Before you stop: {len(messages)} message(s) from other agents wait, at least "
-            "one urgent or high. Deal with them, answer the senders, then finish."
+        lead = hook_lead(
+            agent,
+            f"Before you stop: {len(taken.messages)} message(s) from other agents wait, at "
+            "least one urgent or high. Deal with them, answer the senders, then finish.",
         )
-        return {"decision": "block", "reason": hook_delivery(mesh, agent, messages, lead)}
-    messages = mesh.inbox(agent.session_id)
-    if not messages:
+        return {"decision": "block", "reason": take_text(taken, lead, MORE)}
+    taken = mesh.take(agent.session_id, framer(mesh))
+    if not taken.messages and not taken.set_aside:
         return None
-    lead = f"{len(messages)} message(s) from other agents arrived for you."
+    lead = hook_lead(agent, f"{len(taken.messages)} message(s) from other agents arrived for you.")
     return {
         "hookSpecificOutput": {
             "hookEventName": event,
-            "additionalContext": hook_delivery(mesh, agent, messages, lead),
+            "additionalContext": take_text(taken, lead, MORE),
         }
     }
 

@@ -24,12 +24,21 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mesh_core.delivery import defang, frame_messages, sent_summary, unread_notice
+from mesh_core.delivery import (
+    defang,
+    frame_messages,
+    framer,
+    sent_summary,
+    take_text,
+    unread_notice,
+)
 from mesh_core.errors import InvalidArgument, MeshError, WaitTimedOut
+from mesh_core.lifecycle import host_metadata
+from mesh_core.liveness import host_process
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message
 from mesh_core.participant import Participant
-from mesh_core.rules import CLIENT_MCP, MAX_WAIT_SECONDS, validate_timeout
+from mesh_core.rules import CLIENT_HOOK, CLIENT_MCP, MAX_WAIT_SECONDS, validate_timeout
 from mesh_core.text import safe_line, safe_text
 
 if TYPE_CHECKING:
@@ -131,12 +140,20 @@ class MeshMCP:
     ) -> None:
         self.mesh = mesh
         self.channel_opt_in = channel
+        # One host session is one mesh session: if the host's hooks already registered
+        # one for this host process, this server takes it over.
+        host_pid = host_process()
+        shared = mesh.host_session(None, host_pid)
+        if shared is not None and shared.metadata.get("client") != CLIENT_HOOK:
+            shared = None  # another server of the same parent (a test, a script): its own
         self.participant = Participant(
             mesh,
-            name,
+            name if name is not None or shared is None else shared.agent_name,
             "agent",
             client=CLIENT,
             cwd=cwd,
+            session_id=shared.session_id if shared is not None else None,
+            metadata=host_metadata(host_pid),
             on_change=self._offer_pushes,
             take_inbox=False,  # never: a push marks read only when the client acks it
         )
@@ -382,12 +399,17 @@ class MeshMCP:
 
     def check_inbox(self) -> Any:
         def body() -> tuple[str, dict[str, Any]]:
-            messages = self.mesh.inbox(self.session_id)
-            if not messages:
-                return "No unread messages.", {"messages": []}
-            text = f"{len(messages)} new message(s), most urgent first:\n\n"
-            text += frame_messages(self.mesh, messages)
-            return text, {"messages": [message_json(m) for m in messages]}
+            taken = self.mesh.take(self.session_id, framer(self.mesh))
+            data: dict[str, Any] = {
+                "messages": [message_json(m) for m in taken.messages],
+                "more": taken.more,
+            }
+            if taken.set_aside:
+                data["set_aside"] = list(taken.set_aside)
+            if not taken.messages and not taken.set_aside:
+                return "No unread messages.", data
+            lead = f"{len(taken.messages)} new message(s), most urgent first:"
+            return take_text(taken, lead, "call check_inbox again"), data
 
         return self._call(body)
 

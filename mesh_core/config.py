@@ -32,6 +32,10 @@ class MeshConfig:
     rate_window: float = 60.0
     thread_window: float = 600.0
     flood_threshold: int = 50
+    # One take (check_inbox, a hook, `mesh inbox`) hands over at most this many messages
+    # and about this many bytes of rendered text; hosts cut long tool results.
+    take_max_messages: int = 20
+    take_max_bytes: int = 64_000
     # How often a participant checks PRAGMA data_version for other connections' commits.
     # Shorter costs idle CPU, longer delays delivery: tests/bench/run.py measures both.
     watch_interval: float = 0.05

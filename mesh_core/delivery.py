@@ -11,7 +11,7 @@ to show it. See docs/contract.md §5.2.3–§5.2.4.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import MeshError
@@ -20,6 +20,7 @@ from .text import safe_line, safe_text
 
 if TYPE_CHECKING:
     from .mesh import Mesh
+    from .messaging import Take
 
 NOTICE_SCAN = 100  # unread messages counted for the notice; more shows as "100+"
 
@@ -78,14 +79,39 @@ def unread_notice(mesh: Mesh, session_id: str) -> str | None:
     )
 
 
-def hook_delivery(mesh: Mesh, agent: Agent, messages: Sequence[Message], lead: str) -> str:
-    """Messages handed to a model by a host hook: who it is on the mesh, how to answer,
-    then the framed messages."""
+def framer(mesh: Mesh) -> Callable[[Message], str]:
+    """A `render` for `Mesh.take`: each message framed, its sender looked up once."""
+    senders: dict[str, Agent | None] = {}
+
+    def render(message: Message) -> str:
+        sid = message.sender_session_id
+        if sid not in senders:
+            try:
+                senders[sid] = mesh.agent(sid)
+            except MeshError:
+                senders[sid] = None
+        return frame_message(message, senders[sid])
+
+    return render
+
+
+def take_text(taken: Take, lead: str, how_more: str) -> str:
+    """A take as one text for a model: the lead, the framed messages, what was set aside
+    and how many more wait."""
+    parts = [lead, *taken.rendered, *(f"[agent-mesh] {note}" for note in taken.set_aside)]
+    more = taken.more_note(how_more)
+    if more:
+        parts.append(f"[agent-mesh] {more}")
+    return "\n\n".join(parts)
+
+
+def hook_lead(agent: Agent, lead: str) -> str:
+    """How a host hook introduces the messages it hands the model: who it is on the mesh
+    and how to answer."""
     name = safe_line(agent.agent_name, 80)
     return (
         f'[agent-mesh] {lead} You are workspace "{name}" on the mesh. Reply with the '
         f"agent-mesh MCP tool reply_to_message, or run `mesh reply ID TEXT --from {name}`."
-        f"\n\n{frame_messages(mesh, messages)}"
     )
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .errors import MeshError
 from .identity import default_person_name, identify
+from .liveness import host_process, process_facts
 from .mesh import Mesh
 from .models import Agent
 from .sessions import SessionClaim
@@ -74,10 +76,22 @@ def keep_alive(mesh: Mesh, session_id: str) -> Callable[[], bool]:
     return beat
 
 
+def host_metadata(host_pid: int) -> dict[str, Any]:
+    """What a session records of the host tool it belongs to."""
+    facts = process_facts(host_pid)
+    return {"host_pid": host_pid, "host_pid_start": facts.get("pid_start")}
+
+
 def hook_session(mesh: Mesh, cwd: str | os.PathLike[str] | None, client: str) -> Agent:
-    """A host hook's session: the active session of the cwd's workspace, else its latest
-    stopped one (active again), else a new one; it has just beaten either way."""
-    found = mesh.session_for(identify(cwd).name, kind="agent", client=client, cwd=cwd)
-    if found.was_active:  # only then: a re-activated or new session has just beaten
-        mesh.heartbeat(found.agent.session_id)
-    return found.agent
+    """A host hook's session: the one its host runs (its `mesh mcp`, keyed on the host's
+    pid), else one registered now for the host process, so it lives exactly as long as
+    the host. A stopped session is never revived: nobody may be running it."""
+    name = identify(cwd).name
+    host_pid = host_process()
+    found = mesh.host_session(name, host_pid)
+    if found is not None:
+        if found.metadata.get("client") == client:  # nobody else beats for it
+            mesh.heartbeat(found.session_id)
+        return found
+    meta = {**process_facts(host_pid), **host_metadata(host_pid)}
+    return mesh.register(name, kind="agent", client=client, cwd=cwd, metadata=meta)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .models import CleanupReport, Status
 from .rules import is_flooded
-from .sessions import agents, expire_unread
+from .sessions import agents, dead_sessions, reap_dead, stop_sessions
 from .store import EXPIRES_SQL, TEXT_LEAD_SECONDS, Store, canon_sql
 
 
@@ -34,16 +34,16 @@ def cleanup(store: Store, *, only_if_due: bool = False) -> CleanupReport:
     def body(conn: sqlite3.Connection) -> CleanupReport:
         if only_if_due and not cleanup_due(conn, due_before):
             return CleanupReport(ran=False)
-        stopped = [
+        silent = [
             r[0]
             for r in conn.execute(
-                "UPDATE agent_sessions SET status = 'stopped' WHERE status = 'active' "
-                f"AND last_heartbeat < ? AND {canon_sql('last_heartbeat')} < ? "
-                "RETURNING session_id",
+                "SELECT session_id FROM agent_sessions WHERE status = 'active' "
+                f"AND last_heartbeat < ? AND {canon_sql('last_heartbeat')} < ?",
                 (stop_range, stop_before),
             )
         ]
-        expire_unread(conn, stopped, expires)
+        stop_sessions(conn, store, silent, expires)
+        stopped = silent + reap_dead(conn, store)
         purged = conn.execute(
             "DELETE FROM agent_messages WHERE read = 1 AND read_at < ? "
             f"AND {canon_sql('read_at')} < ?",
@@ -65,8 +65,11 @@ def cleanup(store: Store, *, only_if_due: bool = False) -> CleanupReport:
 
 
 def maybe_cleanup(store: Store) -> CleanupReport:
-    """Run the clean-up unless any participant ran it in the last minute."""
+    """Run the clean-up unless any participant ran it in the last minute; in any case stop
+    the sessions of this machine whose process is gone (checked without the write lock)."""
     if not cleanup_due(store.connection(), store.ago(store.config.cleanup_every)):
+        if dead_sessions(store):
+            store.write(lambda conn: reap_dead(conn, store))
         return CleanupReport(ran=False)  # the common case, without taking the write lock
     return cleanup(store, only_if_due=True)
 

@@ -123,6 +123,10 @@ class Mesh:
         """Act as workspace `name`: its session (the active one first), else a new one."""
         return sessions.session_for(self.store, name, kind, client, cwd)
 
+    def host_session(self, name: str | None, host_pid: int) -> Agent | None:
+        """The live session (of workspace `name`, or any) run by the host tool `host_pid`."""
+        return sessions.host_session(self.store, name, host_pid)
+
     def agent(self, session_id: str) -> Agent:
         return sessions.agent(self.store, session_id)
 
@@ -185,6 +189,20 @@ class Mesh:
     def inbox(self, session_id: str) -> list[Message]:
         """Take this session's unread, unexpired messages, marking exactly those read."""
         return messaging.inbox(self.store, session_id)
+
+    def take(
+        self,
+        session_id: str,
+        render: Callable[[Message], str],
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+    ) -> messaging.Take:
+        """A bounded take: render each message inside the transaction that marks it read."""
+        return messaging.take(self.store, session_id, render, max_count, max_bytes)
+
+    def mark_read(self, session_id: str, message_ids: Iterable[int]) -> list[int]:
+        """Mark pushed messages read once the host acknowledged them."""
+        return messaging.mark_read(self.store, session_id, message_ids)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from .rules import (
     validate_priority,
     validate_timeout,
 )
-from .sessions import current_session, names, session_row
+from .sessions import current_session, names, pick_recipient, reap_dead, session_row
 from .store import EXPIRES_SQL, Store
 
 
@@ -61,7 +62,8 @@ def send(
             if not recipients:
                 raise NoBroadcastRecipients()
         else:
-            sender, recipient = _resolve(conn, sender_session_id, target)
+            reap_dead(conn, store, target)  # mail must not go to a session nobody runs
+            sender, recipient = _resolve(conn, store, sender_session_id, target)
             recipients = [recipient]
         return [
             _insert(store, conn, sender, r, content, priority, None, new_thread) for r in recipients
@@ -90,7 +92,7 @@ def reply(
             if original["sender_session_id"] == sender_session_id
             else original["sender_session_id"]
         )
-        recipient = current_session(conn, other)
+        recipient = current_session(conn, store, other)
         root = original["original_message_id"] or original["message_id"]
         return _insert(store, conn, sender, recipient, content, priority, root, False)
 
@@ -98,10 +100,10 @@ def reply(
 
 
 def _resolve(
-    conn: sqlite3.Connection, sender_id: str, target: str
+    conn: sqlite3.Connection, store: Store, sender_id: str, target: str
 ) -> tuple[sqlite3.Row, sqlite3.Row]:
     """The sender's row, and the recipient: a session id exactly, else a workspace name
-    (exact, then any case), its active session with the latest heartbeat, else its most
+    (exact, then any case), one of its active sessions (`pick_recipient`), else its most
     recently seen stopped one. One query reads both."""
     rows = conn.execute(
         "SELECT *, agent_name = :target COLLATE NOCASE AS by_name FROM agent_sessions "
@@ -127,7 +129,7 @@ def _resolve(
         ]
         raise UnknownRecipient(target, known)
     active = [r for r in candidates if r["status"] == "active"]
-    return sender, latest(active or candidates)
+    return sender, pick_recipient(active, store) if active else latest(candidates)
 
 
 def _insert(
@@ -251,6 +253,131 @@ def inbox(store: Store, session_id: str) -> list[Message]:
         rows.sort(key=delivery_order)
         # Built before COMMIT: if this fails, nothing is marked read and lost.
         return messages(store, rows)
+
+    return store.write(body)
+
+
+@dataclass(frozen=True)
+class Take:
+    """What one take handed over, rendered; how many unread messages still wait; and the
+    messages set aside unread because they could not be rendered (a note each)."""
+
+    messages: tuple[Message, ...]
+    rendered: tuple[str, ...]
+    more: int
+    set_aside: tuple[str, ...] = ()
+
+    def more_note(self, how: str) -> str | None:
+        """`12 more messages wait: <how>`, or None when nothing waits."""
+        if not self.more:
+            return None
+        noun = "message waits" if self.more == 1 else "messages wait"
+        return f"{self.more} more {noun}: {how}"
+
+
+def take(
+    store: Store,
+    session_id: str,
+    render: Callable[[Message], str],
+    max_count: int | None = None,
+    max_bytes: int | None = None,
+) -> Take:
+    """Take this session's unread messages in delivery order, at most `max_count` of them
+    and about `max_bytes` of rendered text (at least one), marking read exactly those.
+
+    `render` runs inside the write transaction, before COMMIT: a message is marked read
+    only once its whole text exists. One that cannot be built or rendered (another
+    client's odd row) stays unread and is named in `set_aside`; the rest are delivered."""
+    cfg = store.config
+    count_cap = max(1, cfg.take_max_messages if max_count is None else max_count)
+    byte_cap = cfg.take_max_bytes if max_bytes is None else max_bytes
+    now = store.now()
+    waiting_sql = (
+        "FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
+        f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
+    )
+
+    def body(conn: sqlite3.Connection) -> Take:
+        rows = conn.execute(
+            f"SELECT * {waiting_sql} ORDER BY {PRIORITY_RANK_SQL}, created_at, message_id LIMIT ?",
+            (session_id, now, count_cap + 50),
+        ).fetchall()
+        rows.sort(key=_safe_delivery_order)
+        try:
+            known = names(store, {r["sender_session_id"] for r in rows} | {session_id})
+        except Exception:  # noqa: BLE001 - an odd id column: render without names
+            known = {}
+        taken: list[Message] = []
+        texts: list[str] = []
+        aside: list[str] = []
+        size = 0
+        for row in rows:
+            if len(taken) >= count_cap:
+                break
+            try:
+                message = to_message(row, known)
+                text = render(message)
+                length = len(text.encode("utf-8", "surrogatepass"))
+            except Exception as exc:  # noqa: BLE001 - one bad row must not cost the rest
+                aside.append(_aside_note(row, exc))
+                continue
+            if taken and size + length > byte_cap:
+                break
+            taken.append(message)
+            texts.append(text)
+            size += length
+        if taken:
+            ids = [m.message_id for m in taken]
+            conn.execute(
+                f"UPDATE agent_messages SET read = 1, read_at = ? "
+                f"WHERE message_id IN ({','.join('?' * len(ids))})",
+                (now, *ids),
+            )
+        left = conn.execute(f"SELECT count(*) {waiting_sql}", (session_id, now)).fetchone()[0]
+        return Take(tuple(taken), tuple(texts), int(left) - len(aside), tuple(aside))
+
+    return store.write(body)
+
+
+def _safe_delivery_order(row: sqlite3.Row) -> tuple[int, float, int]:
+    try:
+        return delivery_order(row)
+    except Exception:  # noqa: BLE001 - an odd row sorts last, it is set aside later
+        return (9, 0.0, 0)
+
+
+def _aside_note(row: sqlite3.Row, exc: Exception) -> str:
+    try:
+        ident = f"#{int(row['message_id'])}"
+    except Exception:  # noqa: BLE001 - any odd id: say so
+        ident = "(no id)"
+    return (
+        f"message {ident} could not be shown ({type(exc).__name__}); it stays unread: "
+        f"look at it with `mesh show {ident.lstrip('#')}`"
+    )
+
+
+def mark_read(store: Store, session_id: str, message_ids: Iterable[int]) -> list[int]:
+    """Mark these messages to `session_id` read (a host acknowledged a push of them);
+    returns those that are now read. Others' messages are left alone."""
+    ids = [i for i in message_ids if isinstance(i, int) and not isinstance(i, bool)]
+    if not ids:
+        return []
+    now = store.now()
+    marks = ",".join("?" * len(ids))
+
+    def body(conn: sqlite3.Connection) -> list[int]:
+        conn.execute(
+            f"UPDATE agent_messages SET read = 1, read_at = ? WHERE read = 0 "
+            f"AND recipient_session_id = ? AND message_id IN ({marks})",
+            (now, session_id, *ids),
+        )
+        rows = conn.execute(
+            f"SELECT message_id FROM agent_messages WHERE read = 1 "
+            f"AND recipient_session_id = ? AND message_id IN ({marks})",
+            (session_id, *ids),
+        ).fetchall()
+        return sorted(int(r[0]) for r in rows)
 
     return store.write(body)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
@@ -16,8 +15,9 @@ from typing import Any
 
 from .errors import InvalidName, SessionNotFound
 from .identity import identify
-from .models import Agent, Status
-from .rows import latest, to_agent
+from .liveness import is_dead, process_facts
+from .models import Agent, Status, parse_metadata
+from .rows import epoch, latest, to_agent
 from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
 from .store import EXPIRES_SQL, Store
 
@@ -51,8 +51,7 @@ def register(
     meta: dict[str, Any] = {
         "kind": kind,
         "client": client or DEFAULT_CLIENTS[kind],
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
+        **process_facts(os.getpid()),
     }
     meta.update(metadata or {})
     sid = session_id or str(uuid.uuid4())
@@ -73,6 +72,7 @@ def register(
             """,
             (sid, agent_name, desc, ident.cwd, repo or ident.repo, now, now, json.dumps(meta)),
         )
+        reap_dead(conn, store, agent_name)
         adopt_mail(conn, sid, agent_name, now)
 
     store.write(body)
@@ -132,12 +132,83 @@ def deregister(store: Store, session_id: str) -> None:
 
     def body(conn: sqlite3.Connection) -> None:
         conn.execute(
-            "UPDATE agent_sessions SET status = 'stopped', last_heartbeat = ? WHERE session_id = ?",
-            (now, session_id),
+            "UPDATE agent_sessions SET last_heartbeat = ? WHERE session_id = ?", (now, session_id)
         )
-        expire_unread(conn, [session_id], expires)
+        stop_sessions(conn, store, [session_id], expires)
 
     store.write(body)
+
+
+def stop_sessions(
+    conn: sqlite3.Connection, store: Store, session_ids: Sequence[str], expires: str
+) -> None:
+    """Mark these sessions stopped. Their unread mail moves to a live session of the same
+    workspace if there is one (nothing is stranded when one of two terminals exits),
+    else it waits for the next one until `expires`."""
+    if not session_ids:
+        return
+    marks = ",".join("?" * len(session_ids))
+    conn.execute(
+        f"UPDATE agent_sessions SET status = 'stopped' WHERE session_id IN ({marks})",
+        list(session_ids),
+    )
+    now = store.now()
+    for sid in session_ids:
+        row = conn.execute(
+            "SELECT agent_name FROM agent_sessions WHERE session_id = ?", (sid,)
+        ).fetchone()
+        live = []
+        if row is not None and row["agent_name"]:
+            live = conn.execute(
+                "SELECT * FROM agent_sessions WHERE agent_name = ? AND status = 'active'",
+                (row["agent_name"],),
+            ).fetchall()
+        if live:
+            heir = pick_recipient(live, store)
+            conn.execute(
+                "UPDATE agent_messages SET recipient_session_id = ?, expires_at = NULL "
+                f"WHERE recipient_session_id = ? AND read = 0 "
+                f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)",
+                (heir["session_id"], sid, now),
+            )
+        else:
+            expire_unread(conn, [sid], expires)
+
+
+def pick_recipient(rows: Sequence[sqlite3.Row], store: Store) -> sqlite3.Row:
+    """Which of a workspace's sessions gets its mail: a fresh one before a stale one, then
+    the longest-running (so routing does not flip with every heartbeat), then by id."""
+    now = store.now_dt().timestamp()
+
+    def key(row: sqlite3.Row) -> tuple[int, float, str]:
+        fresh = now - epoch(row["last_heartbeat"]) <= store.config.stale_after
+        return (0 if fresh else 1, epoch(row["registered_at"]), str(row["session_id"]))
+
+    return min(rows, key=key)
+
+
+def reap_dead(conn: sqlite3.Connection, store: Store, name: str | None = None) -> list[str]:
+    """Stop the active sessions (of workspace `name`, or all) whose process on this
+    machine is gone; return their ids."""
+    if name is None:
+        rows = conn.execute(
+            "SELECT session_id, metadata FROM agent_sessions WHERE status = 'active'"
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT session_id, metadata FROM agent_sessions "
+            "WHERE status = 'active' AND agent_name = ? COLLATE NOCASE",
+            (name,),
+        ).fetchall()
+    dead = [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
+    stop_sessions(conn, store, dead, store.later(store.config.expire_after))
+    return dead
+
+
+def dead_sessions(store: Store) -> list[str]:
+    """The active sessions of this machine whose process is gone (a read: no lock)."""
+    rows = store.read("SELECT session_id, metadata FROM agent_sessions WHERE status = 'active'")
+    return [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
 
 
 def expire_unread(conn: sqlite3.Connection, session_ids: Sequence[str], expires: str) -> None:
@@ -148,6 +219,30 @@ def expire_unread(conn: sqlite3.Connection, session_ids: Sequence[str], expires:
             "WHERE recipient_session_id = ? AND read = 0 AND expires_at IS NULL",
             (expires, sid),
         )
+
+
+def host_session(store: Store, name: str | None, host_pid: int) -> Agent | None:
+    """The live session (of workspace `name`, or any) that the host tool with pid
+    `host_pid` runs (its `mesh mcp`, or the one its hooks registered), after stopping dead
+    ones. A pid reused by another process does not match (its start time differs)."""
+    if name is not None:
+        name = validate_name(name)
+    store.write(lambda conn: reap_dead(conn, store, name))
+    rows = (
+        sessions_named(store, name)
+        if name is not None
+        else store.read("SELECT * FROM agent_sessions WHERE status = 'active'")
+    )
+    start = process_facts(host_pid).get("pid_start")
+    for row in rows:
+        meta = parse_metadata(row["metadata"])
+        if (
+            row["status"] == "active"
+            and meta.get("host_pid") == host_pid
+            and meta.get("host_pid_start") == start
+        ):
+            return to_agent(row, store.now_dt(), store.config)
+    return None
 
 
 def session_for(
@@ -188,7 +283,7 @@ def session_row(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
     return row
 
 
-def current_session(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
+def current_session(conn: sqlite3.Connection, store: Store, session_id: str) -> sqlite3.Row:
     """The session now answering for `session_id`'s workspace: itself if active, else
     the workspace's active session (it restarted), else itself (mail waits)."""
     row = session_row(conn, session_id)
@@ -198,7 +293,7 @@ def current_session(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
         "SELECT * FROM agent_sessions WHERE agent_name = ? AND status = 'active'",
         (row["agent_name"],),
     ).fetchall()
-    return latest(newer) if newer else row
+    return pick_recipient(newer, store) if newer else row
 
 
 def agent(store: Store, session_id: str) -> Agent:

@@ -218,19 +218,23 @@ def test_recipient_case_insensitive_name(mesh: Mesh, reg: Register) -> None:
     assert sent.recipient_name == "My-API"
 
 
-def test_recipient_is_the_active_session_with_the_latest_heartbeat(
+def test_two_live_sessions_of_a_workspace_route_to_one_and_strand_nothing(
     mesh: Mesh, reg: Register, clock: FixedClock
 ) -> None:
-    alice, first, second = reg("alice"), reg("api"), reg("api")
+    """Two terminals in one repo: mail goes to one of them, the same one whichever beat
+    last; when it exits, its unread mail moves to the other."""
+    alice, one, other = reg("alice"), reg("api"), reg("api")
+    chosen = mesh.send(alice.session_id, "api", "1").recipient_session_id
+    first, second = (one, other) if chosen == one.session_id else (other, one)
     clock.advance(5)
-    mesh.heartbeat(first.session_id)
-    assert mesh.send(alice.session_id, "api", "1").recipient_session_id == first.session_id
+    mesh.heartbeat(second.session_id)  # the other one beat last: routing does not flip
+    assert mesh.send(alice.session_id, "api", "2").recipient_session_id == first.session_id
+    mesh.deregister(first.session_id)
+    assert [m.content for m in mesh.inbox(second.session_id)] == ["1", "2"]
+    assert mesh.send(alice.session_id, "api", "3").recipient_session_id == second.session_id
     clock.advance(5)
-    mesh.heartbeat(second.session_id)
-    assert mesh.send(alice.session_id, "api", "2").recipient_session_id == second.session_id
-    clock.advance(5)
-    mesh.deregister(second.session_id)  # stopped later than first's heartbeat: still not chosen
-    assert mesh.send(alice.session_id, "api", "3").recipient_session_id == first.session_id
+    mesh.deregister(second.session_id)  # both stopped: the one seen last waits for its mail
+    assert mesh.send(alice.session_id, "api", "4").recipient_session_id == second.session_id
 
 
 def test_stopped_recipient_gets_the_message_with_a_24h_expiry(
