@@ -38,6 +38,9 @@ class MeshConfig:
     # and still delivers in ~25 ms (p50), ~50 ms (p99).
     watch_interval: float = 0.05
     busy_timeout_ms: int = 5000
+    # How long a write keeps retrying while another process holds the write lock
+    # (busy_timeout already waits per attempt) before the user is told it is busy.
+    write_retry: float = 60.0
 
     def with_overrides(self, **changes: Any) -> MeshConfig:
         """A copy with some fields changed (tests, `--interval`)."""

@@ -18,6 +18,7 @@ from typing import NoReturn
 from .config import DEFAULT_DB_PATH, MeshConfig
 from .errors import (
     CorruptDatabase,
+    DatabaseBusy,
     DatabasePermission,
     DatabaseUnusable,
     NewerSchema,
@@ -287,6 +288,41 @@ def _prepare_path(path: Path, create: bool = True) -> None:
         _tighten(target, 0o600)
 
 
+# The byte of the -shm file that SQLite's WAL write lock covers (WALINDEX_LOCK_OFFSET).
+WAL_WRITE_LOCK_BYTE = 120
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid holding the WAL write lock on `path`, from Linux's /proc/locks; None
+    where that cannot be known (another OS, another pid namespace, no -shm)."""
+    try:
+        info = os.stat(f"{path}-shm")
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        fields = line.split()
+        # "1: POSIX  ADVISORY  WRITE 12097 fe:00:2146465 120 120"
+        if len(fields) < 8 or fields[3] != "WRITE" or fields[5] != device:
+            continue
+        try:
+            pid, start = int(fields[4]), int(fields[6])
+            end = WAL_WRITE_LOCK_BYTE if fields[7] == "EOF" else int(fields[7])
+        except ValueError:
+            continue
+        if start <= WAL_WRITE_LOCK_BYTE <= end and pid > 0:
+            return pid
+    return None
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" / "busy": another process holds a lock."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
 def permission_hint(path: Path) -> str:
     """What to do about a write refused by the OS: a read-only mount, or the mode."""
     try:
@@ -357,6 +393,8 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
     except sqlite3.OperationalError as exc:
         if not create and not path.exists():
             raise FileNotFoundError(str(path)) from exc
+        if is_busy(exc):
+            raise DatabaseBusy(path, lock_holder(path)) from exc
         text = str(exc).lower()
         if "readonly" in text or "unable to open" in text or "permission" in text:
             raise DatabasePermission(path, f"{exc}; {permission_hint(path)}") from exc
