@@ -10,26 +10,24 @@ to show it. See docs/contract.md §5.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .errors import MeshError
 from .models import Agent, Message
-from .text import safe_line, safe_text
+from .text import neutralise_markers, safe_line, safe_text
 
 if TYPE_CHECKING:
     from .mesh import Mesh
 
 NOTICE_SCAN = 100  # unread messages counted for the notice; more shows as "100+"
 
-_MARKER_RUN = re.compile(r"<{3,}")
-
 
 def defang(text: str) -> str:
     """Untrusted text that cannot contain a frame marker: every run of three or more `<`
-    becomes `‹`s, so `<<<END MESH MESSAGE …>>>` inside a body is visibly not a marker."""
-    return _MARKER_RUN.sub(lambda match: "\u2039" * len(match.group(0)), text)
+    (invisible characters between them ignored) becomes `‹`s, so `<<<END MESH MESSAGE …>>>`
+    inside a body is visibly not a marker."""
+    return neutralise_markers(text)
 
 
 def frame_message(message: Message, sender: Agent | None = None) -> str:

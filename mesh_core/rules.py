@@ -25,7 +25,7 @@ from .errors import (
     RateLimited,
 )
 from .models import Agent, Status
-from .text import has_unsafe
+from .text import name_problem
 
 BROADCAST = "*"
 MAX_NAME_CHARS = 128
@@ -97,10 +97,9 @@ def validate_name(name: object) -> str:
         raise InvalidName(
             cleaned[:40] + "…", f"it is {len(cleaned)} characters; the limit is {MAX_NAME_CHARS}"
         )
-    if has_unsafe(cleaned):
-        raise InvalidName(
-            cleaned, "it contains control, bidi or invisible characters; use plain text"
-        )
+    problem = name_problem(cleaned)
+    if problem is not None:
+        raise InvalidName(cleaned, f"{problem}; use plain text")
     return cleaned
 
 
