@@ -32,6 +32,8 @@ from mesh_core.participant import Participant
 from mesh_core.rules import CLIENT_MCP, MAX_WAIT_SECONDS, validate_timeout
 from mesh_core.text import safe_line
 
+from .jsonrpc_stdin import repaired_stdin
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -154,6 +156,7 @@ class MeshMCP:
     async def _serve_stdio(self) -> None:
         import asyncio
 
+        import anyio
         from mcp.server.stdio import stdio_server
 
         app = self.build()
@@ -164,8 +167,10 @@ class MeshMCP:
             experimental_capabilities={CHANNEL_CAPABILITY: {}}
         )
         self._loop = asyncio.get_running_loop()
-        async with stdio_server() as (read_stream, write_stream):
-            await lowlevel.run(read_stream, write_stream, options)
+        # Our stdin: the SDK drops a line holding a lone surrogate without an answer.
+        with repaired_stdin() as wire:
+            async with stdio_server(stdin=anyio.wrap_file(wire)) as (read_stream, write_stream):
+                await lowlevel.run(read_stream, write_stream, options)
 
     # -- pushed delivery --
 
