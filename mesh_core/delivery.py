@@ -95,4 +95,6 @@ def party(name: str | None, session_id: str, limit: int = 40) -> str:
 def sent_summary(message: Message, verb: str = "sent") -> str:
     """`sent #12 to bob (thread #9, high)`: what a person or agent is told after a send."""
     to = party(message.recipient_name, message.recipient_session_id)
-    return f"{verb} #{message.message_id} to {to} (thread #{message.thread_id}, {message.priority})"
+    # Ids and priority too: another client may have written any text in those columns.
+    ids = f"#{safe_line(message.message_id, 24)}", f"#{safe_line(message.thread_id, 24)}"
+    return f"{verb} {ids[0]} to {to} (thread {ids[1]}, {safe_line(message.priority, 24)})"
