@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mesh_core.delivery import frame_messages, sent_summary, unread_notice
+from mesh_core.delivery import frame_messages, quoted, sent_summary, unread_notice
 from mesh_core.errors import InvalidArgument, MeshError, WaitTimedOut
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message
@@ -84,10 +84,12 @@ TOOL_DESCRIPTIONS = {
 
 
 def _agent_line(agent: Agent) -> str:
-    parts = [f"- {safe_line(agent.agent_name, 80)} [{agent.status.value}, {agent.kind}]"]
+    # The name and description quoted, the session id made safe: all three are another
+    # client's text and must not write a line of their own into the list.
+    parts = [f"- {quoted(agent.agent_name, 80)} [{agent.status.value}, {agent.kind}]"]
     if agent.agent_description:
-        parts.append(f": {safe_line(agent.agent_description, 160)}")
-    parts.append(f" (session {agent.session_id}")
+        parts.append(f": {quoted(agent.agent_description, 160)}")
+    parts.append(f" (session {safe_line(agent.session_id, 80)}")
     if agent.unread:
         parts.append(f", {agent.unread} unread")
     parts.append(")")
