@@ -151,7 +151,7 @@ def test_any_value_in_any_column_jams_no_door(
             }
             assert (read_now & unread_before) == set(delivered)
             again = server.check_inbox()  # nothing delivered twice
-            assert not set(m["message_id"] for m in again.structured_content["messages"]) & set(
+            assert not {m["message_id"] for m in again.structured_content["messages"]} & set(
                 delivered
             )
             json.dumps(taken.structured_content)
