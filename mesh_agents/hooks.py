@@ -23,11 +23,12 @@ session (the active one of that workspace); with hooks alone they register one.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import IO, Any
 
 from mesh_core.delivery import framer, hook_lead, take_text
-from mesh_core.errors import InvalidArgument
+from mesh_core.errors import InvalidArgument, MeshError
 from mesh_core.lifecycle import hook_session
 from mesh_core.mesh import Mesh
 from mesh_core.rules import CLIENT_HOOK
@@ -42,7 +43,13 @@ MORE = "call the agent-mesh MCP tool check_inbox to take them"
 
 def read_hook_input(stream: IO[str]) -> dict[str, Any]:
     """The JSON object Claude Code writes on stdin (an empty stdin counts as `{}`)."""
-    raw = stream.read()
+    try:
+        raw = stream.read()
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(
+            f"hook input is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "run `mesh hook` from a Claude Code hook"
+        ) from exc
     if not raw.strip():
         return {}
     try:
@@ -51,17 +58,49 @@ def read_hook_input(stream: IO[str]) -> dict[str, Any]:
         raise InvalidArgument(
             f"hook input is not JSON ({exc}); run `mesh hook` from a Claude Code hook"
         ) from exc
+    except RecursionError as exc:
+        raise InvalidArgument(
+            "hook input is JSON nested too deeply to read; run `mesh hook` from a Claude Code hook"
+        ) from exc
     if not isinstance(data, dict):
-        raise InvalidArgument("hook input must be a JSON object")
+        raise InvalidArgument(
+            f"hook input must be a JSON object, not {type(data).__name__}; "
+            "run `mesh hook` from a Claude Code hook"
+        )
     return data
+
+
+def hook_cwd(data: dict[str, Any]) -> str | None:
+    """The input's `cwd` if it can name a folder here; else refused with what is wrong
+    (a NUL, a path longer than the system takes), never a traceback."""
+    cwd = data.get("cwd")
+    if cwd is None:
+        return None
+    if not isinstance(cwd, str):
+        raise InvalidArgument(f"hook input cwd must be a path, not {type(cwd).__name__}")
+    if "\x00" in cwd:
+        raise InvalidArgument("hook input cwd holds a NUL character; it cannot be a path")
+    try:
+        encoded = os.fsencode(cwd)
+        limit = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
+    except (UnicodeError, OSError, ValueError) as exc:
+        raise InvalidArgument(f"hook input cwd is not a usable path ({exc})") from exc
+    if len(encoded) >= limit:
+        raise InvalidArgument(
+            f"hook input cwd is {len(encoded):,} bytes long; paths here stop at {limit:,}"
+        )
+    return cwd
 
 
 def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """What the hook prints for `event` (None: print nothing)."""
     if event not in EVENTS:
         raise InvalidArgument(f"unknown hook event {event!r}: use one of {', '.join(EVENTS)}")
-    cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
-    agent = hook_session(mesh, cwd, CLIENT)
+    cwd = hook_cwd(data)
+    try:
+        agent = hook_session(mesh, cwd, CLIENT)
+    except (OSError, ValueError) as exc:  # a folder name longer than the system takes, ...
+        raise InvalidArgument(f"hook input cwd {cwd!r:.80} cannot be used ({exc})") from exc
     if event == "SessionEnd":
         if agent.metadata.get("client") == CLIENT:
             mesh.deregister(agent.session_id)
@@ -101,4 +140,12 @@ def main_hook(mesh: Mesh, event: str | None, stdin: IO[str] = sys.stdin) -> dict
     chosen = event or data.get("hook_event_name")
     if not isinstance(chosen, str) or not chosen:
         raise InvalidArgument("no hook event: give one (`mesh hook Stop`) or pass hook_event_name")
-    return run_hook(mesh, chosen, data)
+    try:
+        return run_hook(mesh, chosen, data)
+    except MeshError:
+        raise
+    except Exception as exc:  # the host shows stderr to the user: one line, not a trace
+        raise InvalidArgument(
+            f"the hook failed ({type(exc).__name__}: {exc}); this is a bug in agent-mesh, "
+            "please report it"
+        ) from exc

@@ -28,6 +28,7 @@ from mesh_core.delivery import (
     defang,
     frame_messages,
     framer,
+    quoted,
     sent_summary,
     take_text,
     unread_notice,
@@ -40,6 +41,8 @@ from mesh_core.models import Agent, Message
 from mesh_core.participant import Participant
 from mesh_core.rules import CLIENT_HOOK, CLIENT_MCP, MAX_WAIT_SECONDS, validate_timeout
 from mesh_core.text import safe_line, safe_text
+
+from .jsonrpc_stdin import repaired_stdin
 
 if TYPE_CHECKING:
     import asyncio
@@ -93,10 +96,12 @@ TOOL_DESCRIPTIONS = {
 
 
 def _agent_line(agent: Agent) -> str:
-    parts = [f"- {safe_line(agent.agent_name, 80)} [{agent.status.value}, {agent.kind}]"]
+    # The name and description quoted, the session id made safe: all three are another
+    # client's text and must not write a line of their own into the list.
+    parts = [f"- {quoted(agent.agent_name, 80)} [{agent.status.value}, {agent.kind}]"]
     if agent.agent_description:
-        parts.append(f": {safe_line(agent.agent_description, 160)}")
-    parts.append(f" (session {agent.session_id}")
+        parts.append(f": {quoted(agent.agent_description, 160)}")
+    parts.append(f" (session {safe_line(agent.session_id, 80)}")
     if agent.unread:
         parts.append(f", {agent.unread} unread")
     parts.append(")")
@@ -209,6 +214,7 @@ class MeshMCP:
     async def _serve_stdio(self) -> None:
         import asyncio
 
+        import anyio
         from mcp.server.stdio import stdio_server
 
         app = self.build()
@@ -219,8 +225,10 @@ class MeshMCP:
         options = lowlevel.create_initialization_options(experimental_capabilities=experimental)
         self._add_ack_handler(lowlevel)
         self._loop = asyncio.get_running_loop()
-        async with stdio_server() as (read_stream, write_stream):
-            await lowlevel.run(read_stream, write_stream, options)
+        # Our stdin: the SDK drops a line holding a lone surrogate without an answer.
+        with repaired_stdin() as wire:
+            async with stdio_server(stdin=anyio.wrap_file(wire)) as (read_stream, write_stream):
+                await lowlevel.run(read_stream, write_stream, options)
 
     def _add_ack_handler(self, lowlevel: Any) -> None:
         import mcp_types

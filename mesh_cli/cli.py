@@ -89,6 +89,12 @@ def _local_time(stamp: str) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else safe_line(stamp)
 
 
+def _field(value: object) -> str:
+    """Any other field a client wrote (an id, a priority, a timestamp), on one line and
+    with its control sequences made visible: another client may write any text there."""
+    return safe_line(value, 80)
+
+
 def _agents_table(agents: Sequence[Agent], now: datetime) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("", "name", "description", "kind", "unread", "last heartbeat"):
@@ -101,7 +107,7 @@ def _agents_table(agents: Sequence[Agent], now: datetime) -> Table:
             Text(safe_line(agent.agent_name), style=style if stopped else "bold"),
             Text(safe_line(agent.agent_description or "", 60), style="dim"),
             Text(safe_line(agent.kind)),
-            Text(str(agent.unread), style="bold" if agent.unread else "dim"),
+            Text(_field(agent.unread), style="bold" if agent.unread else "dim"),
             Text(f"{ago(agent.last_heartbeat, now)} ({agent.status.value})"),
         )
     return table
@@ -112,14 +118,14 @@ def _messages_table(messages: Sequence[Message]) -> Table:
     for column in ("id", "from → to", "priority", "time", "content"):
         table.add_column(column, overflow="fold", no_wrap=column != "content")
     for message in messages:
-        reply = f" ↳#{message.original_message_id}" if message.original_message_id else ""
+        reply = f" ↳#{_field(message.original_message_id)}" if message.original_message_id else ""
         table.add_row(
-            Text(f"#{message.message_id}{reply}"),
+            Text(f"#{_field(message.message_id)}{reply}"),
             Text(
                 f"{party(message.sender_name, message.sender_session_id)} → "
                 f"{party(message.recipient_name, message.recipient_session_id)}"
             ),
-            Text(safe_line(message.priority), style=priority_mark(message.priority)[1]),
+            Text(_field(message.priority), style=priority_mark(message.priority)[1]),
             Text(_local_time(message.created_at), style="dim"),
             Text(safe_text(message.content)),
         )
@@ -226,7 +232,7 @@ def _cmd_show(args: argparse.Namespace, mesh: Mesh) -> int:
     else:
         console = _console()
         count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
-        console.print(Text(f"thread #{thread_id} ({count})", style="bold"))
+        console.print(Text(f"thread #{_field(thread_id)} ({count})", style="bold"))
         console.print(_messages_table(messages))
     return 0
 

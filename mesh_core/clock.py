@@ -69,12 +69,15 @@ def parse_ts(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_ts_or_none(text: str | None) -> datetime | None:
-    if not text:
+def parse_ts_or_none(text: object) -> datetime | None:
+    """`text` as a time, or None for anything that is not a timestamp we can place: not
+    text, not ISO-8601, or outside what a datetime holds once moved to UTC (another
+    client's '0001-01-01T00:00:00+01:00')."""
+    if not text or not isinstance(text, str):
         return None
     try:
         return parse_ts(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

@@ -40,6 +40,9 @@ class MeshConfig:
     # Shorter costs idle CPU, longer delays delivery: tests/bench/run.py measures both.
     watch_interval: float = 0.05
     busy_timeout_ms: int = 5000
+    # How long a write keeps retrying while another process holds the write lock
+    # (busy_timeout already waits per attempt) before the user is told it is busy.
+    write_retry: float = 60.0
 
     def with_overrides(self, **changes: Any) -> MeshConfig:
         """A copy with some fields changed (tests, `--interval`)."""

@@ -6,9 +6,12 @@ refused *before* anything writes to it, so it is left byte-for-byte as it was.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import sqlite3
 import stat
+import tempfile
 import warnings
 from pathlib import Path
 from typing import NoReturn
@@ -16,6 +19,7 @@ from typing import NoReturn
 from .config import DEFAULT_DB_PATH, MeshConfig
 from .errors import (
     CorruptDatabase,
+    DatabaseBusy,
     DatabasePermission,
     DatabaseUnusable,
     NewerSchema,
@@ -23,6 +27,7 @@ from .errors import (
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+_DECODE_TEXT = functools.partial(str, encoding="utf-8", errors="backslashreplace")
 SCHEMA_VERSION = 1
 MESH_TABLES = frozenset({"agent_sessions", "agent_messages"})
 # Tables this project may add beside the original two; anything else means "not ours".
@@ -95,11 +100,31 @@ def _probe(path: Path) -> int:
     Only SQLite opens the file while it may be usable: closing any other descriptor of it
     would drop every POSIX lock this process's connections hold on it, and the next
     process to close would then take itself for the last one and delete the live WAL."""
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    if not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")):
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if shm.exists():
+        return _check_version(path, *_read_schema(path, f"{path.resolve().as_uri()}?mode=ro"))
+    if not wal.exists() or wal.stat().st_size == 0:
         # Nothing is mid-transaction: read the file as it is. A plain read-only open of
-        # a WAL-mode file would leave new -wal/-shm files beside a file we then refuse.
-        uri += "&immutable=1"
+        # a WAL-mode file would leave a new -shm beside a file we may then refuse.
+        return _check_version(
+            path, *_read_schema(path, f"{path.resolve().as_uri()}?mode=ro&immutable=1")
+        )
+    # A -wal without its -shm (a copy, or a crash): its commits count, but SQLite cannot
+    # read them read-only without creating the -shm. Read a private copy instead. No
+    # connection of this process holds the file (it would have a -shm), so the copy's
+    # descriptors drop no lock of ours.
+    with tempfile.TemporaryDirectory(prefix="agent-mesh-probe-") as scratch:
+        copy = Path(scratch) / "probe.db"
+        try:
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal, f"{copy}-wal")
+        except OSError as exc:
+            raise DatabasePermission(path, f"cannot read it ({exc.strerror})") from exc
+        return _check_version(path, *_read_schema(path, f"{copy.as_uri()}?mode=ro"))
+
+
+def _read_schema(path: Path, uri: str) -> tuple[int, set[str]]:
+    """(user_version, table names) of the database at `uri`, opened read-only."""
     try:
         probe = sqlite3.connect(uri, uri=True, timeout=5.0)
         try:
@@ -112,6 +137,11 @@ def _probe(path: Path) -> int:
             probe.close()
     except sqlite3.DatabaseError as exc:
         _refuse_unreadable(path, exc)
+    return version, tables
+
+
+def _check_version(path: Path, version: int, tables: set[str]) -> int:
+    """Refuse a newer schema or another application's tables; return the version."""
     if version > SCHEMA_VERSION:
         raise NewerSchema(
             path,
@@ -145,29 +175,154 @@ def _refuse_unreadable(path: Path, exc: sqlite3.DatabaseError) -> NoReturn:
     ) from exc
 
 
+def _refuse_non_file(path: Path) -> None:
+    """Refuse, before anything touches it, a path that names no regular file: a device,
+    FIFO, socket or folder (following symlinks) is never chmod-ed nor opened by SQLite."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # a parent of it is a file, a loop of links, ...
+        raise DatabaseUnusable(path, f"{exc.strerror}; use another --db path") from exc
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise NotAMeshDatabase(
+            path, f"it is a folder; give a file path such as {path / DEFAULT_DB_PATH.name}"
+        )
+    kind = (
+        "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise NotAMeshDatabase(path, f"it is {kind}, not a regular file; use another --db path")
+
+
+def _make_folders(folder: Path, path: Path) -> None:
+    """Create `folder` and every missing folder above it, each 0700 whatever the umask
+    (`mkdir -p`, like Path.mkdir(parents=True), gives the parents the umask's mode)."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o700)
+        except FileExistsError:
+            continue  # another process made it first: leave its mode to _check_folder
+        except OSError as exc:
+            raise DatabasePermission(path, f"cannot create folder {level} ({exc})") from exc
+        os.chmod(level, 0o700)  # the umask may have taken bits away (never added any)
+
+
+def _check_folder(folder: Path, path: Path) -> None:
+    """A folder others can write lets them delete or replace the database (and read the
+    messages through a file they planted): refuse it, saying how to fix it. Our default
+    folder is simply tightened when it is ours; a folder with the sticky bit (/tmp) only
+    lets each user replace their own files."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    ours = info.st_uid == os.getuid()
+    if ours and folder == DEFAULT_DB_PATH.expanduser().parent:
+        _tighten(folder, 0o700)
+        mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        fix = (
+            f"chmod go-w {folder}"
+            if ours
+            else f"chown {os.getuid()} {folder} && chmod 700 {folder}"
+        )
+        raise DatabasePermission(
+            path,
+            f"its folder {folder} can be written by other users (mode {mode:o}), so they "
+            f"could replace the database; run: {fix}",
+        )
+    if not ours and info.st_uid != 0:
+        warnings.warn(
+            f"{folder} belongs to another user (uid {info.st_uid}), who can replace "
+            f"{path.name} in it; run: chown {os.getuid()} {folder}",
+            stacklevel=3,
+        )
+
+
+def _create_private(target: Path, path: Path) -> None:
+    """Create the file 0600 before SQLite opens it: SQLite would create it 0644 under the
+    umask, and hold messages at that mode until the next open tightened it. A dangling
+    symlink's target is created the same way (O_EXCL refuses a link itself)."""
+    if os.path.lexists(target) and not target.exists():
+        target = Path(os.path.realpath(target))
+        _make_folders(target.parent, path)
+    try:
+        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabasePermission(path, f"cannot create it ({exc.strerror})") from exc
+    try:
+        os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
+    finally:
+        os.close(fd)
+
+
 def _prepare_path(path: Path, create: bool = True) -> None:
-    """Create the folder 0700 and the file 0600; tighten a file others could read."""
+    """Create the folders 0700 and the file 0600; tighten a file others could read."""
     folder = path.parent
     if not folder.exists():
-        try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)
-        except OSError as exc:
-            raise DatabasePermission(path, f"cannot create folder {folder} ({exc})") from exc
-    elif folder == DEFAULT_DB_PATH.expanduser().parent:
-        _tighten(folder, 0o700)
+        _make_folders(folder, path)
+    _check_folder(folder, path)
     if create and not path.exists():
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            os.close(fd)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise DatabasePermission(path, f"cannot create it ({exc.strerror})") from exc
+        _create_private(path, path)
     # SQLite gives new -wal/-shm files the db file's mode, but ones another client left
     # (the sqlite3 shell under umask 022) keep theirs, and the WAL holds recent messages.
     for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         _tighten(target, 0o600)
+
+
+# The byte of the -shm file that SQLite's WAL write lock covers (WALINDEX_LOCK_OFFSET).
+WAL_WRITE_LOCK_BYTE = 120
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid holding the WAL write lock on `path`, from Linux's /proc/locks; None
+    where that cannot be known (another OS, another pid namespace, no -shm)."""
+    try:
+        info = os.stat(f"{path}-shm")
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        fields = line.split()
+        # "1: POSIX  ADVISORY  WRITE 12097 fe:00:2146465 120 120"
+        if len(fields) < 8 or fields[3] != "WRITE" or fields[5] != device:
+            continue
+        try:
+            pid, start = int(fields[4]), int(fields[6])
+            end = WAL_WRITE_LOCK_BYTE if fields[7] == "EOF" else int(fields[7])
+        except ValueError:
+            continue
+        if start <= WAL_WRITE_LOCK_BYTE <= end and pid > 0:
+            return pid
+    return None
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" / "busy": another process holds a lock."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def permission_hint(path: Path) -> str:
@@ -207,10 +362,7 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
 
     With `create=False` a missing file raises FileNotFoundError and is never created,
     not even if it vanishes between the checks and SQLite's own open (`mode=rw`)."""
-    if path.is_dir():
-        raise NotAMeshDatabase(
-            path, f"it is a folder; give a file path such as {path / DEFAULT_DB_PATH.name}"
-        )
+    _refuse_non_file(path)
     try:
         existed = path.stat().st_size > 0
     except FileNotFoundError:
@@ -234,6 +386,10 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
             uri=uri,
         )
         conn.row_factory = sqlite3.Row
+        # Another client may store TEXT that is not UTF-8 (CAST(X'68ff69' AS TEXT)): the
+        # default decoder raises on the whole fetch, jamming every row behind it. Show the
+        # bad bytes escaped (`h\\xffi`) instead; a C-level decode, as fast as the default.
+        conn.text_factory = _DECODE_TEXT
         conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -243,6 +399,8 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
     except sqlite3.OperationalError as exc:
         if not create and not path.exists():
             raise FileNotFoundError(str(path)) from exc
+        if is_busy(exc):
+            raise DatabaseBusy(path, lock_holder(path)) from exc
         text = str(exc).lower()
         if "readonly" in text or "unable to open" in text or "permission" in text:
             raise DatabasePermission(path, f"{exc}; {permission_hint(path)}") from exc
@@ -268,5 +426,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise

@@ -111,6 +111,19 @@ class WaitTimedOut(MeshError):
         )
 
 
+class DatabaseBusy(MeshError):
+    """Another process held the write lock past the retry budget: the database is fine,
+    so this is exit 1 ("try again"), not 3 ("unusable")."""
+
+    def __init__(self, path: object, holder_pid: int | None = None) -> None:
+        self.path = str(path)
+        self.holder_pid = holder_pid
+        who = f" (pid {holder_pid})" if holder_pid is not None else ""
+        super().__init__(
+            f"database is busy: another process{who} holds the write lock on {self.path}; try again"
+        )
+
+
 class DatabaseUnusable(MeshError):
     """The database file cannot be used; it was left as it was."""
 

@@ -20,7 +20,7 @@ from .errors import (
     UnknownRecipient,
 )
 from .models import Message
-from .rows import delivery_order, latest, time_order, to_message
+from .rows import delivery_order, latest, row_id, text, time_order, to_message
 from .rules import (
     BROADCAST,
     PRIORITY_RANK_SQL,
@@ -93,7 +93,7 @@ def reply(
             else original["sender_session_id"]
         )
         recipient = current_session(conn, store, other)
-        root = original["original_message_id"] or original["message_id"]
+        root = row_id(original["original_message_id"]) or original["message_id"]
         return _insert(store, conn, sender, recipient, content, priority, root, False)
 
     return store.write(body)
@@ -172,19 +172,21 @@ def _insert(
         },
     ).fetchall()
 
-    recent = [r["created_at"] for r in pair if r["outgoing"] and r["created_at"] > window_start]
+    # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
+    pair = [(r, text(r["created_at"]) or "") for r in pair]
+    recent = [at for r, at in pair if r["outgoing"] and at > window_start]
     check_rate_limit(recent, now_dt, cfg, recipient_name)
 
     # Auto-thread: join the pair's thread if they spoke within the window (the newest
     # message either way; on a tie, the sender's own).
     if root is None and not new_thread:
         newest = max(
-            (r for r in pair if r["created_at"] >= thread_since),
-            key=lambda r: r["created_at"],
+            (r for r, at in pair if at >= thread_since),
+            key=lambda r: text(r["created_at"]) or "",
             default=None,
         )
         if newest is not None:
-            root = int(newest["original_message_id"] or newest["message_id"])
+            root = row_id(newest["original_message_id"]) or int(newest["message_id"])
 
     # A stopped recipient: the message waits 24 h for it (or its successor).
     expires = None

@@ -43,7 +43,10 @@ class Agent:
 
     @property
     def kind(self) -> str:
-        return str(self.metadata.get("kind", "agent"))
+        """agent, human or cli; anything else another client wrote reads as agent, so a
+        kind can never carry text into a roster line."""
+        kind = self.metadata.get("kind", "agent")
+        return kind if kind in ("agent", "human", "cli") else "agent"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -171,8 +171,13 @@ class Participant:
                 if self._failing is not None:
                     log.info("mesh participant: working again after: %s", self._failing)
                     self._failing = None
-            except (MeshError, sqlite3.Error, OSError) as exc:
+            except Exception as exc:  # the loop must outlive any bug or odd row
                 backoff = min(MAX_ERROR_BACKOFF, max(0.1, backoff * 2))
+                # A bug, or a value nothing decoded: keep the trace in the log, and keep
+                # beating and polling (a frozen heartbeat would look alive).
+                unexpected = not isinstance(exc, MeshError | sqlite3.Error | OSError)
+                if unexpected and f"{type(exc).__name__}: {exc}" != self._failing:
+                    log.exception("mesh participant: unexpected error (retrying)")
                 self._report(exc)
                 # Retry the writes too, so that "working again" means a write worked
                 # (a full or read-only disk still answers reads).

@@ -14,21 +14,60 @@ from typing import Any
 from .clock import canonical, parse_ts_or_none
 from .config import MeshConfig
 from .models import Agent, Message, parse_metadata
-from .rules import priority_rank, reported_status
+from .rules import PRIORITY_ORDER, priority_rank, reported_status
 
 Row = sqlite3.Row | Mapping[str, Any]
 
 
+MAX_ROW_ID = 2**63 - 1
+
+
+def text(value: object) -> str | None:
+    """Any SQLite value as text: another client may bind a BLOB (a Node Buffer), a
+    number or NULL where we write TEXT. A BLOB's bytes are decoded with the undecodable
+    ones shown escaped (`\\xff`), so nothing is lost from view and nothing raises."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+def stamp(value: object) -> str | None:
+    """A timestamp column in our form when it parses, else as (escaped) text."""
+    return canonical(text(value))
+
+
+def row_id(value: object) -> int | None:
+    """A message id column: a positive integer, else None ('' for "no parent", text,
+    a real, a BLOB)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID:
+        return value
+    return None
+
+
+def priority(value: object) -> str:
+    """One of the four priorities; any other value another client wrote counts (and is
+    shown) as normal, so a priority can never carry text into a header."""
+    found = text(value)
+    if found is not None and found.strip().lower() in PRIORITY_ORDER:
+        return found.strip().lower()
+    return "normal"
+
+
 def to_agent(row: Row, now: datetime, config: MeshConfig, unread: int = 0) -> Agent:
+    """A session row as an Agent; total: any value of any type in any column decodes."""
+    session_id = text(row["session_id"]) or ""
+    last_heartbeat = stamp(row["last_heartbeat"])
     return Agent(
-        session_id=row["session_id"],
-        agent_name=row["agent_name"] or row["session_id"],
-        agent_description=row["agent_description"],
-        cwd=row["cwd"],
-        repo=row["repo"],
-        status=reported_status(row["status"], row["last_heartbeat"], now, config),
-        registered_at=canonical(row["registered_at"]),
-        last_heartbeat=canonical(row["last_heartbeat"]),
+        session_id=session_id,
+        agent_name=text(row["agent_name"]) or session_id,
+        agent_description=text(row["agent_description"]),
+        cwd=text(row["cwd"]),
+        repo=text(row["repo"]),
+        status=reported_status(text(row["status"]), last_heartbeat, now, config),
+        registered_at=stamp(row["registered_at"]) or "",
+        last_heartbeat=last_heartbeat or "",
         metadata=parse_metadata(row["metadata"]),
         unread=unread,
     )
@@ -37,19 +76,23 @@ def to_agent(row: Row, now: datetime, config: MeshConfig, unread: int = 0) -> Ag
 def to_message(
     row: Row, names: Mapping[str, str | None], warnings: tuple[str, ...] = ()
 ) -> Message:
+    """A message row as a Message; total: any value of any type in any column decodes
+    (message_id is the INTEGER PRIMARY KEY, the one column SQLite keeps an integer)."""
+    sender = text(row["sender_session_id"]) or ""
+    recipient = text(row["recipient_session_id"]) or ""
     return Message(
         message_id=row["message_id"],
-        sender_session_id=row["sender_session_id"],
-        sender_name=names.get(row["sender_session_id"]),
-        recipient_session_id=row["recipient_session_id"],
-        recipient_name=names.get(row["recipient_session_id"]),
-        content=row["content"],
-        original_message_id=row["original_message_id"],
-        priority=row["priority"] or "normal",
-        created_at=canonical(row["created_at"]),
-        read=bool(row["read"]),
-        read_at=canonical(row["read_at"]),
-        expires_at=canonical(row["expires_at"]),
+        sender_session_id=sender,
+        sender_name=text(names.get(sender)),
+        recipient_session_id=recipient,
+        recipient_name=text(names.get(recipient)),
+        content=text(row["content"]) or "",
+        original_message_id=row_id(row["original_message_id"]),
+        priority=priority(row["priority"]),
+        created_at=stamp(row["created_at"]) or "",
+        read=row["read"] not in (0, None),
+        read_at=stamp(row["read_at"]),
+        expires_at=stamp(row["expires_at"]),
         warnings=warnings,
     )
 
@@ -62,11 +105,11 @@ def epoch(text: str | None) -> float:
 
 def latest(rows: Sequence[sqlite3.Row]) -> sqlite3.Row:
     """The session row with the latest heartbeat (parsed: other forms sort wrongly)."""
-    return max(rows, key=lambda row: epoch(row["last_heartbeat"]))
+    return max(rows, key=lambda row: epoch(text(row["last_heartbeat"])))
 
 
 def time_order(row: Row) -> tuple[float, int]:
-    return (epoch(row["created_at"]), row["message_id"])
+    return (epoch(text(row["created_at"])), row["message_id"])
 
 
 def delivery_order(row: Row) -> tuple[int, float, int]:

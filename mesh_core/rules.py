@@ -25,7 +25,7 @@ from .errors import (
     RateLimited,
 )
 from .models import Agent, Status
-from .text import has_unsafe
+from .text import name_problem
 
 BROADCAST = "*"
 MAX_NAME_CHARS = 128
@@ -50,6 +50,12 @@ _NORMAL_RANK = PRIORITY_ORDER.index("normal")
 # normal, as priority_rank does.
 PRIORITY_RANK_SQL = (
     "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END"
+)
+# A row's thread: its parent when that is a positive integer, else itself (another
+# client writes '' or text for "no parent"); the SQL twin of rows.row_id.
+THREAD_ID_SQL = (
+    "CASE WHEN typeof(original_message_id) = 'integer' AND original_message_id > 0 "
+    "THEN original_message_id ELSE message_id END"
 )
 
 
@@ -97,10 +103,9 @@ def validate_name(name: object) -> str:
         raise InvalidName(
             cleaned[:40] + "…", f"it is {len(cleaned)} characters; the limit is {MAX_NAME_CHARS}"
         )
-    if has_unsafe(cleaned):
-        raise InvalidName(
-            cleaned, "it contains control, bidi or invisible characters; use plain text"
-        )
+    problem = name_problem(cleaned)
+    if problem is not None:
+        raise InvalidName(cleaned, f"{problem}; use plain text")
     return cleaned
 
 
@@ -152,9 +157,13 @@ def reported_status(
     if stored == "stopped":
         return Status.STOPPED
     seen = parse_ts_or_none(last_heartbeat)
-    if seen is None:
+    age = (now - seen).total_seconds() if seen is not None else None
+    if stored != "active":
+        # Another client's own status ('idle', NULL, a number): never active, since we
+        # cannot tell it is; stopped once its heartbeat is as old as a silent session's.
+        return Status.STOPPED if age is None or age > config.stop_after else Status.STALE
+    if age is None:
         return Status.STALE
-    age = (now - seen).total_seconds()
     return Status.ACTIVE if age <= config.stale_after else Status.STALE
 
 

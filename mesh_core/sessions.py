@@ -17,7 +17,7 @@ from .errors import InvalidName, SessionNotFound
 from .identity import identify
 from .liveness import is_dead, process_facts
 from .models import Agent, Status, parse_metadata
-from .rows import epoch, latest, to_agent
+from .rows import epoch, latest, text, to_agent
 from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
 from .store import EXPIRES_SQL, Store
 
@@ -313,7 +313,8 @@ def agents(store: Store, status: str = "active") -> list[Agent]:
     `status`: active | stale | stopped | all | online (active and stale)."""
     validate_status_filter(status)
     if status in ("active", "stale", "online"):
-        rows = store.read("SELECT * FROM agent_sessions WHERE status = 'active'")
+        # Not only 'active': another client's own status ('idle', NULL) shows as stale.
+        rows = store.read("SELECT * FROM agent_sessions WHERE status IS NOT 'stopped'")
     elif status == "stopped":
         rows = store.read("SELECT * FROM agent_sessions WHERE status = 'stopped'")
     else:
@@ -347,5 +348,5 @@ def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
             f"SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})",
             chunk,
         ):
-            found[row[0]] = row[1]
+            found[row[0]] = text(row[1])
     return found

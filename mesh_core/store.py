@@ -22,14 +22,16 @@ from typing import Any, TypeVar
 from . import db
 from .clock import SYSTEM_CLOCK, Clock, iso
 from .config import DEFAULT_CONFIG, MeshConfig, resolve_db_path
-from .errors import CorruptDatabase, DatabasePermission, DatabaseUnusable, InvalidArgument
+from .errors import (
+    CorruptDatabase,
+    DatabaseBusy,
+    DatabasePermission,
+    DatabaseUnusable,
+    InvalidArgument,
+)
 
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
-
-# Retry a write that finds the lock taken for this long before giving up (busy_timeout
-# already waits per attempt; this covers a pathological pile-up of many writers).
-WRITE_RETRY_SECONDS = 60.0
 
 
 class Store:
@@ -136,13 +138,13 @@ class Store:
         """Run `body` in one write transaction, retrying while the lock is contended.
         Whatever `body` returns is built before COMMIT: if building fails, it rolls back."""
         conn = self.connection()
-        deadline = time.monotonic() + WRITE_RETRY_SECONDS
+        deadline = time.monotonic() + self.config.write_retry
         delay = 0.005
         while True:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if is_busy(exc) and time.monotonic() < deadline:
+                if db.is_busy(exc) and time.monotonic() < deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.2)
                     continue
@@ -156,7 +158,7 @@ class Store:
                     conn.execute("ROLLBACK")
                 if (
                     isinstance(exc, sqlite3.OperationalError)
-                    and is_busy(exc)
+                    and db.is_busy(exc)
                     and time.monotonic() < deadline
                 ):
                     time.sleep(delay)
@@ -182,7 +184,11 @@ class Store:
         rows = self.read(sql, params)
         return rows[0] if rows else None
 
-    def unusable(self, exc: sqlite3.Error) -> DatabaseUnusable:
+    def unusable(self, exc: sqlite3.Error) -> DatabaseUnusable | DatabaseBusy:
+        """The mesh's error for SQLite's: busy past the retry budget is exit 1 ("try
+        again"), every other failure of the file exit 3."""
+        if db.is_busy(exc):
+            return DatabaseBusy(self.path, db.lock_holder(self.path))
         text = str(exc).lower()
         if "readonly" in text or "permission" in text or "unable to open" in text:
             return DatabasePermission(self.path, f"{exc}; {db.permission_hint(self.path)}")
@@ -220,11 +226,6 @@ EXPIRES_SQL = canon_sql("expires_at")
 # How much later than the instant it names another form's text can sort (a +14:00
 # offset, no seconds): widening an index range by this keeps every such row in it.
 TEXT_LEAD_SECONDS = 15 * 3600.0
-
-
-def is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
 
 
 def _is_bad_argument(exc: BaseException) -> bool:

@@ -17,11 +17,19 @@ Each such character is shown *visibly* instead (ESC as `␛`, U+202E as `<U+202E
 text is shown literally and nothing is hidden. Zero-width joiner and non-joiner stay:
 emoji sequences and several scripts need them, and they cannot hide text by themselves.
 Rich markup is a separate matter: callers render with `Text(...)` / `markup=False`.
+
+Names are held to more: `name_problem` refuses every default-ignorable code point (by
+Unicode's own definition, below), every format, control, private-use or unassigned
+character and every space but the plain one, so no two names that look alike differ.
+`neutralise_markers` is the frame-marker check, made on text with those characters
+removed, so `<<\u200d<END …` cannot pass for a marker.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
 _UNSAFE = re.compile(
     "["
@@ -46,12 +54,6 @@ def _visible(match: re.Match[str]) -> str:
     return f"<U+{code:04X}>"
 
 
-def has_unsafe(text: str) -> bool:
-    """True if `text` holds a character that `safe_text` would have to make visible
-    (newline and tab included: a name is one line)."""
-    return "\n" in text or "\t" in text or _UNSAFE.search(text) is not None
-
-
 def safe_text(text: object, *, multiline: bool = True) -> str:
     """`text` with every control character made visible. Newlines (and tabs) are kept when
     `multiline`, else shown as `⏎` (and a space) so a name or preview stays on one line."""
@@ -68,3 +70,92 @@ def safe_line(text: object, limit: int | None = None) -> str:
     if limit is not None and len(value) > limit:
         value = value[: max(0, limit - 1)] + "…"
     return value
+
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt) is Cf, plus the
+# Variation_Selector and Other_Default_Ignorable_Code_Point properties of PropList.txt,
+# minus a few. `unicodedata` gives the category but neither property, so these two
+# ranges lists are those properties as PropList.txt (Unicode 15.1) states them.
+_VARIATION_SELECTOR = ((0x180B, 0x180D), (0x180F, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+_OTHER_DEFAULT_IGNORABLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x2065, 0x2065),
+    (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0000),
+    (0xE0002, 0xE001F),
+    (0xE0080, 0xE00FF),
+    (0xE01F0, 0xE0FFF),
+)
+# Symbols that draw nothing though no Unicode property says so.
+_BLANK_GLYPHS = frozenset({0x2800})  # BRAILLE PATTERN BLANK
+# Categories a name may not hold: controls, format characters, surrogates, private use,
+# unassigned, line and paragraph separators (Zs, other spaces, is handled apart).
+_REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _in(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= code <= high for low, high in ranges)
+
+
+@lru_cache(maxsize=4096)
+def is_ignorable(char: str) -> bool:
+    """True for a format character (Cf) or a default-ignorable code point: characters a
+    renderer may draw as nothing, which can hide inside a marker or a name."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) == "Cf"
+        or _in(code, _VARIATION_SELECTOR)
+        or _in(code, _OTHER_DEFAULT_IGNORABLE)
+    )
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a workspace name (None if it can): a name must look like
+    what it is, so nothing in it may be invisible, a control, or an odd space."""
+    for char in name:
+        code = ord(char)
+        category = unicodedata.category(char)
+        if category in _REFUSED_IN_NAMES or is_ignorable(char):
+            return f"it contains U+{code:04X}, a control, format, bidi or invisible character"
+        if category == "Zs" and char != " ":
+            return f"it contains U+{code:04X}, a space other than the plain space"
+        if code in _BLANK_GLYPHS:
+            return f"it contains U+{code:04X}, which draws nothing"
+    return None
+
+
+# A marker is `<<<BEGIN …`/`<<<END …`: three or more of `<` or look-alikes, with any
+# default-ignorable characters between them.
+_ANGLES = "<\u2039\uff1c\ufe64\u2329\u3008\u27e8"  # < ‹ ＜ ﹤ 〈 〈 ⟨
+_ANY_ANGLE = re.compile(f"[{_ANGLES}]")
+
+
+def neutralise_markers(text: str) -> str:
+    """`text` in which no run of three or more `<` (or look-alikes), counted with the
+    default-ignorable and format characters between them removed, is left: each such run
+    becomes as many `‹`, its invisible characters dropped, so it is visibly not a frame
+    marker whatever a renderer or a model makes of the invisible ones."""
+    if _ANY_ANGLE.search(text) is None:
+        return text  # the common case: one C-speed scan
+    out: list[str] = []
+    index, length = 0, len(text)
+    while index < length:
+        char = text[index]
+        if char not in _ANGLES:
+            out.append(char)
+            index += 1
+            continue
+        end, angles = index, 0
+        while end < length and (text[end] in _ANGLES or is_ignorable(text[end])):
+            angles += text[end] in _ANGLES
+            end += 1
+        if angles >= 3:
+            out.append("\u2039" * angles)
+        else:
+            out.append(text[index:end])
+        index = end
+    return "".join(out)

@@ -25,10 +25,12 @@ from . import messaging
 from .clock import iso
 from .mesh import Mesh
 from .models import Agent, Message, Status
+from .rows import text
 from .rules import (
     PRIORITY_ORDER,
     PRIORITY_RANK_SQL,
     RATE_LIMITED_PAIRS_SQL,
+    THREAD_ID_SQL,
     is_flooded,
     roster_key,
     window_start,
@@ -129,7 +131,7 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
     newest = mesh.store.read("SELECT created_at FROM agent_messages WHERE message_id = ?", (high,))[
         0
     ][0]
-    if newest < since:
+    if (text(newest) or "") < since:
         return None
     while low < high:
         middle = (low + high) // 2
@@ -138,7 +140,7 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
             "ORDER BY message_id LIMIT 1",
             (middle,),
         )[0]
-        if row["created_at"] >= since:
+        if (text(row["created_at"]) or "") >= since:
             high = middle
         else:
             low = row["message_id"] + 1
@@ -265,14 +267,14 @@ def threads(
     """The `limit` threads with the newest activity, of session `agent` or of the mesh."""
     if agent is None:
         recent = mesh.store.read(
-            "SELECT coalesce(original_message_id, message_id) AS tid, max(message_id) AS last "
+            "SELECT " + THREAD_ID_SQL + " AS tid, max(message_id) AS last "
             "FROM (SELECT message_id, original_message_id FROM agent_messages "
             "ORDER BY message_id DESC LIMIT ?) GROUP BY tid",
             (THREAD_SCAN,),
         )
     else:
         recent = mesh.store.read(
-            "SELECT coalesce(original_message_id, message_id) AS tid, max(message_id) AS last "
+            "SELECT " + THREAD_ID_SQL + " AS tid, max(message_id) AS last "
             "FROM (SELECT * FROM (SELECT message_id, original_message_id FROM agent_messages "
             "      WHERE recipient_session_id = :a ORDER BY created_at DESC LIMIT :n) "
             "      UNION ALL "
@@ -292,7 +294,7 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
         return []
     marks = ",".join("?" * len(thread_ids))
     rows = mesh.store.read(
-        f"SELECT coalesce(original_message_id, message_id) AS tid, count(*) AS n, "
+        f"SELECT {THREAD_ID_SQL} AS tid, count(*) AS n, "
         f"max(created_at) AS last_at, max(message_id) AS last_id, min(message_id) AS first_id, "
         f"min({PRIORITY_RANK_SQL}) AS top, sum(read = 0 AND recipient_session_id = ?) AS unread "
         f"FROM agent_messages WHERE message_id IN ({marks}) OR original_message_id IN ({marks}) "
@@ -322,7 +324,7 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
                 thread_id=tid,
                 participants=speakers.get(tid, ()),
                 first_line=first_line,
-                last_activity=row["last_at"],
+                last_activity=text(row["last_at"]) or "",
                 count=int(row["n"]),
                 unread_for_me=int(row["unread"] or 0),
                 top_priority=PRIORITY_ORDER[int(row["top"])],
@@ -334,9 +336,8 @@ def summarise(mesh: Mesh, thread_ids: Sequence[int], me: str | None) -> list[Thr
 
 
 def _first_line(row: sqlite3.Row | None) -> str:
-    content = row["content"] if row is not None else ""
-    text = content if isinstance(content, str) else ""
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+    content = (text(row["content"]) or "") if row is not None else ""
+    return next((line.strip() for line in content.splitlines() if line.strip()), "")
 
 
 def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
@@ -344,7 +345,7 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
     ids = list(thread_ids)
     marks = ",".join("?" * len(ids))
     rows = mesh.store.read(
-        f"SELECT coalesce(original_message_id, message_id) AS tid, sender_session_id, "
+        "SELECT " + THREAD_ID_SQL + " AS tid, sender_session_id, "
         f"recipient_session_id FROM agent_messages "
         f"WHERE message_id IN ({marks}) OR original_message_id IN ({marks}) "
         f"GROUP BY 1, 2, 3 ORDER BY min(message_id)",

@@ -378,7 +378,7 @@ async def test_two_servers_and_a_cli_identity_converse(tmp_path: Path, db_path: 
         )
         question_id = asked.structured_content["messages"][0]["message_id"]
         got = await beta.call_tool("check_inbox", {})
-        assert 'from workspace "alpha" (Alpha service)' in texts(got)[0]
+        assert 'from workspace "alpha" (described as "Alpha service")' in texts(got)[0]
         await beta.call_tool("reply_to_message", {"message_id": question_id, "content": "8080"})
         answer = await alpha.call_tool(
             "wait_for_reply", {"message_id": question_id, "timeout_seconds": TIMEOUT}
