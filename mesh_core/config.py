@@ -32,11 +32,13 @@ class MeshConfig:
     rate_window: float = 60.0
     thread_window: float = 600.0
     flood_threshold: int = 50
-    # How often a participant checks PRAGMA data_version for other connections' commits.
-    # Measured (tests/bench/run.py, README, "Performance"): each wake-up costs ~0.1 ms of
-    # CPU, so 0.02 s kept an idle participant near 0.9 % of a core; 0.05 s costs ~0.35 %
-    # and still delivers in ~25 ms (p50), ~50 ms (p99).
+    # How often a participant checks PRAGMA data_version for other connections' commits
+    # when it cannot watch the file system for them (mesh_core/watch.py says when). Each
+    # check wakes a thread and costs CPU: shorter delivers sooner and costs more.
     watch_interval: float = 0.05
+    # While the file-system watch runs, the data_version check that still runs on a timer:
+    # the safety net for an event the watch misses.
+    watch_safety_interval: float = 1.0
     busy_timeout_ms: int = 5000
 
     def with_overrides(self, **changes: Any) -> MeshConfig:
