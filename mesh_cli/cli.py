@@ -20,11 +20,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from types import FrameType
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from mesh_core.clock import parse_ts_or_none
 from mesh_core.delivery import party, sent_summary
@@ -33,10 +29,13 @@ from mesh_core.identity import default_person_name
 from mesh_core.lifecycle import borrowed, claim, keep_alive
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message, Status
-from mesh_core.participant import Participant
 from mesh_core.present import STATUS_GLYPHS, elapsed, priority_mark
 from mesh_core.rules import BROADCAST, CLIENT_CLI, KINDS, validate_message_id
 from mesh_core.text import safe_line, safe_text
+
+if TYPE_CHECKING:  # rich loads only when a command renders a table (it costs a send)
+    from rich.console import Console
+    from rich.table import Table
 
 CLIENT = CLIENT_CLI
 EXIT_INTERRUPTED = 130
@@ -50,15 +49,16 @@ class UsageError(Exception):
 # -- output helpers ---------------------------------------------------------------------
 
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """rich would exit 1 (our "refused"); let `main` handle it like any other write."""
-        self.quiet = True
-        raise BrokenPipeError
-
-
 def _console(stderr: bool = False) -> Console:
     """A console on the current stdout/stderr; rich drops colour when it is not a TTY."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """rich would exit 1 (our "refused"); let `main` handle it like any other write."""
+            self.quiet = True
+            raise BrokenPipeError
+
     return _Console(
         file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, emoji=False
     )
@@ -96,6 +96,9 @@ def _field(value: object) -> str:
 
 
 def _agents_table(agents: Sequence[Agent], now: datetime) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("", "name", "description", "kind", "unread", "last heartbeat"):
         table.add_column(column, overflow="fold")
@@ -114,6 +117,9 @@ def _agents_table(agents: Sequence[Agent], now: datetime) -> Table:
 
 
 def _messages_table(messages: Sequence[Message]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False, header_style="bold", show_lines=False)
     for column in ("id", "from → to", "priority", "time", "content"):
         table.add_column(column, overflow="fold", no_wrap=column != "content")
@@ -132,8 +138,11 @@ def _messages_table(messages: Sequence[Message]) -> Table:
     return table
 
 
-def _sent_line(message: Message, verb: str) -> Text:
-    return Text(sent_summary(message, verb))
+def _say(line: str, stderr: bool = False) -> None:
+    """One plain line (names in it are already made safe): no rich for a send's answer."""
+    stream = sys.stderr if stderr else sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
 
 
 # -- identity ---------------------------------------------------------------------------
@@ -192,12 +201,13 @@ def _cmd_send(args: argparse.Namespace, mesh: Mesh) -> int:
                 _print_json(data if args.target == BROADCAST else data[0])
             else:
                 for message in sent:
-                    _console().print(_sent_line(message, "sent"))
+                    _say(sent_summary(message, "sent"))
             return 0
         message = sent[0]
         if not args.json:
-            _console(stderr=True).print(
-                _sent_line(message, "sent").append(f"; waiting up to {args.wait:g} s for a reply")
+            _say(
+                sent_summary(message, "sent") + f"; waiting up to {args.wait:g} s for a reply",
+                stderr=True,
             )
         reply = mesh.wait_for_reply(
             me.session_id, message.message_id, args.wait, keep_alive(mesh, me.session_id)
@@ -220,7 +230,7 @@ def _cmd_reply(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.json:
         _print_json(message.to_json(with_warnings=True))
     else:
-        _console().print(_sent_line(message, "replied"))
+        _say(sent_summary(message, "replied"))
     return 0
 
 
@@ -230,6 +240,8 @@ def _cmd_show(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.json:
         _print_json({"thread_id": thread_id, "messages": [m.to_json() for m in messages]})
     else:
+        from rich.text import Text
+
         console = _console()
         count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
         console.print(Text(f"thread #{_field(thread_id)} ({count})", style="bold"))
@@ -253,6 +265,8 @@ def _cmd_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
 
 def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
     """Stay registered and print each message as it lands, until SIGINT or SIGTERM."""
+    from mesh_core.participant import Participant
+
     found = claim(mesh, args.sender, client=CLIENT)
     agent = found.agent
     output_lock = threading.Lock()
@@ -286,9 +300,7 @@ def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
     try:
         participant.start()
         if not args.json:
-            _console(stderr=True).print(
-                Text(f"following the inbox of {safe_line(agent.agent_name)}; ctrl+c to stop")
-            )
+            _say(f"following the inbox of {safe_line(agent.agent_name)}; ctrl+c to stop", True)
         while not broken.wait(0.5):
             pass
         return EXIT_BROKEN_PIPE
@@ -301,6 +313,9 @@ def _cmd_status(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.json:
         _print_json(stats)
         return 0
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")

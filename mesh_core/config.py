@@ -36,9 +36,13 @@ class MeshConfig:
     # and about this many bytes of rendered text; hosts cut long tool results.
     take_max_messages: int = 20
     take_max_bytes: int = 64_000
-    # How often a participant checks PRAGMA data_version for other connections' commits.
-    # Shorter costs idle CPU, longer delays delivery: tests/bench/run.py measures both.
+    # How often a participant checks PRAGMA data_version for other connections' commits
+    # when it cannot watch the file system for them (mesh_core/watch.py says when). Each
+    # check wakes a thread and costs CPU: shorter delivers sooner and costs more.
     watch_interval: float = 0.05
+    # While the file-system watch runs, the data_version check that still runs on a timer:
+    # the safety net for an event the watch misses.
+    watch_safety_interval: float = 1.0
     busy_timeout_ms: int = 5000
     # How long a write keeps retrying while another process holds the write lock
     # (busy_timeout already waits per attempt) before the user is told it is busy.

@@ -6,10 +6,8 @@ milliseconds; falls back to `git` only for layouts it cannot read (worktrees).
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +54,8 @@ def origin_url(top: Path) -> str | None:
     git = top / ".git"
     if git.is_dir():
         return _origin_from_config(git / "config")
+    import subprocess  # only here: a command that registers nobody never loads it
+
     try:  # a worktree or submodule: `.git` is a file; let git resolve it
         out = subprocess.run(
             ["git", "-C", str(top), "config", "--get", "remote.origin.url"],
@@ -88,6 +88,8 @@ def default_person_name() -> str:
     env = os.environ.get(NAME_ENV, "").strip()
     if env:
         return env
+    import getpass
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):

@@ -1,10 +1,14 @@
 """The loop a long-running client embeds (MCP server, TUI, `mesh inbox --follow`).
 
 It registers at once (so the session is visible before anything else happens), then in a
-background thread: checks `PRAGMA data_version` every `watch_interval` and polls the inbox
-the moment another connection commits; polls anyway every `poll_interval` (the safety
-net); heartbeats every `heartbeat_interval`; runs the shared clean-up at most once a
-minute. It marks the session stopped on a clean exit and on SIGTERM.
+background thread: sleeps until the file system reports a write to the database (see
+watch.py), confirms with `PRAGMA data_version` that another connection committed, and
+polls the inbox at once. It checks data_version every `watch_safety_interval` anyway (an
+event the watch missed), every `watch_interval` when the file system cannot be watched
+or proved blind (a commit seen with no event, twice in a row), and polls the inbox
+every `poll_interval` whatever happens; heartbeats every `heartbeat_interval`; runs the
+shared clean-up at most once a minute. It marks the session stopped on a clean exit and
+on SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
 from .models import Agent, Message
 from .store import database_gone
+from .watch import CommitWatch
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,9 @@ MAX_ERROR_BACKOFF = 5.0
 # How often the loop checks that the path still names the file it has open (deleted,
 # moved or replaced databases are noticed within this time).
 FILE_CHECK_SECONDS = 2.0
+# Commits in a row found by the timer with no file-system event for them: the watch is
+# blind on this file system (a network share, say), so the loop polls instead.
+MISSES_BEFORE_POLLING = 2
 
 
 class Participant:
@@ -49,6 +57,7 @@ class Participant:
         on_change: Callable[[], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
         take_inbox: bool = True,
+        file_events: bool = True,
     ) -> None:
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
@@ -66,7 +75,13 @@ class Participant:
         self.take_inbox = take_inbox
         self.agent: Agent | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # the loop's one sleep: set to end it early
+        self._poll_asked = False  # poll_now() was called (not merely a file event)
+        # Created here, started by the loop: the library's import stays off the path
+        # between process start and the session being registered.
+        self.watch: CommitWatch | None = (
+            CommitWatch(mesh.path, self._wake.set) if file_events else None
+        )
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._failing: str | None = None  # the error being reported, until recovery
@@ -90,7 +105,13 @@ class Participant:
 
     def poll_now(self) -> None:
         """Ask the loop to poll at once (after this process sent something, say)."""
+        self._poll_asked = True
         self._wake.set()
+
+    @property
+    def watching(self) -> bool:
+        """True while the loop sleeps until the file system reports a write."""
+        return self.watch is not None and self.watch.active
 
     def stop(self, deregister: bool = True) -> None:
         """End the loop; mark the session stopped (a clean exit)."""
@@ -101,6 +122,8 @@ class Participant:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        if self.watch is not None:
+            self.watch.stop()
         if deregister and self.agent is not None:
             try:
                 self.mesh.deregister(self.agent.session_id)
@@ -132,28 +155,35 @@ class Participant:
 
     def _run(self) -> None:
         cfg = self.mesh.config
+        if self.watch is not None:
+            self.watch.start()
         now = time.monotonic()
         next_poll = now  # poll at once: mail may be waiting (hand-over)
         next_beat = now + cfg.heartbeat_interval
         next_cleanup = now
         next_file_check = now + FILE_CHECK_SECONDS
         last_version: int | None = None
+        events_seen = 0
+        misses = 0
         backoff = 0.0
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_file_check or self._failing is not None:
                     next_file_check = time.monotonic() + FILE_CHECK_SECONDS
                     self._check_file()
+                self._wake.clear()  # whatever woke us, data_version says what changed
+                asked, self._poll_asked = self._poll_asked, False
                 version = self.mesh.data_version()
                 now = time.monotonic()
                 changed = last_version is not None and version != last_version
                 last_version = version
-                woken = self._wake.is_set()
-                self._wake.clear()
-                if changed or woken or now >= next_poll:
+                if self.watch is not None and self.watch.active:
+                    misses = self._audit_watch(changed, events_seen, misses)
+                    events_seen = self.watch.events
+                if changed or asked or now >= next_poll:
                     self._poll()
                     next_poll = now + cfg.poll_interval
-                    if (changed or woken) and self.on_change is not None:
+                    if (changed or asked) and self.on_change is not None:
                         try:
                             self.on_change()
                         except Exception:  # a callback's bug must not kill the session
@@ -184,7 +214,29 @@ class Participant:
                 next_poll = next_beat = 0.0
                 self._stop.wait(backoff)
                 continue
-            self._wake.wait(cfg.watch_interval)
+            if self.watching:
+                # Sleep until an event, or until the next thing due: no wake-up for nothing.
+                due = min(next_poll, next_beat, next_cleanup, next_file_check)
+                timeout = min(cfg.watch_safety_interval, max(0.0, due - time.monotonic()))
+            else:
+                timeout = cfg.watch_interval
+            self._wake.wait(timeout)
+
+    def _audit_watch(self, changed: bool, events_before: int, misses: int) -> int:
+        """Count commits the timer found with no file event since the last check; after
+        MISSES_BEFORE_POLLING in a row the watch is blind here and polling takes over."""
+        assert self.watch is not None
+        if not changed:
+            return misses
+        if self.watch.events != events_before:
+            return 0
+        misses += 1
+        if misses >= MISSES_BEFORE_POLLING:
+            self.watch.give_up(
+                "another process's commits raised no file-system event (a network or "
+                "unusual file system?)"
+            )
+        return misses
 
     def _report(self, exc: Exception) -> None:
         """Log and hand on an error once per episode, not on every retry: a database
@@ -210,6 +262,9 @@ class Participant:
                 raise database_gone(self.mesh.path)
             self._rejoin = True  # stays set until a register in the new file worked
             self.mesh.reconnect()
+            if self.watch is not None and self.watch.reason is None:
+                self.watch.stop()  # the folder may be a new one too: watch it afresh
+                self.watch.start()
         if self._rejoin:
             self.agent = self.mesh.register(**self._register_args)
             self._rejoin = False

@@ -1,0 +1,149 @@
+"""Wake a participant the moment another process writes the database: the file system's
+own change events (inotify, FSEvents, ReadDirectoryChangesW, kqueue) through `watchdog`.
+
+The watch is on the database's folder, not on the files: SQLite deletes and recreates
+the `-wal` file (a `TRUNCATE` checkpoint empties it, the last connection to close
+deletes it), and a folder watch sees the new file like the old one. An event only says
+"look now"; the participant confirms a real commit with `PRAGMA data_version` and keeps
+a slow poll as the safety net. When the watch cannot start (the library is missing, the
+folder cannot be watched, the watch limit is reached) it says so once in the log and the
+participant polls as it did before.
+
+`watchfiles` was measured first: its only way to wait (`RustNotify.watch`) wakes every
+`step_ms` to look for changes, so it cannot be both quiet when idle and quick to wake.
+`watchdog` blocks in the kernel until an event comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# The files whose writes mean "maybe a commit": the database and its write-ahead log.
+# (-shm is written through mmap, which raises no event; a rollback journal is not used.)
+WATCHED_SUFFIXES = ("", "-wal")
+
+
+class CommitWatch:
+    """Calls `wake` (on a watcher thread) for each write to the database or its -wal.
+
+    `active` is True while events come; `events` counts the writes seen, so a caller can
+    tell a commit the watch missed (a file system that raises no events for it)."""
+
+    def __init__(self, db_path: Path, wake: Callable[[], None]) -> None:
+        # Events name the folder as given to the watch; compare against the same form.
+        self.folder = Path(os.path.abspath(db_path)).parent
+        self._names = {os.fsencode(str(self.folder / (db_path.name + s))) for s in WATCHED_SUFFIXES}
+        self._wake = wake
+        self._observer: Any = None
+        self._lock = threading.Lock()
+        self.events = 0
+        self.reason: str | None = None  # why the watch is not running, once it is known
+
+    @property
+    def active(self) -> bool:
+        return self._observer is not None
+
+    def start(self) -> bool:
+        """Start watching; False (logged once) when file-system events are not to be had."""
+        with self._lock:
+            if self._observer is not None:
+                return True
+            try:
+                from watchdog.events import FileCreatedEvent, FileModifiedEvent
+                from watchdog.observers import Observer
+            except ImportError as exc:
+                return self._fail(f"the watchdog package is not installed ({exc})")
+            observer = Observer()
+            handler: Any = _Handler(self)  # watchdog only calls its dispatch()
+            try:
+                observer.start()
+                observer.schedule(
+                    handler,
+                    str(self.folder),
+                    recursive=False,
+                    # Only writes and new files: reads (IN_ACCESS, IN_OPEN) raise no event,
+                    # or every poll would wake every participant.
+                    event_filter=[FileModifiedEvent, FileCreatedEvent],
+                )
+            except OSError as exc:
+                _stop_observer(observer)
+                return self._fail(_explain(exc, self.folder))
+            except (RuntimeError, ValueError) as exc:  # the library's own: poll, never crash
+                _stop_observer(observer)
+                return self._fail(f"{type(exc).__name__}: {exc}")
+            self._observer = observer
+            self.reason = None
+            return True
+
+    def stop(self) -> None:
+        with self._lock:
+            observer, self._observer = self._observer, None
+        if observer is not None:
+            _stop_observer(observer)
+
+    def give_up(self, reason: str) -> None:
+        """Stop for good because the events proved unreliable; polling takes over."""
+        self.stop()
+        self._fail(reason)
+
+    def _fail(self, reason: str) -> bool:
+        if self.reason != reason:
+            log.warning(
+                "agent-mesh: not watching %s for changes (%s); checking for new messages "
+                "by polling instead",
+                self.folder,
+                reason,
+            )
+        self.reason = reason
+        return False
+
+    def _seen(self, path: bytes | str) -> None:
+        if os.fsencode(path) in self._names:
+            self.events += 1
+            self._wake()
+
+
+class _Handler:
+    """The watchdog handler: dispatch() is all the observer calls."""
+
+    def __init__(self, watch: CommitWatch) -> None:
+        self._watch = watch
+
+    def dispatch(self, event: Any) -> None:
+        if not event.is_directory:
+            self._watch._seen(event.src_path)
+            if event.event_type == "moved":
+                self._watch._seen(event.dest_path)
+
+
+def _stop_observer(observer: Any) -> None:
+    try:
+        observer.stop()
+        if observer.is_alive():
+            observer.join(timeout=5)
+    except Exception:  # a half-started observer: nothing more to release
+        log.debug("stopping the file watch failed", exc_info=True)
+
+
+def _explain(exc: OSError, folder: Path) -> str:
+    """What the OS said, in words a person can act on."""
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return (
+            "the limit of watched folders is reached; raise it with "
+            "`sysctl fs.inotify.max_user_watches=524288`"
+        )
+    if exc.errno == errno.EMFILE:
+        return (
+            "the limit of file watchers is reached; raise it with "
+            "`sysctl fs.inotify.max_user_instances=1024`"
+        )
+    return f"{exc.strerror or exc} for {folder}"
