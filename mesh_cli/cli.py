@@ -253,9 +253,17 @@ def _cmd_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.follow:
         return _follow_inbox(args, mesh)
     with _acting_as(mesh, args.sender) as me:
-        messages = mesh.inbox(me.session_id)
+        # Each message is serialised inside the take, before it is marked read: one that
+        # cannot be is set aside unread (and named), never lost with the rest.
+        taken = mesh.take(me.session_id, lambda m: json.dumps(m.to_json()))
+    messages = list(taken.messages)
+    _warn(taken.set_aside)
+    more = taken.more_note("run `mesh inbox` again")
+    if more:
+        _warn([more])
     if args.json:
-        _print_json([m.to_json() for m in messages])
+        sys.stdout.write("[" + ", ".join(taken.rendered) + "]\n")
+        sys.stdout.flush()
     elif messages:
         _console().print(_messages_table(messages))
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -317,7 +317,8 @@ def take(
             if len(taken) >= count_cap:
                 break
             try:
-                message = to_message(row, known)
+                # As it will be once delivered: read now (the caller renders that).
+                message = replace(to_message(row, known), read=True, read_at=now)
                 text = render(message)
                 length = len(text.encode("utf-8", "surrogatepass"))
             except Exception as exc:  # noqa: BLE001 - one bad row must not cost the rest
