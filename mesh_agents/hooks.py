@@ -14,10 +14,12 @@ runs the command with the hook's JSON on stdin (`session_id`, `cwd`, `hook_event
 - Gemini CLI's `BeforeAgent` and `AfterTool` act like `UserPromptSubmit` and
   `PostToolUse`.
 
-Identity: the workspace of the hook's `cwd` — `$AGENT_MESH_NAME` if set, else the git
-top-level folder's name, else the folder's name (docs/contract.md §3.2), the same rule `mesh mcp`
-follows in that directory. So with both configured the hooks act as the MCP server's
-session (the active one of that workspace); with hooks alone they register one.
+Identity (mesh_core.lifecycle.hook_session): one host session is one mesh session. The
+hook acts as the session its host process runs — the `mesh mcp` that host started, keyed
+on the host's pid and start time — else it registers one for the host process (so it
+lives as long as the host), in the workspace of the hook's `cwd` (docs/contract.md §3.2).
+It never revives a stopped session; `mesh mcp` takes over the session its host's hooks
+registered.
 """
 
 from __future__ import annotations

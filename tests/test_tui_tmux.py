@@ -75,6 +75,9 @@ def test_in_a_real_terminal_send_key_title_and_a_live_writer(
         term.keys("Tab", "Enter")  # to the threads, open the newest
         term.keys("r")
         term.wait_screen("Reply in thread")
+        # Typed letters are keys until the composer has focus ("o" opens the pager):
+        # its footer entry says when it has.
+        term.wait_screen("Leave (keeps draft)")
         term.keys("-l", "on it")
         term.keys("Enter")  # a newline in the draft, never a send
         term.keys("-l", "second line")
