@@ -121,9 +121,11 @@ class Participant:
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            # Bounded: the loop may wait on an import lock that this thread's signal
+            # handler holds; it is a daemon thread and the session is deregistered below.
+            self._thread.join(timeout=2)
         if self.watch is not None:
-            self.watch.stop()
+            self.watch.close()
         if deregister and self.agent is not None:
             try:
                 self.mesh.deregister(self.agent.session_id)

@@ -43,6 +43,7 @@ class CommitWatch:
         self._wake = wake
         self._observer: Any = None
         self._lock = threading.Lock()
+        self._closed = False  # close() was called: never start again
         self.events = 0
         self.reason: str | None = None  # why the watch is not running, once it is known
 
@@ -55,11 +56,15 @@ class CommitWatch:
         with self._lock:
             if self._observer is not None:
                 return True
+            if self._closed:
+                return False
             try:
                 from watchdog.events import FileCreatedEvent, FileModifiedEvent
                 from watchdog.observers import Observer
             except ImportError as exc:
                 return self._fail(f"the watchdog package is not installed ({exc})")
+            if self._closed:  # closed while the library was being imported
+                return False
             observer = Observer()
             handler: Any = _Handler(self)  # watchdog only calls its dispatch()
             try:
@@ -85,6 +90,20 @@ class CommitWatch:
     def stop(self) -> None:
         with self._lock:
             observer, self._observer = self._observer, None
+        if observer is not None:
+            _stop_observer(observer)
+
+    def close(self) -> None:
+        """Stop for good, without waiting on a `start` that is still importing the
+        library: a signal handler that closes us may have interrupted an import on this
+        very thread and hold the import lock that `start` waits for."""
+        self._closed = True
+        if not self._lock.acquire(timeout=0.5):
+            return  # start() sees _closed after its import and does not start
+        try:
+            observer, self._observer = self._observer, None
+        finally:
+            self._lock.release()
         if observer is not None:
             _stop_observer(observer)
 

@@ -57,6 +57,12 @@ def test_in_a_real_terminal_send_key_title_and_a_live_writer(
     db = tmp_path / "m.db"
     with Mesh(db) as mesh:
         bot = mesh.register("api-server", description="the API").session_id
+        # An older, read thread holds the cursor, so the urgent message's new thread is
+        # not opened by the cursor landing on it (an opened thread counts as seen).
+        earlier = mesh.register("root", kind="human").session_id
+        mesh.send(bot, "root", "earlier, already read", new_thread=True)
+        mesh.inbox(earlier)
+        mesh.deregister(earlier)
     term = Terminal(db, "root", size, tmp_path / "state", "--interval", "0.5")
     try:
         term.wait_registered()
