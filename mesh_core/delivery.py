@@ -21,8 +21,8 @@ from .models import Agent, Message
 from .text import inert, safe_line, safe_text
 
 if TYPE_CHECKING:
+    from .mailbox import Take
     from .mesh import Mesh
-    from .messaging import Take
 
 NOTICE_SCAN = 100  # unread messages counted for the notice; more shows as "100+"
 

@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, Self
@@ -66,7 +67,9 @@ class Participant:
             "client": client,
             "description": description,
             "cwd": cwd,
-            "session_id": session_id,
+            # Chosen now, not by `register`: a signal that lands after the row is
+            # committed but before `register` returns can still mark it stopped.
+            "session_id": session_id or str(uuid.uuid4()),
             "metadata": metadata,
         }
         self.on_message = on_message
@@ -84,6 +87,7 @@ class Participant:
         )
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._registering = False  # start() has begun writing the session
         self._failing: str | None = None  # the error being reported, until recovery
         self._rejoin = False  # the database was replaced: register in the new one
 
@@ -95,8 +99,8 @@ class Participant:
 
     def start(self) -> Agent:
         """Register now, synchronously, then keep the session alive in the background."""
+        self._registering = True
         self.agent = self.mesh.register(**self._register_args)
-        self._register_args["session_id"] = self.agent.session_id
         self._thread = threading.Thread(
             target=self._run, name=f"mesh-participant-{self.agent.agent_name}", daemon=True
         )
@@ -126,11 +130,15 @@ class Participant:
             self._thread.join(timeout=2)
         if self.watch is not None:
             self.watch.close()
-        if deregister and self.agent is not None:
+        if deregister and self._registering:
+            # Also when a signal handler stops us inside start(): the row may be
+            # committed already. Before the commit the row does not exist (or the
+            # transaction is still open on this thread): the error is only logged.
+            sid = self._register_args["session_id"]
             try:
-                self.mesh.deregister(self.agent.session_id)
+                self.mesh.deregister(sid)
             except (MeshError, sqlite3.Error) as exc:
-                log.warning("could not mark %s stopped: %s", self.agent.agent_name, exc)
+                log.warning("could not mark session %s stopped: %s", sid, exc)
 
     def __enter__(self) -> Self:
         if self.agent is None:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import db
+from . import db, files
 from .clock import SYSTEM_CLOCK, Clock, iso
 from .config import DEFAULT_CONFIG, MeshConfig, resolve_db_path
 from .errors import (
@@ -245,7 +245,7 @@ class Store:
             return DatabaseBusy(self.path, db.lock_holder(self.path))
         text = str(exc).lower()
         if "readonly" in text or "permission" in text or "unable to open" in text:
-            return DatabasePermission(self.path, f"{exc}; {db.permission_hint(self.path)}")
+            return DatabasePermission(self.path, f"{exc}; {files.permission_hint(self.path)}")
         if "full" in text:
             return DatabaseUnusable(self.path, f"{exc}; free some disk space")
         return CorruptDatabase(self.path, f"{exc}")

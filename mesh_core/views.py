@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import messaging
+from . import mailbox
 from .clock import iso
 from .mesh import Mesh
 from .models import Agent, Message, Status
@@ -363,4 +363,4 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
 
 def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:
     """The newest `limit` messages of thread `thread_id`, oldest first. Marks nothing read."""
-    return messaging.thread_tail(mesh.store, thread_id, limit)
+    return mailbox.thread_tail(mesh.store, thread_id, limit)

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from mesh_cli.cli import ago, main
+from mesh_cli.cli import main
+from mesh_cli.render import ago
 from mesh_core import FixedClock, Mesh
 
 AGENT_KEYS = {
