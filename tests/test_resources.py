@@ -83,10 +83,11 @@ def test_threads_that_run_at_once_keep_the_fd_count_flat(mesh: Mesh) -> None:
             thread.join()
         gc.collect()
         counts.append(open_fds())
-    # The first two rounds set the level (20 connections at once; SQLite keeps the fd of
-    # a connection closed while others are open, for reuse); the others add nothing.
-    # Without the pool the count climbs by about 40 a round.
-    assert max(counts[2:]) <= counts[1], (before, counts)
+    # The first round sets the level (20 connections at once). SQLite keeps the fd of a
+    # connection closed while others are open, for its next open to reuse, so how many
+    # it holds moves with how the threads interleave, by less than one per thread that
+    # ran at once. Without the pool the count climbs by about 40 a round.
+    assert max(counts) <= counts[0] + 20, (before, counts)
     assert len(mesh.store._connections) <= 1 + IDLE_CONNECTIONS
 
 
