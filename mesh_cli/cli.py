@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("agents", parents=[common], help="the roster (default: active and stale)")
-    p.add_argument("--status", choices=("active", "stale", "stopped", "all"))
+    p = sub.add_parser("agents", parents=[common], help="the roster (default: all but stopped)")
+    p.add_argument("--status", choices=("active", "stale", "other", "stopped", "all"))
     p.set_defaults(func=cmd_agents)
 
     p = sub.add_parser("send", parents=[common, sender], help="send a message")

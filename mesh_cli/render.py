@@ -68,6 +68,13 @@ def field(value: object) -> str:
     return safe_line(value, 80)
 
 
+def status_label(agent: Agent) -> str:
+    """`active`, `stale`, `stopped`, or another client's own status as it is: `other: idle`."""
+    if agent.status is Status.OTHER:
+        return f"other: {agent.stored_status}"
+    return str(agent.status.value)
+
+
 def agents_table(agents: Sequence[Agent], now: datetime) -> Table:
     from rich.table import Table
     from rich.text import Text
@@ -84,7 +91,7 @@ def agents_table(agents: Sequence[Agent], now: datetime) -> Table:
             Text(safe_line(agent.agent_description or "", 60), style="dim"),
             Text(safe_line(agent.kind)),
             Text(field(agent.unread), style="bold" if agent.unread else "dim"),
-            Text(f"{ago(agent.last_heartbeat, now)} ({agent.status.value})"),
+            Text(f"{ago(agent.last_heartbeat, now)} ({status_label(agent)})"),
         )
     return table
 

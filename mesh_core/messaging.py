@@ -18,7 +18,7 @@ from .errors import (
     UnknownRecipient,
 )
 from .models import Message
-from .rows import latest, row_id, text, to_message
+from .rows import latest, row_id, status_text, text, to_message
 from .rules import (
     BROADCAST,
     check_rate_limit,
@@ -184,9 +184,10 @@ def _insert(
         if newest is not None:
             root = row_id(newest["original_message_id"]) or int(newest["message_id"])
 
-    # A stopped recipient: the message waits 24 h for it (or its successor).
+    # A recipient not active (stopped, or another client's own status such as 'idle'):
+    # the message waits 24 h for it (or its successor), as for a stopped one.
     expires = None
-    if recipient["status"] == "stopped":
+    if recipient["status"] != "active":
         expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
@@ -224,8 +225,13 @@ def _insert(
             "it may be stuck or busy: expect a slow answer"
         )
     if expires:
+        state = (
+            "stopped"
+            if recipient["status"] == "stopped"
+            else f"not active (its status is {status_text(recipient['status'])!r})"
+        )
         warnings.append(
-            f"{recipient_name} is stopped: the message waits until {expires} for it "
+            f"{recipient_name} is {state}: the message waits until {expires} for it "
             "(or for a new session of that workspace)"
         )
     known = {sender_id: sender["agent_name"], recipient_id: recipient["agent_name"]}

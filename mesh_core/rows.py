@@ -42,6 +42,14 @@ def shown(value: object) -> str | None:
     return None if found is None else safe_line(found)
 
 
+def status_text(value: object) -> str:
+    """A status column as it is, escaped: `idle`, `NULL`, `BLOB active`."""
+    if value is None:
+        return "NULL"
+    shown_as = safe_line(text(value), 40)
+    return f"BLOB {shown_as}" if isinstance(value, bytes) else shown_as
+
+
 def stamp(value: object) -> str | None:
     """A timestamp column in our form when it parses, else as escaped one-line text, so
     a timestamp shown anywhere (JSON a model reads included) carries no line of its own."""
@@ -85,7 +93,8 @@ def to_agent(row: Row, now: datetime, config: MeshConfig, unread: int = 0) -> Ag
         agent_description=text(row["agent_description"]),
         cwd=shown(row["cwd"]),
         repo=shown(row["repo"]),
-        status=reported_status(text(row["status"]), last_heartbeat, now, config),
+        status=reported_status(row["status"], last_heartbeat, now, config),
+        stored_status=status_text(row["status"]),
         registered_at=stamp(row["registered_at"]) or "",
         last_heartbeat=last_heartbeat or "",
         metadata=metadata(row["metadata"]),

@@ -29,7 +29,7 @@ from .text import name_problem
 
 BROADCAST = "*"
 MAX_NAME_CHARS = 128
-STATUS_FILTERS = ("active", "stale", "stopped", "all", "online")
+STATUS_FILTERS = ("active", "stale", "other", "stopped", "all", "online")
 KINDS = ("agent", "human", "cli")
 # The `client` each of our front-ends records in a session's metadata.
 CLIENT_MCP = "mesh-mcp"
@@ -142,7 +142,9 @@ def validate_kind(kind: object) -> str:
 
 def validate_status_filter(status: object) -> str:
     if status not in STATUS_FILTERS:
-        raise InvalidArgument(f"unknown status {status!r}: use one of active, stale, stopped, all")
+        raise InvalidArgument(
+            f"unknown status {status!r}: use one of active, stale, other, stopped, all"
+        )
     return str(status)
 
 
@@ -153,15 +155,17 @@ def reported_status(
     stored: object, last_heartbeat: str | None, now: datetime, config: MeshConfig
 ) -> Status:
     """What the roster says of a session: stopped as stored, else active or stale by its
-    last heartbeat (a heartbeat that does not parse is stale)."""
+    last heartbeat (a heartbeat that does not parse is stale). Only the text 'active' and
+    'stopped' are ours: a BLOB spelling them is another client's value like any other."""
     if stored == "stopped":
         return Status.STOPPED
     seen = parse_ts_or_none(last_heartbeat)
     age = (now - seen).total_seconds() if seen is not None else None
     if stored != "active":
-        # Another client's own status ('idle', NULL, a number): never active, since we
-        # cannot tell it is; stopped once its heartbeat is as old as a silent session's.
-        return Status.STOPPED if age is None or age > config.stop_after else Status.STALE
+        # Another client's own status ('idle', NULL, a number): never active (so never
+        # routed mail), never stale; stopped once its heartbeat is as old as a silent
+        # session's, as the clean-up will then store it.
+        return Status.STOPPED if age is None or age > config.stop_after else Status.OTHER
     if age is None:
         return Status.STALE
     return Status.ACTIVE if age <= config.stale_after else Status.STALE
@@ -205,7 +209,7 @@ def window_start(now: datetime, config: MeshConfig) -> datetime:
 
 # -- order --------------------------------------------------------------------------------
 
-_STATUS_ORDER = {Status.ACTIVE: 0, Status.STALE: 1, Status.STOPPED: 2}
+_STATUS_ORDER = {Status.ACTIVE: 0, Status.STALE: 1, Status.OTHER: 1, Status.STOPPED: 2}
 
 
 def roster_key(agent: Agent, needs_attention: bool = False) -> tuple[Any, ...]:

@@ -26,6 +26,7 @@ from mesh_core import FixedClock, Mesh
 
 AGENT_KEYS = {
     "session_id",
+    "stored_status",
     "agent_name",
     "agent_description",
     "cwd",
