@@ -20,7 +20,7 @@ from mesh_core.models import Agent, Message
 from mesh_core.rules import BROADCAST, CLIENT_CLI, KINDS, validate_message_id
 from mesh_core.text import safe_line
 
-from .render import agents_table, field, messages_table, new_console, print_json, say, warn
+from .render import field, messages_table, new_console, print_json, print_roster, say, warn
 
 CLIENT = CLIENT_CLI
 EXIT_BROKEN_PIPE = 141
@@ -67,7 +67,7 @@ def cmd_agents(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.json:
         print_json([agent.to_json() for agent in agents])
     elif agents:
-        new_console().print(agents_table(agents, mesh.clock.now()))
+        print_roster(new_console(), agents, mesh.clock.now())
     else:
         print(f"no {args.status or 'active or stale'} agents on {mesh.path}")
     return 0

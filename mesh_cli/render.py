@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -75,25 +75,104 @@ def status_label(agent: Agent) -> str:
     return str(agent.status.value)
 
 
-def agents_table(agents: Sequence[Agent], now: datetime) -> Table:
-    from rich.table import Table
-    from rich.text import Text
+# Columns of the roster that give up width when the table is wider than the terminal.
+_FLEXIBLE = (1, 2)  # name, description
+_GAP = "  "
+_HEADER = ("", "name", "description", "kind", "unread", "last heartbeat")
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("", "name", "description", "kind", "unread", "last heartbeat"):
-        table.add_column(column, overflow="fold")
+
+def print_roster(console: Console, agents: Sequence[Agent], now: datetime) -> None:
+    """The roster, laid out here and written line by line: rich's `Table` measures and
+    wraps every cell (about 0.4 ms a row), which a roster of thousands cannot afford.
+    Columns are as wide as their widest cell; if that is wider than the terminal, the name
+    and description give up width and fold onto further lines, as the table did. Styles
+    are rich's, rendered for the console's colour system (none into a pipe)."""
+    from rich.cells import cell_len
+
+    rows: list[tuple[tuple[str, str], ...]] = [tuple((title, "bold") for title in _HEADER)]
     for agent in agents:
         glyph, style = STATUS_GLYPHS[agent.status]
         stopped = agent.status is Status.STOPPED
-        table.add_row(
-            Text(glyph, style=style),
-            Text(safe_line(agent.agent_name), style=style if stopped else "bold"),
-            Text(safe_line(agent.agent_description or "", 60), style="dim"),
-            Text(safe_line(agent.kind)),
-            Text(field(agent.unread), style="bold" if agent.unread else "dim"),
-            Text(f"{ago(agent.last_heartbeat, now)} ({status_label(agent)})"),
+        rows.append(
+            (
+                (glyph, style),
+                (safe_line(agent.agent_name), style if stopped else "bold"),
+                (safe_line(agent.agent_description or "", 60), "dim"),
+                (safe_line(agent.kind), ""),
+                (field(agent.unread), "bold" if agent.unread else "dim"),
+                (f"{ago(agent.last_heartbeat, now)} ({status_label(agent)})", ""),
+            )
         )
-    return table
+    widths = [0] * len(_HEADER)
+    for row in rows:
+        for column, (value, _style) in enumerate(row):
+            widths[column] = max(widths[column], cell_len(value))
+    _fit(widths, console.width)
+    paint = _painter(console)
+    write = console.file.write
+    for row in rows:
+        for line in _row_lines(row, widths, paint):
+            write(line + "\n")
+    console.file.flush()
+
+
+def _fit(widths: list[int], width: int) -> None:
+    """Narrow the flexible columns, widest first, until a row fits `width` (each keeps at
+    least 8 cells)."""
+    excess = sum(widths) + len(_GAP) * (len(widths) - 1) - width
+    while excess > 0:
+        column = max(_FLEXIBLE, key=lambda c: widths[c])
+        if widths[column] <= 8:
+            return
+        widths[column] -= 1
+        excess -= 1
+
+
+def _painter(console: Console) -> Callable[[str, str], str]:
+    """`paint(text, style)`: `text` wrapped in the escape codes of rich's `style` for this
+    console (as it is, into a pipe or with colour off). The text is already made safe."""
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    system = {
+        "standard": ColorSystem.STANDARD,
+        "256": ColorSystem.EIGHT_BIT,
+        "truecolor": ColorSystem.TRUECOLOR,
+        "windows": ColorSystem.WINDOWS,
+    }.get(console.color_system or "")
+    codes: dict[str, tuple[str, str]] = {}
+
+    def paint(text: str, style: str) -> str:
+        if system is None or not style or not text:
+            return text
+        if style not in codes:
+            parsed = Style.parse(style)
+            if console.no_color:
+                parsed = parsed.without_color
+            before, _, after = parsed.render("\0", color_system=system).partition("\0")
+            codes[style] = (before, after)
+        before, after = codes[style]
+        return f"{before}{text}{after}"
+
+    return paint
+
+
+def _row_lines(
+    cells: tuple[tuple[str, str], ...], widths: list[int], paint: Callable[[str, str], str]
+) -> Iterator[str]:
+    """One row: each cell padded to its column, a cell too wide folded onto more lines."""
+    from rich.cells import cell_len, chop_cells
+
+    parts = [
+        chop_cells(value, widths[i]) if cell_len(value) > widths[i] else [value]
+        for i, (value, _style) in enumerate(cells)
+    ]
+    for index in range(max(len(p) for p in parts)):
+        line = []
+        for i, (_value, style) in enumerate(cells):
+            piece = parts[i][index] if index < len(parts[i]) else ""
+            line.append(paint(piece, style) + " " * (widths[i] - cell_len(piece)))
+        yield _GAP.join(line).rstrip()
 
 
 def messages_table(messages: Sequence[Message]) -> Table:

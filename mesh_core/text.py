@@ -47,6 +47,10 @@ _UNSAFE = re.compile(
 )
 
 
+# Printable ASCII but `<` and `[`, which start a marker or a tag: nothing to change.
+_PLAIN = re.compile(r"[ -;=-Z\\-~]*")
+
+
 def _visible(match: re.Match[str]) -> str:
     code = ord(match.group(0))
     if code < 0x20:
@@ -62,6 +66,8 @@ def safe_text(text: object, *, multiline: bool = True) -> str:
     included). Newlines (and tabs) are kept when `multiline`, else shown as `⏎` (and a
     space) so a name or preview stays on one line."""
     value = "" if text is None else str(text)
+    if _PLAIN.fullmatch(value):
+        return value  # the common case: printable ASCII with nothing to neutralise
     value = value.replace("\r\n", "\n")
     if not multiline:
         value = value.replace("\n", " \u23ce ").replace("\t", " ")
