@@ -248,7 +248,7 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = OFF")
         if version < SCHEMA_VERSION:
-            _migrate(conn)
+            _migrate(conn, config)
     except sqlite3.OperationalError as exc:
         if not create and not path.exists():
             raise FileNotFoundError(str(path)) from exc
@@ -266,8 +266,10 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema up to SCHEMA_VERSION in one transaction (safe against races)."""
+def _migrate(conn: sqlite3.Connection, config: MeshConfig) -> None:
+    """Bring the schema up to SCHEMA_VERSION in one transaction (safe against races).
+    A file that holds no rate limit gets this process's (docs/contract.md §4.5): from
+    then on it is the mesh's, the same for everyone on the file."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -277,6 +279,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(statement)
         if current < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.executemany(
+            "INSERT OR IGNORE INTO mesh_meta (key, value) VALUES (?, ?)",
+            [("rate_limit", str(config.rate_limit)), ("rate_window", repr(config.rate_window))],
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -18,7 +18,7 @@ from . import mailbox, maintenance, messaging, sessions
 from .clock import Clock
 from .config import MeshConfig
 from .models import Agent, CleanupReport, Message, Status
-from .rules import BROADCAST, reported_status
+from .rules import BROADCAST, RateLimit, reported_status
 from .sessions import SessionClaim
 from .store import Store
 
@@ -238,6 +238,14 @@ class Mesh:
     def maybe_cleanup(self) -> CleanupReport:
         """Run the clean-up unless any participant ran it in the last minute."""
         return maintenance.maybe_cleanup(self.store)
+
+    def rate_limit(self) -> RateLimit:
+        """The mesh's rate limit: its file's, the same for every participant."""
+        return messaging.read_rate_limit(self.store)
+
+    def set_rate_limit(self, limit: int, window: float = 60.0) -> RateLimit:
+        """Change the mesh's rate limit for everyone on the file (an operator's call)."""
+        return messaging.set_rate_limit(self.store, limit, window)
 
     def stats(self) -> dict[str, Any]:
         """What `mesh status` shows."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from .clock import iso
 from .errors import (
+    InvalidArgument,
     MessageNotFound,
     NoBroadcastRecipients,
     SelfMessage,
@@ -21,7 +22,7 @@ from .models import Message
 from .rows import latest, row_id, status_text, text, to_message
 from .rules import (
     BROADCAST,
-    check_rate_limit,
+    RateLimit,
     is_flooded,
     validate_content,
     validate_message_id,
@@ -128,6 +129,77 @@ def _resolve(
     return sender, pick_recipient(active, store) if active else latest(candidates)
 
 
+RATE_LIMIT_SQL = "SELECT key, value FROM mesh_meta WHERE key IN ('rate_limit', 'rate_window')"
+
+
+def rate_limit(conn: sqlite3.Connection) -> RateLimit:
+    """The mesh's rate limit, as its file holds it (the contract's 10 in 60 s if unset)."""
+    found = {row[0]: row[1] for row in conn.execute(RATE_LIMIT_SQL)}
+    return RateLimit.parse(found.get("rate_limit"), found.get("rate_window"))
+
+
+def read_rate_limit(store: Store) -> RateLimit:
+    found = {row[0]: row[1] for row in store.read(RATE_LIMIT_SQL)}
+    return RateLimit.parse(found.get("rate_limit"), found.get("rate_window"))
+
+
+def set_rate_limit(store: Store, limit: int, window: float) -> RateLimit:
+    wanted = RateLimit.parse(limit, window)
+    if (wanted.limit, wanted.window) != (limit, window):
+        raise InvalidArgument(
+            f"a rate limit is a whole number of messages above 0 in a window of seconds "
+            f"above 0 (got {limit!r} in {window!r})"
+        )
+
+    def body(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT INTO mesh_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [("rate_limit", str(limit)), ("rate_window", repr(float(window)))],
+        )
+
+    store.write(body)
+    return wanted
+
+
+def _recent_sends(
+    conn: sqlite3.Connection,
+    sender: sqlite3.Row,
+    recipient: sqlite3.Row,
+    since: str,
+    limit: int,
+) -> list[str]:
+    """When the sender's workspace last sent to the recipient's, newest first, since
+    `since`, at most `limit`: every session of either workspace counts (a new session
+    does not start a new count). A session without a name counts on its own."""
+    by_recipient = (
+        "r.agent_name = :r_name COLLATE NOCASE AND r.agent_name = :r_name"  # the index, exact
+        if recipient["agent_name"]
+        else "r.session_id = :r_id"
+    )
+    by_sender = "s.agent_name = :s_name" if sender["agent_name"] else "s.session_id = :s_id"
+    # From each session of the recipient's workspace, that session's messages of the
+    # window (idx_messages_recipient): a workspace's old sessions cost one seek each.
+    rows = conn.execute(
+        "SELECT m.created_at FROM agent_sessions r "
+        "JOIN agent_messages m INDEXED BY idx_messages_recipient "
+        "  ON m.recipient_session_id = r.session_id AND m.created_at >= :since "
+        "JOIN agent_sessions s ON s.session_id = m.sender_session_id "
+        f"WHERE {by_recipient} AND {by_sender} "
+        "ORDER BY m.created_at DESC LIMIT :limit",
+        {
+            "r_name": recipient["agent_name"],
+            "s_name": sender["agent_name"],
+            "r_id": recipient["session_id"],
+            "s_id": sender["session_id"],
+            "since": since,
+            "limit": limit,
+        },
+    ).fetchall()
+    # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
+    return [at for at in (text(row[0]) or "" for row in rows) if at > since]
+
+
 def _insert(
     store: Store,
     conn: sqlite3.Connection,
@@ -148,10 +220,14 @@ def _insert(
     now_dt = store.now_dt()
     now = iso(now_dt)
 
-    # One read of idx_messages_pair serves both the rate limit and auto-threading: this
-    # pair's newest messages since the earlier window start, up to `rate_limit` outgoing
-    # (newest first) and the newest incoming.
-    window_start = iso(now_dt - timedelta(seconds=cfg.rate_window))
+    # The rate limit: the mesh's numbers, counted per workspace pair (every session of
+    # the sender's workspace to every session of the recipient's).
+    limits = rate_limit(conn)
+    window_start = iso(limits.since(now_dt))
+    recent = _recent_sends(conn, sender, recipient, window_start, limits.limit)
+    limits.check(recent, now_dt, recipient_name)
+
+    # Auto-threading reads this session pair's newest message each way (idx_messages_pair).
     thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
     pair = conn.execute(
         "SELECT * FROM (SELECT 1 AS outgoing, message_id, original_message_id, created_at"
@@ -163,15 +239,13 @@ def _insert(
         {
             "a": sender_id,
             "b": recipient_id,
-            "since": min(window_start, thread_since),
-            "limit": max(1, cfg.rate_limit),
+            "since": thread_since,
+            "limit": 1,
         },
     ).fetchall()
 
     # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
     pair = [(r, text(r["created_at"]) or "") for r in pair]
-    recent = [at for r, at in pair if r["outgoing"] and at > window_start]
-    check_rate_limit(recent, now_dt, cfg, recipient_name)
 
     # Auto-thread: join the pair's thread if they spoke within the window (the newest
     # message either way; on a tie, the sender's own).

@@ -89,9 +89,10 @@ def adopt_mail(conn: sqlite3.Connection, sid: str, name: str, now: str) -> None:
         WHERE read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)
           AND recipient_session_id IN (
             SELECT session_id FROM agent_sessions
-            WHERE agent_name = ? AND status IS NOT 'active' AND session_id != ?)
+            WHERE agent_name = ? COLLATE NOCASE AND agent_name = ?  -- the index, exact
+              AND status IS NOT 'active' AND session_id != ?)
         """,
-        (sid, now, name, sid),
+        (sid, now, name, name, sid),
     )
     conn.execute(
         "UPDATE agent_messages SET expires_at = NULL "
