@@ -283,6 +283,12 @@ HOOKS_NOTE = (
     "hooks: `mesh hook` runs at session start, at each prompt and before stopping to put "
     "waiting messages in front of the model (--no-hooks to leave them out)."
 )
+CODEX_TRUST_NOTE = (
+    "codex hooks: Codex runs a hook from hooks.json only once you trust it. At the next "
+    '`codex` start it says "Hooks need review": choose "Trust all and continue" (or trust '
+    "them in `/hooks`). Until then, and in `codex exec`, which never asks, the hooks do "
+    "not run and mail reaches the model only through check_inbox and the unread notice."
+)
 CHANNEL_NOTE = (
     "channels: start Claude Code with `claude --dangerously-load-development-channels "
     "server:agent-mesh` so pushed messages reach it; a pushed message stays unread until "
@@ -322,6 +328,8 @@ def run(
         out.append(f"next: {NEXT_STEPS[client]}\n")
         if hooks and client in ("claude", "codex", "gemini"):
             out.append(HOOKS_NOTE + "\n")
+        if hooks and client == "codex":
+            out.append(CODEX_TRUST_NOTE + "\n")
         if channel:
             out.append(CHANNEL_NOTE + "\n")
     return "".join(out)
