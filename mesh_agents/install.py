@@ -137,6 +137,10 @@ def claude(
         "command": command[0],
         "args": [*command[1:], *mcp_args(db, channel)],
         "env": {},
+        # Claude Code waits for an alwaysLoad server before the first request (up to
+        # MCP_CONNECT_TIMEOUT_MS, 5 s by default); other servers join in the background,
+        # so a server slow to start (a loaded machine) missed the first request.
+        "alwaysLoad": True,
     }
     line = _hook_line(db)
 

@@ -82,6 +82,12 @@ def test_claude_keeps_other_servers_and_settings(home: Path, db_path: Path) -> N
     assert json.loads((home / ".claude.json.bak").read_text()) == original
 
 
+def test_claude_server_is_awaited_before_the_first_request(home: Path) -> None:
+    install_twice(home, "claude")
+    entry = json.loads((home / ".claude.json").read_text())["mcpServers"]["agent-mesh"]
+    assert entry["alwaysLoad"] is True and entry["args"][-1] == "mcp"
+
+
 def test_claude_hooks_merge_with_the_users_hooks(home: Path) -> None:
     settings = home / ".claude" / "settings.json"
     users_stop = {"hooks": [{"type": "command", "command": "say done"}]}

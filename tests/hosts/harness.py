@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -330,10 +331,18 @@ def install(host: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def run_host(key: str, tmp: Path, results: dict[str, Any], *, trust_hooks: bool = True) -> HostRun:
+def run_host(
+    key: str,
+    tmp: Path,
+    results: dict[str, Any],
+    *,
+    trust_hooks: bool = True,
+    slow_start: float = 0.0,
+) -> HostRun:
     """Install, seed, run the host headless once; never raises for a host that cannot
     run here (the run says why). `trust_hooks`: do the user's one-time hook review where
-    the host asks for one (Codex), as its start-up review would."""
+    the host asks for one (Codex), as its start-up review would. `slow_start` (Claude
+    Code): the installed server starts that many seconds late, as on a loaded machine."""
     pkg = hostbin.PACKAGES[key]
     run = HostRun(key, pkg.host)
     try:
@@ -347,6 +356,8 @@ def run_host(key: str, tmp: Path, results: dict[str, Any], *, trust_hooks: bool 
     run.version = hostbin.version_of(argv, env)
     mesh, peer_sid, run.start_id = seed_mail(db, workspace)
     run.install_output = install(pkg.host, env)
+    if slow_start and pkg.host == "claude":
+        delay_claude_server(home, slow_start)
     if pkg.host == "codex":
         codex_env = dict(env, CODEX_HOME=str(home / ".codex"))
         run.hook_trust_before = codex_hooks(argv, codex_env, workspace, trust=trust_hooks)
@@ -408,6 +419,16 @@ def run_host(key: str, tmp: Path, results: dict[str, Any], *, trust_hooks: bool 
     (tmp / "stdout.txt").write_text(run.stdout)
     (tmp / "stderr.txt").write_text(run.stderr)
     return run
+
+
+def delay_claude_server(home: Path, seconds: float) -> None:
+    """Start the installed `mesh mcp` `seconds` late (the entry otherwise as installed)."""
+    path = home / ".claude.json"
+    data = json.loads(path.read_text())
+    entry = data["mcpServers"]["agent-mesh"]
+    line = " ".join(shlex.quote(part) for part in [entry["command"], *entry["args"]])
+    entry["command"], entry["args"] = "/bin/sh", ["-c", f"sleep {seconds}; exec {line}"]
+    path.write_text(json.dumps(data, indent=2))
 
 
 def codex_hooks(argv: list[str], env: dict[str, str], cwd: Path, *, trust: bool) -> list[str]:

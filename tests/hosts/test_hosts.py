@@ -185,3 +185,19 @@ def test_claude_stop_hook_blocks_once_then_respects_stop_hook_active(
     assert run.later_sent_at < after_block.at, _where(run)
     assert run.route(run.later_id) is None, f"{_where(run)}: the Stop hook blocked twice"
     assert run.later_id in run.unread_after_exit, _where(run)
+
+
+@pytest.mark.parametrize("key", [k for k in KEYS if hostbin.PACKAGES[k].host == "claude"])
+def test_claude_waits_for_a_server_slow_to_start(
+    key: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """On a loaded machine `mesh mcp` may take seconds to answer. As installed (the entry
+    has `alwaysLoad`), Claude Code waits for it before the first request (up to its
+    MCP_CONNECT_TIMEOUT_MS, 5 s by default) instead of connecting it in the background:
+    measured with the server started 2 s late; without `alwaysLoad` that first request
+    has no mesh tool."""
+    slow = harness.run_host(key, tmp_path_factory.mktemp(f"{key}-slow"), {}, slow_start=2.0)
+    if slow.skip_reason:
+        pytest.skip(slow.skip_reason)
+    assert slow.first_tools(), f"{_where(slow)}: no mesh tool in the first request"
+    assert not any("(deferred)" in t for t in slow.first_tools()), _where(slow)
