@@ -38,7 +38,7 @@ from .config_files import (
 SERVER_KEY = "agent-mesh"
 CLIENTS = ("copilot", "claude", "codex", "gemini", "json")
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd")
-CODEX_HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop")
+CODEX_HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd")
 # Gemini's names for the moments a hook can add context (its BeforeAgent is Claude's
 # UserPromptSubmit, AfterTool its PostToolUse), and SessionEnd.
 GEMINI_HOOK_EVENTS = ("SessionStart", "BeforeAgent", "AfterTool", "SessionEnd")

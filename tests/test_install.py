@@ -239,7 +239,7 @@ def test_codex_writes_the_server_awaited_approved_with_the_db_and_trusted_hooks_
     assert "web_search = true  # mine" in text
     commands = _hook_commands(json.loads(hooks_file.read_text())["hooks"])
     assert commands["Stop"][0] == "x"  # the user's own hook stays, first
-    for event in ("SessionStart", "UserPromptSubmit", "Stop"):
+    for event in ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"):
         ours_line = commands[event][-1]
         assert ours_line.endswith(f" hook {event}") and f"--db {db.resolve()}" in ours_line
     assert "Trust all and continue" in first and "unchanged" in second

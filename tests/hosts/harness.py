@@ -338,11 +338,14 @@ def run_host(
     *,
     trust_hooks: bool = True,
     slow_start: float = 0.0,
+    without_server: bool = False,
 ) -> HostRun:
     """Install, seed, run the host headless once; never raises for a host that cannot
     run here (the run says why). `trust_hooks`: do the user's one-time hook review where
     the host asks for one (Codex), as its start-up review would. `slow_start` (Claude
-    Code): the installed server starts that many seconds late, as on a loaded machine."""
+    Code): the installed server starts that many seconds late, as on a loaded machine.
+    `without_server` (Codex): the installed server entry is taken out again, so only
+    the hooks carry mail."""
     pkg = hostbin.PACKAGES[key]
     run = HostRun(key, pkg.host)
     try:
@@ -358,6 +361,8 @@ def run_host(
     run.install_output = install(pkg.host, env)
     if slow_start and pkg.host == "claude":
         delay_claude_server(home, slow_start)
+    if without_server and pkg.host == "codex":
+        remove_codex_server(home)
     if pkg.host == "codex":
         codex_env = dict(env, CODEX_HOME=str(home / ".codex"))
         run.hook_trust_before = codex_hooks(argv, codex_env, workspace, trust=trust_hooks)
@@ -419,6 +424,19 @@ def run_host(
     (tmp / "stdout.txt").write_text(run.stdout)
     (tmp / "stderr.txt").write_text(run.stderr)
     return run
+
+
+def remove_codex_server(home: Path) -> None:
+    """Take `[mcp_servers.agent-mesh]` (and its tool tables) out of config.toml."""
+    path = home / ".codex" / "config.toml"
+    kept: list[str] = []
+    skipping = False
+    for line in path.read_text().splitlines():
+        if line.startswith("["):
+            skipping = line.startswith("[mcp_servers.agent-mesh")
+        if not skipping:
+            kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
 
 
 def delay_claude_server(home: Path, seconds: float) -> None:
@@ -525,10 +543,11 @@ def codex_cmd(
         'wire_api = "responses"\n'
         "request_max_retries = 0\n"
         "stream_max_retries = 0\n\n"
-        "[mcp_servers.agent-mesh.tools.send_message]\n"
-        'approval_mode = "approve"\n\n'
     )
-    config.write_text(provider + config.read_text())
+    installed = config.read_text()
+    if "[mcp_servers.agent-mesh]" in installed:  # a headless user approves sending
+        provider += '[mcp_servers.agent-mesh.tools.send_message]\napproval_mode = "approve"\n\n'
+    config.write_text(provider + installed)
     host_env = dict(env, OPENAI_API_KEY="sk-test-dummy", CODEX_HOME=str(home / ".codex"))
     cmd = [*argv, "exec", "--skip-git-repo-check", PROMPT]
     return cmd, host_env

@@ -134,7 +134,7 @@ def test_codex_runs_no_hook_the_user_has_not_trusted(
     )
     if untrusted.skip_reason:
         pytest.skip(untrusted.skip_reason)
-    assert untrusted.hook_trust_before == ["untrusted"] * 3, untrusted.hook_trust_before
+    assert untrusted.hook_trust_before == ["untrusted"] * 4, untrusted.hook_trust_before
     assert "Trust all and continue" in untrusted.install_output  # `mesh install` says so
     assert untrusted.hook_runs == [], f"{_where(untrusted)}: ran {untrusted.hook_runs}"
     route = untrusted.route(untrusted.start_id)
@@ -201,3 +201,24 @@ def test_claude_waits_for_a_server_slow_to_start(
         pytest.skip(slow.skip_reason)
     assert slow.first_tools(), f"{_where(slow)}: no mesh tool in the first request"
     assert not any("(deferred)" in t for t in slow.first_tools()), _where(slow)
+
+
+def test_codex_hooks_alone_deliver_mail_without_the_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Codex with the hooks but without `mesh mcp` (the server entry taken out): the
+    SessionStart hook hands the waiting message to the first model request, framed, and
+    the session its hooks registered is stopped by its SessionEnd hook when Codex exits."""
+    alone = harness.run_host(
+        "codex", tmp_path_factory.mktemp("codex-hooks-only"), {}, without_server=True
+    )
+    if alone.skip_reason:
+        pytest.skip(alone.skip_reason)
+    assert alone.returncode == 0, f"{_where(alone)}\n{alone.stderr[-2000:]}"
+    assert not alone.first_tools(), _where(alone)  # no server: no mesh tool offered
+    route = alone.route(alone.start_id)
+    assert route is not None and (route.request, route.origin) == (0, "hook"), _where(alone)
+    framing = harness._framed_ok(alone.framed_text(alone.start_id), alone.start_id)
+    assert framing is not None and all(framing.values()), framing
+    assert alone.start_id not in alone.unread_after_exit
+    assert not alone.active_after_exit(), f"{_where(alone)}: the hook's session stayed active"
