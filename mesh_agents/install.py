@@ -38,7 +38,7 @@ from .config_files import (
 SERVER_KEY = "agent-mesh"
 CLIENTS = ("copilot", "claude", "codex", "gemini", "json")
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd")
-CODEX_HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop")
+CODEX_HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd")
 # Gemini's names for the moments a hook can add context (its BeforeAgent is Claude's
 # UserPromptSubmit, AfterTool its PostToolUse), and SessionEnd.
 GEMINI_HOOK_EVENTS = ("SessionStart", "BeforeAgent", "AfterTool", "SessionEnd")
@@ -137,6 +137,10 @@ def claude(
         "command": command[0],
         "args": [*command[1:], *mcp_args(db, channel)],
         "env": {},
+        # Claude Code waits for an alwaysLoad server before the first request (up to
+        # MCP_CONNECT_TIMEOUT_MS, 5 s by default); other servers join in the background,
+        # so a server slow to start (a loaded machine) missed the first request.
+        "alwaysLoad": True,
     }
     line = _hook_line(db)
 
@@ -283,6 +287,12 @@ HOOKS_NOTE = (
     "hooks: `mesh hook` runs at session start, at each prompt and before stopping to put "
     "waiting messages in front of the model (--no-hooks to leave them out)."
 )
+CODEX_TRUST_NOTE = (
+    "codex hooks: Codex runs a hook from hooks.json only once you trust it. At the next "
+    '`codex` start it says "Hooks need review": choose "Trust all and continue" (or trust '
+    "them in `/hooks`). Until then, and in `codex exec`, which never asks, the hooks do "
+    "not run and mail reaches the model only through check_inbox and the unread notice."
+)
 CHANNEL_NOTE = (
     "channels: start Claude Code with `claude --dangerously-load-development-channels "
     "server:agent-mesh` so pushed messages reach it; a pushed message stays unread until "
@@ -322,6 +332,8 @@ def run(
         out.append(f"next: {NEXT_STEPS[client]}\n")
         if hooks and client in ("claude", "codex", "gemini"):
             out.append(HOOKS_NOTE + "\n")
+        if hooks and client == "codex":
+            out.append(CODEX_TRUST_NOTE + "\n")
         if channel:
             out.append(CHANNEL_NOTE + "\n")
     return "".join(out)

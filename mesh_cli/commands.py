@@ -10,17 +10,23 @@ import json
 import sys
 import threading
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from mesh_core.delivery import sent_summary
 from mesh_core.errors import InvalidContent, WaitTimedOut
+from mesh_core.handover import hand_over, reader_gone
 from mesh_core.identity import default_person_name
 from mesh_core.lifecycle import borrowed, claim, keep_alive
+from mesh_core.mailbox import Take
 from mesh_core.mesh import Mesh
 from mesh_core.models import Agent, Message
 from mesh_core.rules import BROADCAST, CLIENT_CLI, KINDS, validate_message_id
 from mesh_core.text import safe_line
 
 from .render import field, messages_table, new_console, print_json, print_roster, say, warn
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 CLIENT = CLIENT_CLI
 EXIT_BROKEN_PIPE = 141
@@ -137,45 +143,52 @@ def cmd_show(args: argparse.Namespace, mesh: Mesh) -> int:
 def cmd_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
     if args.follow:
         return _follow_inbox(args, mesh)
+    console = None if args.json else new_console()
+
+    def deliver(batch: Take) -> bool:
+        warn(batch.set_aside)
+        more = batch.more_note("run `mesh inbox` again")
+        if more:
+            warn([more])
+        if console is None:
+            text = "[" + ", ".join(batch.rendered) + "]\n"
+        elif batch.messages:
+            text = _captured(console, list(batch.messages))
+        else:
+            text = f"no unread messages for {safe_line(me.agent_name)}\n"
+        return hand_over(sys.stdout, text)
+
     with _acting_as(mesh, args.sender) as me:
-        # Each message is serialised inside the take, before it is marked read: one that
-        # cannot be is set aside unread (and named), never lost with the rest.
-        taken = mesh.take(me.session_id, lambda m: json.dumps(m.to_json()))
-    messages = list(taken.messages)
-    warn(taken.set_aside)
-    more = taken.more_note("run `mesh inbox` again")
-    if more:
-        warn([more])
-    if args.json:
-        sys.stdout.write("[" + ", ".join(taken.rendered) + "]\n")
-        sys.stdout.flush()
-    elif messages:
-        new_console().print(messages_table(messages))
-    else:
-        print(f"no unread messages for {safe_line(me.agent_name)}")
+        # Each message is serialised before the batch is written out, and the batch is
+        # marked read only once the reader has it: a message that cannot be shown stays
+        # unread (and is named); a reader that leaves unread (`| head -c 9`) loses nothing.
+        _, delivered = mesh.hand_over(me.session_id, lambda m: json.dumps(m.to_json()), deliver)
+    if not delivered:
+        raise BrokenPipeError  # `main` exits 141; every message of the batch stays unread
     return 0
 
 
+def _captured(console: Console, messages: list[Message]) -> str:
+    """The table as the console would print it, to be handed over in one piece."""
+    with console.capture() as capture:
+        console.print(messages_table(messages))
+    return capture.get()
+
+
 def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
-    """Stay registered and print each message as it lands, until SIGINT or SIGTERM."""
+    """Stay registered and print each message as it lands, until SIGINT or SIGTERM.
+
+    One message at a time: each is marked read only once the reader has it (on a pipe,
+    once it has drained it), so a reader that goes away (`| head -n 1`) leaves the rest
+    unread, with at most the one being written lost to it (and still unread)."""
+    from queue import Empty, SimpleQueue
+
     from mesh_core.participant import Participant
 
     found = claim(mesh, args.sender, client=CLIENT)
     agent = found.agent
-    output_lock = threading.Lock()
-    broken = threading.Event()
-    console = new_console()
-
-    def show(message: Message) -> None:
-        with output_lock:
-            try:
-                if args.json:
-                    sys.stdout.write(json.dumps(message.to_json()) + "\n")
-                    sys.stdout.flush()
-                else:
-                    console.print(messages_table([message]))
-            except OSError:  # the reader went away (`| head`): stop taking mail
-                broken.set()
+    console = None if args.json else new_console()
+    offered: SimpleQueue[Message] = SimpleQueue()
 
     # Re-registering keeps the session as it is (a person's TUI stays `human`); only a
     # borrowed session's process details (pid, host, client) become this process's.
@@ -188,15 +201,32 @@ def _follow_inbox(args: argparse.Namespace, mesh: Mesh) -> int:
         cwd=agent.cwd,
         session_id=agent.session_id,
         metadata=agent.metadata if found.was_active else None,
-        on_message=show,
+        on_message=offered.put,
+        acknowledge=True,
     )
     try:
         participant.start()
-        if not args.json:
+        if console is not None:
             say(f"following the inbox of {safe_line(agent.agent_name)}; ctrl+c to stop", True)
-        while not broken.wait(0.5):
-            pass
-        return EXIT_BROKEN_PIPE
+        while True:
+            try:
+                message = offered.get(timeout=0.5)
+            except Empty:
+                if reader_gone(sys.stdout):
+                    raise BrokenPipeError from None  # nobody reads: stop taking mail
+                continue
+            try:
+                text = (
+                    json.dumps(message.to_json()) + "\n"
+                    if console is None
+                    else _captured(console, [message])
+                )
+            except Exception as exc:  # noqa: BLE001 - one odd message must not end the rest
+                warn([f"message #{message.message_id} could not be shown ({exc}); it stays unread"])
+                continue
+            if not hand_over(sys.stdout, text):
+                raise BrokenPipeError  # not read: it and the rest stay unread
+            participant.acknowledge(message.message_id)
     finally:
         participant.stop(deregister=not found.was_active)
 

@@ -74,56 +74,109 @@ def take(
     `render` runs inside the write transaction, before COMMIT: a message is marked read
     only once its whole text exists. One that cannot be built or rendered (another
     client's odd row) stays unread and is named in `set_aside`; the rest are delivered."""
-    cfg = store.config
-    count_cap = max(1, cfg.take_max_messages if max_count is None else max_count)
-    byte_cap = cfg.take_max_bytes if max_bytes is None else max_bytes
     now = store.now()
-    waiting_sql = (
-        "FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
-        f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
-    )
 
     def body(conn: sqlite3.Connection) -> Take:
-        rows = conn.execute(
-            f"SELECT * {waiting_sql} ORDER BY {PRIORITY_RANK_SQL}, created_at, message_id LIMIT ?",
-            (session_id, now, count_cap + 50),
-        ).fetchall()
-        rows.sort(key=_safe_delivery_order)
-        try:
-            known = names(store, {r["sender_session_id"] for r in rows} | {session_id})
-        except Exception:  # noqa: BLE001 - an odd id column: render without names
-            known = {}
-        taken: list[Message] = []
-        texts: list[str] = []
-        aside: list[str] = []
-        size = 0
-        for row in rows:
-            if len(taken) >= count_cap:
-                break
-            try:
-                # As it will be once delivered: read now (the caller renders that).
-                message = replace(to_message(row, known), read=True, read_at=now)
-                text = render(message)
-                length = len(text.encode("utf-8", "surrogatepass"))
-            except Exception as exc:  # noqa: BLE001 - one bad row must not cost the rest
-                aside.append(_aside_note(row, exc))
-                continue
-            if taken and size + length > byte_cap:
-                break
-            taken.append(message)
-            texts.append(text)
-            size += length
-        if taken:
-            ids = [m.message_id for m in taken]
+        taken = _collect(store, conn, session_id, render, max_count, max_bytes, now)
+        if taken.messages:
+            ids = [m.message_id for m in taken.messages]
             conn.execute(
                 f"UPDATE agent_messages SET read = 1, read_at = ? "
                 f"WHERE message_id IN ({','.join('?' * len(ids))})",
                 (now, *ids),
             )
-        left = conn.execute(f"SELECT count(*) {waiting_sql}", (session_id, now)).fetchone()[0]
-        return Take(tuple(taken), tuple(texts), int(left) - len(aside), tuple(aside))
+        return taken
 
     return store.write(body)
+
+
+def offer(
+    store: Store,
+    session_id: str,
+    render: Callable[[Message], str],
+    max_count: int | None = None,
+    max_bytes: int | None = None,
+) -> Take:
+    """What `take` would hand over now, rendered, marking nothing read: for a consumer
+    that marks read only once the reader has it (`hand_over`, `mark_read`)."""
+    now = store.now()
+    try:
+        return _collect(store, store.connection(), session_id, render, max_count, max_bytes, now)
+    except sqlite3.DatabaseError as exc:
+        raise store.unusable(exc) from exc
+
+
+def hand_over(
+    store: Store,
+    session_id: str,
+    render: Callable[[Message], str],
+    deliver: Callable[[Take], bool],
+    max_count: int | None = None,
+    max_bytes: int | None = None,
+) -> tuple[Take, bool]:
+    """Offer a bounded batch, let `deliver` hand it over, and mark read only what it
+    reports delivered (True: the whole batch). Returns the batch and that verdict.
+
+    Unlike `take`, two consumers of one inbox may both hand over a message; a reader
+    that goes away before reading leaves the batch unread (delivered twice at worst,
+    never zero times; docs/contract.md §4.12)."""
+    batch = offer(store, session_id, render, max_count, max_bytes)
+    delivered = deliver(batch)
+    if delivered and batch.messages:
+        mark_read(store, session_id, [m.message_id for m in batch.messages])
+    return batch, delivered
+
+
+def _collect(
+    store: Store,
+    conn: sqlite3.Connection,
+    session_id: str,
+    render: Callable[[Message], str],
+    max_count: int | None,
+    max_bytes: int | None,
+    now: str,
+) -> Take:
+    """The bounded batch `take` and `offer` hand over, each message rendered as it will
+    be once delivered; `more` counts the unread messages beyond it."""
+    cfg = store.config
+    count_cap = max(1, cfg.take_max_messages if max_count is None else max_count)
+    byte_cap = cfg.take_max_bytes if max_bytes is None else max_bytes
+    waiting_sql = (
+        "FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
+        f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
+    )
+    rows = conn.execute(
+        f"SELECT * {waiting_sql} ORDER BY {PRIORITY_RANK_SQL}, created_at, message_id LIMIT ?",
+        (session_id, now, count_cap + 50),
+    ).fetchall()
+    rows.sort(key=_safe_delivery_order)
+    try:
+        known = names(store, {r["sender_session_id"] for r in rows} | {session_id})
+    except Exception:  # noqa: BLE001 - an odd id column: render without names
+        known = {}
+    taken: list[Message] = []
+    texts: list[str] = []
+    aside: list[str] = []
+    size = 0
+    for row in rows:
+        if len(taken) >= count_cap:
+            break
+        try:
+            # As it will be once delivered: read now (the caller renders that).
+            message = replace(to_message(row, known), read=True, read_at=now)
+            text = render(message)
+            length = len(text.encode("utf-8", "surrogatepass"))
+        except Exception as exc:  # noqa: BLE001 - one bad row must not cost the rest
+            aside.append(_aside_note(row, exc))
+            continue
+        if taken and size + length > byte_cap:
+            break
+        taken.append(message)
+        texts.append(text)
+        size += length
+    left = conn.execute(f"SELECT count(*) {waiting_sql}", (session_id, now)).fetchone()[0]
+    more = int(left) - len(taken) - len(aside)
+    return Take(tuple(taken), tuple(texts), max(0, more), tuple(aside))
 
 
 def _safe_delivery_order(row: sqlite3.Row) -> tuple[int, float, int]:

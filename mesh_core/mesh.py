@@ -200,8 +200,29 @@ class Mesh:
         """A bounded take: render each message inside the transaction that marks it read."""
         return mailbox.take(self.store, session_id, render, max_count, max_bytes)
 
+    def offer(
+        self,
+        session_id: str,
+        render: Callable[[Message], str],
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+    ) -> mailbox.Take:
+        """The batch a take would hand over, rendered, marking nothing read."""
+        return mailbox.offer(self.store, session_id, render, max_count, max_bytes)
+
+    def hand_over(
+        self,
+        session_id: str,
+        render: Callable[[Message], str],
+        deliver: Callable[[mailbox.Take], bool],
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+    ) -> tuple[mailbox.Take, bool]:
+        """Offer a bounded batch to `deliver`; mark it read only if it says delivered."""
+        return mailbox.hand_over(self.store, session_id, render, deliver, max_count, max_bytes)
+
     def mark_read(self, session_id: str, message_ids: Iterable[int]) -> list[int]:
-        """Mark pushed messages read once the host acknowledged them."""
+        """Mark messages read once their reader has them (a host's ack, a drained pipe)."""
         return mailbox.mark_read(self.store, session_id, message_ids)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:

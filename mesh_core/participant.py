@@ -59,7 +59,12 @@ class Participant:
         on_error: Callable[[Exception], None] | None = None,
         take_inbox: bool = True,
         file_events: bool = True,
+        acknowledge: bool = False,
     ) -> None:
+        """`acknowledge=True`: the loop hands each unread message to `on_message` once,
+        marking nothing read; the consumer calls `acknowledge(id)` once it has handed
+        the message on (written out, shown), and only then is it marked read. A message
+        never acknowledged stays unread for the next route (docs/contract.md §4.12)."""
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
             "name": name,
@@ -76,6 +81,10 @@ class Participant:
         self.on_change = on_change
         self.on_error = on_error
         self.take_inbox = take_inbox
+        self.acknowledges = acknowledge
+        self._offered: set[int] = set()  # handed to on_message, until gone from the inbox
+        self._acked: set[int] = set()  # of those, acknowledged (marked read)
+        self._offered_lock = threading.Lock()
         self.agent: Agent | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()  # the loop's one sleep: set to end it early
@@ -106,6 +115,17 @@ class Participant:
         )
         self._thread.start()
         return self.agent
+
+    def acknowledge(self, message_id: int) -> bool:
+        """The consumer handed this offered message on: mark it read (True if it is read
+        now; False if it was no longer this session's to mark)."""
+        marked = message_id in self.mesh.mark_read(self.session_id, [message_id])
+        with self._offered_lock:
+            self._acked.add(message_id)
+            drained = self._offered <= self._acked
+        if drained:
+            self.poll_now()  # more may wait beyond the batch: offer them now
+        return marked
 
     def poll_now(self) -> None:
         """Ask the loop to poll at once (after this process sent something, say)."""
@@ -283,9 +303,28 @@ class Participant:
     def _poll(self) -> None:
         if not self.take_inbox:
             return
-        for message in self.mesh.inbox(self.session_id):
+        for message in self._offer() if self.acknowledges else self.mesh.inbox(self.session_id):
             if self.on_message is not None:
                 try:
                     self.on_message(message)
                 except Exception:  # a callback's bug must not kill the session
                     log.exception("on_message callback failed for message %s", message.message_id)
+
+    def _offer(self) -> list[Message]:
+        """The unread messages not yet handed to on_message (acknowledge mode), bounded
+        like a take. Offered ones taken elsewhere or expired are forgotten; a message
+        that cannot be built is skipped (logged), never marked read."""
+        batch = self.mesh.offer(self.session_id, lambda m: "")
+        for note in batch.set_aside:
+            log.warning("mesh participant: %s", note)
+        with self._offered_lock:
+            waiting = {m.message_id for m in batch.messages}
+            # Forget what left the inbox: an acknowledged message as soon as it is gone
+            # (this read began after its mark, or it would still be here), any other only
+            # when the batch is the whole inbox (taken elsewhere, or expired).
+            gone = self._offered - waiting
+            self._offered -= gone if not batch.more else gone & self._acked
+            self._acked &= self._offered
+            fresh = [m for m in batch.messages if m.message_id not in self._offered]
+            self._offered.update(m.message_id for m in fresh)
+        return fresh
