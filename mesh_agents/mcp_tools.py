@@ -21,7 +21,7 @@ from mesh_core.delivery import (
 )
 from mesh_core.errors import InvalidArgument, MeshError, WaitTimedOut
 from mesh_core.mesh import Mesh
-from mesh_core.models import Agent, Message
+from mesh_core.models import Agent, Message, Status
 from mesh_core.rules import MAX_WAIT_SECONDS, validate_timeout
 from mesh_core.text import safe_line, safe_text
 
@@ -63,7 +63,10 @@ TOOL_DESCRIPTIONS = {
 def _agent_line(agent: Agent) -> str:
     # The name and description quoted, the session id made safe: all three are another
     # client's text and must not write a line of their own into the list.
-    parts = [f"- {quoted(agent.agent_name, 80)} [{agent.status.value}, {agent.kind}]"]
+    status = agent.status.value
+    if agent.status is Status.OTHER:  # another client's own value: quoted like a name
+        status = f"other {quoted(agent.stored_status, 40)}"
+    parts = [f"- {quoted(agent.agent_name, 80)} [{status}, {agent.kind}]"]
     if agent.agent_description:
         parts.append(f": {quoted(agent.agent_description, 160)}")
     parts.append(f" (session {safe_line(agent.session_id, 80)}")
