@@ -101,7 +101,10 @@ class MeshMCP(MeshTools):
         is handled from this moment, not after the slow SDK import, so a client that
         gives up during start-up still leaves the session marked stopped."""
         self._install_signal_handlers()
-        agent = self.participant.start()
+        # The loop (its watch's start, its first round) waits until the tools are built:
+        # until then nothing can be pushed, and its work would share the interpreter
+        # with the import below.
+        agent = self.participant.start(loop=False)
         # The SDK's import starts the moment the session is written, on its own thread,
         # so none of our remaining start-up runs before it begins.
         self._sdk_import = threading.Thread(
@@ -153,6 +156,7 @@ class MeshMCP(MeshTools):
         from mcp.server.stdio import stdio_server
 
         app = self.build()
+        self.participant.start_loop()  # before the first request: pushes need it
         # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
         # in-memory client reaches the low-level server the same way.
         lowlevel = app._lowlevel_server

@@ -93,15 +93,23 @@ class Participant:
             raise SessionNotFound("(not started)")
         return self.agent.session_id
 
-    def start(self) -> Agent:
-        """Register now, synchronously, then keep the session alive in the background."""
+    def start(self, *, loop: bool = True) -> Agent:
+        """Register now, synchronously, then keep the session alive in the background
+        (with `loop=False`, only from `start_loop()` on)."""
         self.agent = self.mesh.register(**self._register_args)
         self._register_args["session_id"] = self.agent.session_id
+        if loop:
+            self.start_loop()
+        return self.agent
+
+    def start_loop(self) -> None:
+        """Start the background loop, once, after `start`."""
+        if self._thread is not None or self._stopped or self.agent is None:
+            return
         self._thread = threading.Thread(
             target=self._run, name=f"mesh-participant-{self.agent.agent_name}", daemon=True
         )
         self._thread.start()
-        return self.agent
 
     def poll_now(self) -> None:
         """Ask the loop to poll at once (after this process sent something, say)."""
