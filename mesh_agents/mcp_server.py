@@ -92,6 +92,7 @@ class MeshMCP(MeshTools):
         self._closing = threading.Event()
         self._push_enabled = False
         self._pushed: set[int] = set()  # offered in this session, not acked yet
+        self._sdk_import: threading.Thread | None = None
 
     # -- lifecycle --
 
@@ -100,7 +101,17 @@ class MeshMCP(MeshTools):
         is handled from this moment, not after the slow SDK import, so a client that
         gives up during start-up still leaves the session marked stopped."""
         self._install_signal_handlers()
-        return self.participant.start()
+        # The loop (its watch's start, its first round) waits until the tools are built:
+        # until then nothing can be pushed, and its work would share the interpreter
+        # with the import below.
+        agent = self.participant.start(loop=False)
+        # The SDK's import starts the moment the session is written, on its own thread,
+        # so none of our remaining start-up runs before it begins.
+        self._sdk_import = threading.Thread(
+            target=_import_sdk, name="mesh-mcp-sdk-import", daemon=True
+        )
+        self._sdk_import.start()
+        return agent
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM, SIGINT and SIGHUP: mark the session stopped, then leave at once.
@@ -127,6 +138,8 @@ class MeshMCP(MeshTools):
 
     def serve_stdio(self) -> None:
         """Serve until stdin closes; then (or on SIGTERM) the session is marked stopped."""
+        if self._sdk_import is not None:
+            self._sdk_import.join()  # a failed import fails again below, with its error
         import anyio
 
         try:
@@ -143,6 +156,7 @@ class MeshMCP(MeshTools):
         from mcp.server.stdio import stdio_server
 
         app = self.build()
+        self.participant.start_loop()  # before the first request: pushes need it
         # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
         # in-memory client reaches the low-level server the same way.
         lowlevel = app._lowlevel_server
@@ -250,6 +264,17 @@ class MeshMCP(MeshTools):
         for name, description in TOOL_DESCRIPTIONS.items():
             app.add_tool(getattr(self, name), name=name, description=description)
         return app
+
+
+def _import_sdk() -> None:
+    """Import what serving needs (the SDK, anyio, pydantic); errors surface on use."""
+    try:
+        import anyio  # noqa: F401
+        import mcp.server.mcpserver
+        import mcp.server.stdio  # noqa: F401
+        import pydantic  # noqa: F401
+    except Exception:
+        log.debug("importing the MCP SDK in the background failed", exc_info=True)
 
 
 def serve(

@@ -5,6 +5,7 @@ read, peek, read a thread, and wait for the asked party's reply. See docs/contra
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -21,6 +22,10 @@ from .rules import (
 )
 from .sessions import names
 from .store import EXPIRES_SQL, Store
+
+# How often a waiting wait_for_reply asks its caller's `should_stop` (a cancelled MCP
+# call, a heartbeat due) while no commit wakes it.
+STOP_CHECK = 0.25
 
 
 def inbox(store: Store, session_id: str) -> list[Message]:
@@ -297,23 +302,45 @@ def wait_for_reply(
 ) -> Message | None:
     """Block until a reply to `message_id` reaches `session_id` (None on time-out).
 
-    Sleeps between cheap `data_version` checks: it wakes soon after the reply's commit
-    and costs next to nothing while waiting."""
+    Sleeps until the file system reports a write to the database (mesh_core/watch.py,
+    as the participants do), confirms a commit with `data_version`, and looks for the
+    reply; it looks every `watch_safety_interval` anyway, and every `watch_interval`
+    where the folder cannot be watched. `should_stop` is asked at least every
+    STOP_CHECK seconds."""
+    from .watch import SETTLE_SECONDS, CommitWatch  # not on the path of a plain `mesh send`
+
     timeout = validate_timeout(timeout)
+    cfg = store.config
     deadline = time.monotonic() + timeout
-    last_version: int | None = None
-    last_full = 0.0
-    while True:
-        version = store.data_version()
-        now = time.monotonic()
-        if version != last_version or now - last_full >= 1.0:
-            found = take_reply(store, session_id, message_id)
-            if found is not None:
-                return found
-            last_version, last_full = version, now
-        if now >= deadline or (should_stop is not None and should_stop()):
-            return None
-        time.sleep(min(store.config.watch_interval, max(0.0, deadline - now)))
+    woken = threading.Event()
+    watch = CommitWatch(store.path, woken.set)
+    watch.start()  # before the first look: a reply committed meanwhile is not missed
+    try:
+        last_version: int | None = None
+        last_full = 0.0
+        events_seen = watch.events
+        while True:
+            woken.clear()
+            version = store.data_version()
+            now = time.monotonic()
+            # An event data_version does not confirm yet: look again in a moment.
+            settling = watch.events != events_seen and version == last_version
+            events_seen = watch.events
+            if version != last_version or now - last_full >= cfg.watch_safety_interval:
+                found = take_reply(store, session_id, message_id)
+                if found is not None:
+                    return found
+                last_version, last_full = version, now
+            if now >= deadline or (should_stop is not None and should_stop()):
+                return None
+            wait = cfg.watch_safety_interval if watch.active else cfg.watch_interval
+            if settling:
+                wait = min(wait, SETTLE_SECONDS)
+            if should_stop is not None:
+                wait = min(wait, STOP_CHECK)
+            woken.wait(min(wait, max(0.0, deadline - now)))
+    finally:
+        watch.close()
 
 
 def messages(store: Store, rows: Iterable[sqlite3.Row]) -> list[Message]:

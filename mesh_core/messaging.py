@@ -28,8 +28,34 @@ from .rules import (
     validate_message_id,
     validate_priority,
 )
-from .sessions import current_session, pick_recipient, reap_dead, session_row
+from .sessions import current_session, pick_recipient, session_row, stop_dead
 from .store import Store
+
+# The send path's statements, as constant text: sqlite3 prepares each once per connection
+# (its statement cache is keyed by the text) and reuses it for every send.
+_RESOLVE_SQL = (
+    "SELECT *, agent_name = :target COLLATE NOCASE AS by_name FROM agent_sessions "
+    "WHERE session_id IN (:sender, :target) OR agent_name = :target COLLATE NOCASE"
+)
+# One read of idx_messages_pair serves auto-threading: this session pair's newest message
+# each way since the thread window's start; a last row (kind 2) carries the recipient's
+# unread count before this message, up to the flood threshold (idx_messages_unread).
+# The rate limit counts per workspace pair, in `_recent_sends`.
+_PAIR_SQL = (
+    "SELECT * FROM (SELECT 1 AS kind, message_id, original_message_id, created_at"
+    "  FROM agent_messages WHERE sender_session_id = :a AND recipient_session_id = :b"
+    "  AND created_at >= :since ORDER BY created_at DESC LIMIT :limit) "
+    "UNION ALL SELECT * FROM (SELECT 0, message_id, original_message_id, created_at"
+    "  FROM agent_messages WHERE sender_session_id = :b AND recipient_session_id = :a"
+    "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1) "
+    "UNION ALL SELECT 2, (SELECT count(*) FROM (SELECT 1 FROM agent_messages"
+    "  WHERE recipient_session_id = :b AND read = 0 LIMIT :depth)), NULL, NULL"
+)
+_INSERT_SQL = (
+    "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
+    "original_message_id, priority, created_at, read, read_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)"
+)
 
 
 def send(
@@ -59,7 +85,6 @@ def send(
             if not recipients:
                 raise NoBroadcastRecipients()
         else:
-            reap_dead(conn, store, target)  # mail must not go to a session nobody runs
             sender, recipient = _resolve(conn, store, sender_session_id, target)
             recipients = [recipient]
         return [
@@ -101,12 +126,14 @@ def _resolve(
 ) -> tuple[sqlite3.Row, sqlite3.Row]:
     """The sender's row, and the recipient: a session id exactly, else a workspace name
     (exact, then any case), one of its active sessions (`pick_recipient`), else its most
-    recently seen stopped one. One query reads both."""
-    rows = conn.execute(
-        "SELECT *, agent_name = :target COLLATE NOCASE AS by_name FROM agent_sessions "
-        "WHERE session_id IN (:sender, :target) OR agent_name = :target COLLATE NOCASE",
-        {"sender": sender_id, "target": target},
-    ).fetchall()
+    recently seen stopped one. Active sessions of that name whose process is gone are
+    stopped first (mail must not go to a session nobody runs; `reap_dead`'s rule). One
+    query reads the sender, the target and the workspace's sessions for all of that; it
+    is read again only when a dead session was just stopped."""
+    params = {"sender": sender_id, "target": target}
+    rows = conn.execute(_RESOLVE_SQL, params).fetchall()
+    if stop_dead(conn, store, [r for r in rows if r["by_name"] and r["status"] == "active"]):
+        rows = conn.execute(_RESOLVE_SQL, params).fetchall()
     sender = next((r for r in rows if r["session_id"] == sender_id), None)
     if sender is None:
         raise SessionNotFound(sender_id)
@@ -227,25 +254,20 @@ def _insert(
     recent = _recent_sends(conn, sender, recipient, window_start, limits.limit)
     limits.check(recent, now_dt, recipient_name)
 
-    # Auto-threading reads this session pair's newest message each way (idx_messages_pair).
     thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
-    pair = conn.execute(
-        "SELECT * FROM (SELECT 1 AS outgoing, message_id, original_message_id, created_at"
-        "  FROM agent_messages WHERE sender_session_id = :a AND recipient_session_id = :b"
-        "  AND created_at >= :since ORDER BY created_at DESC LIMIT :limit) "
-        "UNION ALL SELECT * FROM (SELECT 0, message_id, original_message_id, created_at"
-        "  FROM agent_messages WHERE sender_session_id = :b AND recipient_session_id = :a"
-        "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1)",
+    *pair_rows, unread_before = conn.execute(
+        _PAIR_SQL,
         {
             "a": sender_id,
             "b": recipient_id,
             "since": thread_since,
             "limit": 1,
+            "depth": max(0, cfg.flood_threshold),
         },
     ).fetchall()
 
     # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
-    pair = [(r, text(r["created_at"]) or "") for r in pair]
+    pair = [(r, text(r["created_at"]) or "") for r in pair_rows]
 
     # Auto-thread: join the pair's thread if they spoke within the window (the newest
     # message either way; on a tie, the sender's own).
@@ -266,12 +288,7 @@ def _insert(
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
     message_id = conn.execute(
-        """
-        INSERT INTO agent_messages (sender_session_id, recipient_session_id, content,
-            original_message_id, priority, created_at, read, read_at, expires_at)
-        VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)
-        """,
-        (sender_id, recipient_id, content, root, priority, now, expires),
+        _INSERT_SQL, (sender_id, recipient_id, content, root, priority, now, expires)
     ).lastrowid
     row: dict[str, Any] = {
         "message_id": message_id,
@@ -287,12 +304,8 @@ def _insert(
     }
 
     warnings: list[str] = []
-    # Queue depth: count no further than the threshold needs.
-    depth = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM agent_messages WHERE recipient_session_id = ? "
-        "AND read = 0 LIMIT ?)",
-        (recipient_id, cfg.flood_threshold + 1),
-    ).fetchone()[0]
+    # Queue depth with this message: the count read before it (capped), plus one.
+    depth = int(unread_before["message_id"]) + 1
     if is_flooded(depth, cfg):
         warnings.append(
             f"{recipient_name} has more than {cfg.flood_threshold} unread messages; "

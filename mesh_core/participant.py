@@ -27,7 +27,7 @@ from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
 from .models import Agent, Message
 from .store import database_gone
-from .watch import CommitWatch
+from .watch import SETTLE_SECONDS, CommitWatch
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,23 @@ class Participant:
             raise SessionNotFound("(not started)")
         return self.agent.session_id
 
-    def start(self) -> Agent:
-        """Register now, synchronously, then keep the session alive in the background."""
+    def start(self, *, loop: bool = True) -> Agent:
+        """Register now, synchronously, then keep the session alive in the background
+        (with `loop=False`, only from `start_loop()` on)."""
         self._registering = True
         self.agent = self.mesh.register(**self._register_args)
+        if loop:
+            self.start_loop()
+        return self.agent
+
+    def start_loop(self) -> None:
+        """Start the background loop, once, after `start`."""
+        if self._thread is not None or self._stopped or self.agent is None:
+            return
         self._thread = threading.Thread(
             target=self._run, name=f"mesh-participant-{self.agent.agent_name}", daemon=True
         )
         self._thread.start()
-        return self.agent
 
     def acknowledge(self, message_id: int) -> bool:
         """The consumer handed this offered message on: mark it read (True if it is read
@@ -195,6 +203,7 @@ class Participant:
         last_version: int | None = None
         events_seen = 0
         misses = 0
+        settling = False  # an event came that data_version did not confirm (yet)
         backoff = 0.0
         while not self._stop.is_set():
             try:
@@ -207,9 +216,13 @@ class Participant:
                 now = time.monotonic()
                 changed = last_version is not None and version != last_version
                 last_version = version
+                evented = False
                 if self.watch is not None and self.watch.active:
-                    misses = self._audit_watch(changed, events_seen, misses)
+                    evented = self.watch.events != events_seen
+                    if not settling:  # a settle look's find is the earlier event's commit
+                        misses = self._audit_watch(changed, events_seen, misses)
                     events_seen = self.watch.events
+                settling = evented and not changed
                 if changed or asked or now >= next_poll:
                     self._poll()
                     next_poll = now + cfg.poll_interval
@@ -248,6 +261,8 @@ class Participant:
                 # Sleep until an event, or until the next thing due: no wake-up for nothing.
                 due = min(next_poll, next_beat, next_cleanup, next_file_check)
                 timeout = min(cfg.watch_safety_interval, max(0.0, due - time.monotonic()))
+                if settling:
+                    timeout = min(timeout, SETTLE_SECONDS)
             else:
                 timeout = cfg.watch_interval
             self._wake.wait(timeout)

@@ -180,6 +180,8 @@ def stop_sessions(
 def pick_recipient(rows: Sequence[sqlite3.Row], store: Store) -> sqlite3.Row:
     """Which of a workspace's sessions gets its mail: a fresh one before a stale one, then
     the longest-running (so routing does not flip with every heartbeat), then by id."""
+    if len(rows) == 1:  # the usual case: nothing to compare (and no time to parse)
+        return rows[0]
     now = store.now_dt().timestamp()
 
     def key(row: sqlite3.Row) -> tuple[int, float, str]:
@@ -207,8 +209,15 @@ def reap_dead(conn: sqlite3.Connection, store: Store, name: str | None = None) -
             f"WHERE {NOT_STOPPED_SQL} AND agent_name = ? COLLATE NOCASE",
             (name,),
         ).fetchall()
+    return stop_dead(conn, store, rows)
+
+
+def stop_dead(conn: sqlite3.Connection, store: Store, rows: Iterable[sqlite3.Row]) -> list[str]:
+    """Stop those of these active session rows whose process on this machine is gone;
+    return their ids. (A caller that already read the rows saves reap_dead's query.)"""
     dead = [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
-    stop_sessions(conn, store, dead, store.later(store.config.expire_after))
+    if dead:
+        stop_sessions(conn, store, dead, store.later(store.config.expire_after))
     return dead
 
 

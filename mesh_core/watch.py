@@ -25,9 +25,26 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# watchdog's inotify emitter logs this at ERROR when it is stopped between reading an event
+# and queueing it: a harmless race of every stop, which would otherwise print on stderr
+# of a `mesh send --wait` (logging's last-resort handler) each time a wait ends.
+_STOP_RACE = "InotifyEmitter.queue_events() called when the thread is inactive"
+
+
+class _DropStopRace(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _STOP_RACE
+
+
+_STOP_RACE_FILTER = _DropStopRace()
+
 # The files whose writes mean "maybe a commit": the database and its write-ahead log.
 # (-shm is written through mmap, which raises no event; a rollback journal is not used.)
 WATCHED_SUFFIXES = ("", "-wal")
+# SQLite writes a commit's last -wal frame, then publishes it in the -shm wal-index
+# (mmap: no event). A reader woken by that last write can read data_version a moment too
+# early; it looks once more this much later instead of sleeping until the safety check.
+SETTLE_SECONDS = 0.02
 
 
 class CommitWatch:
@@ -65,6 +82,9 @@ class CommitWatch:
                 return self._fail(f"the watchdog package is not installed ({exc})")
             if self._closed:  # closed while the library was being imported
                 return False
+            inotify_log = logging.getLogger("watchdog.observers.inotify")
+            if _STOP_RACE_FILTER not in inotify_log.filters:
+                inotify_log.addFilter(_STOP_RACE_FILTER)
             observer = Observer()
             handler: Any = _Handler(self)  # watchdog only calls its dispatch()
             try:

@@ -1,8 +1,11 @@
 """The benchmark works: `tests/bench/run.py --quick` runs every measurement end to end.
 
 It checks that the command finishes, prints the table with every figure, and found
-nothing lost or duplicated. It never checks a speed (that is what the full run is for,
-on a quiet machine): a PASS/MISS column is only looked at for being present.
+nothing broken: the run exits 1 when a figure has no number, when the watching
+participant's deliveries did not come through its file-system watch (its safety poll is
+set far longer than the run waits), or when something was lost or duplicated. It never
+checks a speed (that is what the full run is for, on a quiet machine): a PASS/MISS
+column is only looked at for being present.
 """
 
 from __future__ import annotations

@@ -263,12 +263,13 @@ def test_refusal_messages_say_what_to_do(db_path: Path) -> None:
 HOT_QUERIES = {
     "inbox poll": (r"SET read = 1, .* WHERE recipient_session_id", "idx_messages_unread"),
     "unread counts": (r"GROUP BY recipient_session_id", "idx_messages_unread"),
-    "queue depth": (r"LIMIT 51\)", "idx_messages_unread"),
+    # in the pair read of a send: the unread count before it, up to the threshold
+    "queue depth": (r"read = 0 LIMIT 50\)", "idx_messages_unread"),
     "thread fetch": (r"OR original_message_id = ", "idx_messages_thread"),
     # the workspace pair's sends: from each session of the recipient's workspace
     "rate-limit count": (r"INDEXED BY idx_messages_recipient", "idx_messages_recipient"),
     # the session pair's newest message each way
-    "auto-thread lookup": (r"SELECT 1 AS outgoing", "idx_messages_pair"),
+    "auto-thread lookup": (r"SELECT 1 AS kind", "idx_messages_pair"),
     "name lookup": (r"agent_name = .* COLLATE NOCASE", "idx_sessions_name"),
     "purge read": (r"DELETE FROM agent_messages WHERE read = 1", "idx_messages_read_at"),
     "delete expired": (r"DELETE FROM agent_messages WHERE expires_at", "idx_messages_expires"),

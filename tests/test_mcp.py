@@ -488,6 +488,31 @@ def test_registering_and_hooks_do_not_load_the_mcp_sdk() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_the_sdk_import_starts_once_the_session_is_registered(tmp_path: Path) -> None:
+    """start() registers, then begins the SDK's import on a thread of its own (nothing of
+    ours runs before the import begins), and leaves the participant loop for later."""
+    probe = f"""
+import sys, threading
+from mesh_core.mesh import Mesh
+from mesh_agents.mcp_server import MeshMCP
+mesh = Mesh({str(tmp_path / "mesh.db")!r})
+server = MeshMCP(mesh, "alpha", cwd={str(tmp_path)!r})
+before = "mcp" in sys.modules
+agent = server.start()
+registered = mesh.agent(agent.session_id).status.value
+importer = next(t for t in threading.enumerate() if t.name == "mesh-mcp-sdk-import")
+looping = any(t.name.startswith("mesh-participant") for t in threading.enumerate())
+importer.join(timeout=120)
+print(before, registered, "mcp.server.mcpserver" in sys.modules, looping)
+server.participant.stop()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=180
+    )
+    # and the participant loop waits until serving: it would share the interpreter
+    assert done.stdout.split() == ["False", "active", "True", "False"], done.stderr
+
+
 async def test_agent_mesh_name_overrides_the_workspace(tmp_path: Path, db_path: Path) -> None:
     repo = make_repo(tmp_path, "alpha")
     params = server_params(db_path, repo)

@@ -303,3 +303,18 @@ def test_participant_polls_once_the_watch_proves_blind(
             participant.stop()
             mesh.close()
     assert "raised no file-system event" in caplog.text
+
+
+def test_the_stop_race_of_the_library_is_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """watchdog logs an ERROR when stopped between reading and queueing an event (every
+    short wait_for_reply can hit it); a started watch drops exactly that line, not others."""
+    watch = CommitWatch(tmp_path / "mesh.db", lambda: None)
+    assert watch.start()
+    watch.close()
+    inotify_log = logging.getLogger("watchdog.observers.inotify")
+    with caplog.at_level(logging.ERROR, logger="watchdog.observers.inotify"):
+        inotify_log.error("InotifyEmitter.queue_events() called when the thread is inactive")
+        inotify_log.error("something else went wrong")
+    assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]
