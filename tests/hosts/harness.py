@@ -58,7 +58,7 @@ LATER_TEXT = "urgent again, while you finish"
 # documented mechanism, not something a headless run can show (it ends with its turn).
 IDLE = {
     "claude": "waits for the next prompt (UserPromptSubmit hook) or session start",
-    "codex": "waits for the next prompt (UserPromptSubmit hook) or session start",
+    "codex": "woken: `mesh mcp` queues a notice with `codex queue`, which starts a turn",
     "gemini": "waits for the next prompt (BeforeAgent hook) or session start",
     "copilot": "pushed: the extension's session.send starts a turn",
 }
@@ -322,9 +322,14 @@ def seed_mail(db: Path, workspace: Path) -> tuple[Mesh, str, int]:
     return mesh, peer.session_id, waiting.message_id
 
 
-def install(host: str, env: dict[str, str]) -> str:
+def install(host: str, env: dict[str, str], *options: str) -> str:
     done = subprocess.run(
-        [MESH, "install", host], check=False, env=env, capture_output=True, text=True, timeout=60
+        [MESH, "install", host, *options],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if done.returncode != 0:
         raise AssertionError(f"mesh install {host} failed: {done.stderr}")
