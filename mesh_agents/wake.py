@@ -11,7 +11,8 @@ fixed notice a tool result ends with ("N unread messages … call check_inbox") 
 a message's text on a command line — and marks nothing read; the model then takes the
 mail with check_inbox (or the `UserPromptSubmit` hook hands it over). Bounded: a wake
 only for mail newer than the last wake, after the mail stayed unread `DELAY` seconds
-(a running turn usually takes it first), and at most one per `INTERVAL`.
+(a running turn usually takes it first), and at most one per `INTERVAL` (a failed
+`codex queue` is tried again `RETRY` seconds later).
 
 What it needs from Codex: the client's name in `initialize` (`codex-mcp-client`), and the
 session's thread id, which Codex sends in every `tools/call` `_meta` (`threadId`) — so a
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 CODEX_CLIENT = "codex-mcp-client"
 DELAY = 3.0  # seconds mail stays unread before a wake: a running turn takes it first
 INTERVAL = 60.0  # at most one wake per this many seconds, however many messages land
+RETRY = 10.0  # after a `codex queue` that failed, try again this much later
 QUEUE_TIMEOUT = 30.0
 PEEK = 1000  # unread messages looked at for the newest id
 THREAD_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{7,63}$")  # a Codex thread UUID
@@ -135,6 +137,7 @@ class CodexWaker:
         self.wakes = 0
         self._woken_up_to = 0  # newest message id a wake was queued for
         self._last_wake = float("-inf")
+        self._retry_at = float("-inf")
         self._event = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,16 +168,21 @@ class CodexWaker:
             self._thread.start()
 
     def _run(self) -> None:
-        with Mesh(self.db) as mesh:
+        mesh: Mesh | None = None
+        try:
             while not self._stop.is_set():
                 self._event.wait(timeout=max(self.delay, 1.0))
                 self._event.clear()
                 if self._stop.is_set():
                     return
                 try:
+                    mesh = mesh or Mesh(self.db)
                     self.check(mesh)
                 except Exception:  # a wake is a courtesy: never take the server down
                     log.exception("codex wake check failed")
+        finally:
+            if mesh is not None:
+                mesh.close()
 
     def check(self, mesh: Mesh, now: float | None = None) -> bool:
         """Queue one wake if mail newer than the last wake has waited `delay` seconds
@@ -183,7 +191,7 @@ class CodexWaker:
         if not (self.enabled and self.is_codex and thread):
             return False
         moment = time.monotonic() if now is None else now
-        if moment - self._last_wake < self.interval:
+        if moment - self._last_wake < self.interval or moment < self._retry_at:
             return False
         # Urgent first, then oldest: a wide view so the newest is in it.
         waiting = mesh.peek_inbox(self.session_id(), limit=PEEK)
@@ -201,9 +209,10 @@ class CodexWaker:
             log.warning("no codex executable found: cannot wake the session")
             return False
         argv = [exe, "queue", "--thread", thread, "--message", notice]
-        self._last_wake = moment
         if not self.runner(argv, env):
+            self._retry_at = moment + RETRY
             return False
+        self._last_wake = moment
         self._woken_up_to = newest
         self.wakes += 1
         return True

@@ -167,7 +167,7 @@ def test_empty_inbox_queues_nothing(tmp_path: Path, fake_codex: Path) -> None:
     assert rec.calls == []
 
 
-def test_a_failed_queue_is_retried_only_after_the_interval(
+def test_a_failed_queue_is_retried_after_a_pause_not_at_once(
     tmp_path: Path, fake_codex: Path
 ) -> None:
     failures: list[list[str]] = []
@@ -180,9 +180,9 @@ def test_a_failed_queue_is_retried_only_after_the_interval(
     codex_session(waker)
     mesh.send(peer, "codexrepo", "hello")
     assert not waker.check(mesh, now=100.0)
-    assert not waker.check(mesh, now=110.0)
+    assert not waker.check(mesh, now=105.0)  # not before RETRY
     assert len(failures) == 1
-    assert not waker.check(mesh, now=170.0)  # tried again, failed again
+    assert not waker.check(mesh, now=111.0)  # tried again, failed again
     assert len(failures) == 2
 
 

@@ -10,10 +10,13 @@ typing, and does it carry the notice and the message?
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
 import signal
+import sqlite3
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ class IdleRun:
     before: int = 0  # model requests before the send
     after: list[Logged] = field(default_factory=list)  # model requests after it
     read_after: bool = False
+    queued: int = 0  # `codex queue` writes Codex took (its queue database's revisions)
     screen: str = ""
 
     @property
@@ -85,6 +89,32 @@ class Terminal:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def stop_daemon_updater(codex_home: Path) -> None:
+    """`daemon stop` leaves the daemon's updater loop running: end it (by the pid Codex
+    wrote, only if that process still runs from this CODEX_HOME)."""
+    pidfile = codex_home / "app-server-daemon" / "daemon-updater.pid"
+    try:
+        pid = int(json.loads(pidfile.read_text())["pid"])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if os.fsencode(str(codex_home)) in cmdline:
+        os.kill(pid, signal.SIGTERM)
+
+
+def queue_writes(path: Path) -> int:
+    """How many times anything was queued into Codex's queue database (0 if none)."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM queued_thread_revisions").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
 
 
 def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
@@ -151,6 +181,17 @@ def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             os.close(fd)
+            # Codex 0.171's TUI runs its session in an app-server daemon that outlives it
+            # (with `mesh mcp` as its child): stop it as the user's `codex` would leave it.
+            subprocess.run(
+                [*argv, "app-server", "daemon", "stop"],
+                env=codex_env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            stop_daemon_updater(home / ".codex")
+            run.queued = queue_writes(home / ".codex" / "queue_1.sqlite")
             run.screen = bytes(term.output).decode("utf-8", "replace")
             (tmp / "screen.txt").write_text(run.screen)
             mesh.close()

@@ -245,6 +245,7 @@ def test_codex_idle_session_is_woken_by_a_message(
             if seconds is not None and woken.carried("unread message")
             else "**not woken**: waits for the next prompt (UserPromptSubmit hook)"
         )
+    assert woken.queued >= 1, f"{where}: `mesh mcp` queued nothing into Codex"
     assert woken.after, f"{where}: no model request within {idle.WAIT:.0f}s of the send"
     assert woken.carried("[agent-mesh] 1 unread message from other agents wait"), where
     assert woken.carried(f"<<<BEGIN MESH MESSAGE #{woken.message_id}>>>"), where
@@ -254,5 +255,6 @@ def test_codex_idle_session_is_woken_by_a_message(
     quiet = idle.run_codex_idle(tmp_path_factory.mktemp("codex-idle-off"), wake=False)
     assert quiet.idle_reached
     assert not quiet.after, "with --no-wake a model request still came"
+    assert quiet.queued == 0
     assert not quiet.read_after
     assert "codex wake: off" in quiet.install_output
