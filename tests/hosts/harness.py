@@ -56,6 +56,8 @@ LATER_TEXT = "urgent again, while you finish"
 
 # What a host offers for a message sent while its agent is idle (no turn running): the
 # documented mechanism, not something a headless run can show (it ends with its turn).
+# Codex's entry is replaced by what test_codex_idle_session_is_woken_by_a_message
+# measures on the interactive TUI (tests/hosts/idle.py).
 IDLE = {
     "claude": "waits for the next prompt (UserPromptSubmit hook) or session start",
     "codex": "woken: `mesh mcp` queues a notice with `codex queue`, which starts a turn",
