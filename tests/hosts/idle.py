@@ -14,6 +14,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -192,6 +193,8 @@ def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
             )
             stop_daemon_updater(home / ".codex")
             run.queued = queue_writes(home / ".codex" / "queue_1.sqlite")
+            # The daemon's own copy of the Codex binaries (hundreds of MB a run).
+            shutil.rmtree(home / ".codex" / "packages", ignore_errors=True)
             run.screen = bytes(term.output).decode("utf-8", "replace")
             (tmp / "screen.txt").write_text(run.screen)
             mesh.close()
