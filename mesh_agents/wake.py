@@ -12,7 +12,8 @@ a message's text on a command line — and marks nothing read; the model then ta
 mail with check_inbox (or the `UserPromptSubmit` hook hands it over). Bounded: a wake
 only for mail newer than the last wake, after the mail stayed unread `DELAY` seconds
 (a running turn usually takes it first), and at most one per `INTERVAL` (a failed
-`codex queue` is tried again `RETRY` seconds later).
+`codex queue` is tried again `RETRY` seconds later; after `GIVE_UP` failures in a row,
+as with a Codex that has no `queue`, this server stops trying).
 
 What it needs from Codex: the client's name in `initialize` (`codex-mcp-client`), and the
 session's thread id, which Codex sends in every `tools/call` `_meta` (`threadId`) — so a
@@ -44,6 +45,7 @@ CODEX_CLIENT = "codex-mcp-client"
 DELAY = 3.0  # seconds mail stays unread before a wake: a running turn takes it first
 INTERVAL = 60.0  # at most one wake per this many seconds, however many messages land
 RETRY = 10.0  # after a `codex queue` that failed, try again this much later
+GIVE_UP = 3  # failures in a row after which this server stops trying (a Codex without it)
 QUEUE_TIMEOUT = 30.0
 PEEK = 1000  # unread messages looked at for the newest id
 THREAD_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{7,63}$")  # a Codex thread UUID
@@ -138,6 +140,7 @@ class CodexWaker:
         self._woken_up_to = 0  # newest message id a wake was queued for
         self._last_wake = float("-inf")
         self._retry_at = float("-inf")
+        self._failures = 0
         self._event = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,7 +214,12 @@ class CodexWaker:
         argv = [exe, "queue", "--thread", thread, "--message", notice]
         if not self.runner(argv, env):
             self._retry_at = moment + RETRY
+            self._failures += 1
+            if self._failures >= GIVE_UP:
+                log.warning("codex queue failed %s times: no more wakes", self._failures)
+                self.enabled = False
             return False
+        self._failures = 0
         self._last_wake = moment
         self._woken_up_to = newest
         self.wakes += 1

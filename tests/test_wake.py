@@ -184,6 +184,11 @@ def test_a_failed_queue_is_retried_after_a_pause_not_at_once(
     assert len(failures) == 1
     assert not waker.check(mesh, now=111.0)  # tried again, failed again
     assert len(failures) == 2
+    assert not waker.check(mesh, now=122.0)  # the third failure in a row: give up
+    for moment in (200.0, 1000.0):
+        mesh.send(peer, "codexrepo", "still there?")
+        assert not waker.check(mesh, now=moment)
+    assert len(failures) == 3
 
 
 def test_the_real_command_runs_codex_on_path(tmp_path: Path, fake_codex: Path) -> None:
