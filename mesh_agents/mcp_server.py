@@ -13,7 +13,8 @@ shape it:
   for a Claude Code session launched with channels on — gets each message as a
   `notifications/claude/channel` notification the moment it lands; only for such a
   client does the participant loop take mail off the inbox, so a client that cannot take
-  pushes never has mail marked read behind its back.
+  pushes never has mail marked read behind its back. A Codex client is instead woken
+  when idle: `mesh_agents.wake` queues the unread notice with `codex queue` (§5.2.6).
 - **Framing.** Another agent's text reaches the model between begin/end markers that the
   text itself cannot forge (mesh_core.delivery, shared with the hooks).
 """
