@@ -238,13 +238,15 @@ def test_codex_idle_session_is_woken_by_a_message(
     where = f"codex idle ({woken.version}); screen at {tmp_path_factory.getbasetemp()}"
     assert woken.idle_reached, f"{where}: the first turn never ended"
     seconds = woken.woke_after
-    if "codex" in results:
-        results["codex"]["idle"] = (
+    # Read by table.py for the codex row, whichever test ran first.
+    results["codex-idle"] = {
+        "idle": (
             "woken: `mesh mcp` queues a notice with `codex queue`; a turn starts "
             f"({seconds:.0f} s after the send)"
             if seconds is not None and woken.carried("unread message")
             else "**not woken**: waits for the next prompt (UserPromptSubmit hook)"
         )
+    }
     assert woken.queued >= 1, f"{where}: `mesh mcp` queued nothing into Codex"
     assert woken.after, f"{where}: no model request within {idle.WAIT:.0f}s of the send"
     assert woken.carried("[agent-mesh] 1 unread message from other agents wait"), where
