@@ -64,8 +64,13 @@ def _db_args(db: str | None) -> list[str]:
     return ["--db", str(resolve_db_path(db).resolve())]
 
 
-def mcp_args(db: str | None, channel: bool = False) -> list[str]:
-    return [*_db_args(db), "mcp", *(["--channel"] if channel else [])]
+def mcp_args(db: str | None, channel: bool = False, wake: bool = True) -> list[str]:
+    return [
+        *_db_args(db),
+        "mcp",
+        *(["--channel"] if channel else []),
+        *([] if wake else ["--no-wake"]),
+    ]
 
 
 def _servers(data: dict[str, Any], key: str = "mcpServers") -> dict[str, Any]:
@@ -175,7 +180,7 @@ def _is_ours(group: Any) -> bool:
     )
 
 
-def codex(home: Path, db: str | None, *, hooks: bool = True) -> list[Change]:
+def codex(home: Path, db: str | None, *, hooks: bool = True, wake: bool = True) -> list[Change]:
     """`[mcp_servers.agent-mesh]` in ~/.codex/config.toml (awaited at start-up, the
     read-only tools approved, the database path in its arguments), and unless `hooks` is
     off the `mesh hook` commands in ~/.codex/hooks.json with `[features] hooks = true`."""
@@ -192,7 +197,7 @@ def codex(home: Path, db: str | None, *, hooks: bool = True) -> list[Change]:
     table = (
         f"[mcp_servers.{SERVER_KEY}]\n"
         f"command = {json.dumps(command[0])}\n"
-        f"args = {json.dumps([*command[1:], *mcp_args(db)])}\n"
+        f"args = {json.dumps([*command[1:], *mcp_args(db, wake=wake)])}\n"
         "required = true\n"
         "startup_timeout_sec = 30\n"
     )
@@ -254,6 +259,7 @@ def plan(
     hooks: bool = True,
     channel: bool = False,
     use_mcp: bool = False,
+    wake: bool = True,
 ) -> list[Change]:
     """The files `mesh install CLIENT` writes, with their contents before and after."""
     if client == "copilot":
@@ -261,7 +267,7 @@ def plan(
     if client == "claude":
         return claude(home, db, hooks=hooks, channel=channel)
     if client == "codex":
-        return codex(home, db, hooks=hooks)
+        return codex(home, db, hooks=hooks, wake=wake)
     if client == "gemini":
         return gemini(home, db, hooks=hooks)
     raise InvalidArgument(f"unknown client {client!r}: use one of {', '.join(CLIENTS)}")
@@ -293,6 +299,17 @@ CODEX_TRUST_NOTE = (
     "them in `/hooks`). Until then, and in `codex exec`, which never asks, the hooks do "
     "not run and mail reaches the model only through check_inbox and the unread notice."
 )
+CODEX_WAKE_NOTE = (
+    "codex wake (on; --no-wake to turn it off): when a message arrives while the session "
+    "is idle, `mesh mcp` runs `codex queue` with a one-line notice (how many messages "
+    "wait, call check_inbox; never the message text), which starts a turn in the running "
+    "session; at most one such turn a minute, and only once the session has called an "
+    "agent-mesh tool (Codex passes its thread id with each call)."
+)
+CODEX_NO_WAKE_NOTE = (
+    "codex wake: off (--no-wake). A message sent while the session is idle waits for the "
+    "next prompt (UserPromptSubmit hook) or session start."
+)
 CHANNEL_NOTE = (
     "channels: start Claude Code with `claude --dangerously-load-development-channels "
     "server:agent-mesh` so pushed messages reach it; a pushed message stays unread until "
@@ -309,6 +326,7 @@ def run(
     hooks: bool = True,
     channel: bool = False,
     use_mcp: bool = False,
+    wake: bool = True,
     as_json: bool = False,
     home: Path | None = None,
 ) -> str:
@@ -316,7 +334,9 @@ def run(
     each file's diff and the next steps, or one JSON document. The CLI prints it."""
     if client == "json":
         return json.dumps(snippet(db), indent=2) + "\n"
-    changes = plan(client, home or Path.home(), db, hooks=hooks, channel=channel, use_mcp=use_mcp)
+    changes = plan(
+        client, home or Path.home(), db, hooks=hooks, channel=channel, use_mcp=use_mcp, wake=wake
+    )
     apply(changes, dry_run)
     if as_json:
         files = [c.to_json() for c in changes]
@@ -336,4 +356,6 @@ def run(
             out.append(CODEX_TRUST_NOTE + "\n")
         if channel:
             out.append(CHANNEL_NOTE + "\n")
+        if client == "codex":
+            out.append((CODEX_WAKE_NOTE if wake else CODEX_NO_WAKE_NOTE) + "\n")
     return "".join(out)

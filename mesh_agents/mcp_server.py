@@ -13,7 +13,8 @@ shape it:
   for a Claude Code session launched with channels on — gets each message as a
   `notifications/claude/channel` notification the moment it lands; only for such a
   client does the participant loop take mail off the inbox, so a client that cannot take
-  pushes never has mail marked read behind its back.
+  pushes never has mail marked read behind its back. A Codex client is instead woken
+  when idle: `mesh_agents.wake` queues the unread notice with `codex queue` (§5.2.6).
 - **Framing.** Another agent's text reaches the model between begin/end markers that the
   text itself cannot forge (mesh_core.delivery, shared with the hooks).
 """
@@ -39,6 +40,7 @@ from mesh_core.text import safe_line
 
 from .jsonrpc_stdin import repaired_stdin
 from .mcp_tools import INSTRUCTIONS, TOOL_DESCRIPTIONS, MeshTools, bind_annotations
+from .wake import CodexWaker
 
 if TYPE_CHECKING:
     import asyncio
@@ -67,6 +69,7 @@ class MeshMCP(MeshTools):
         *,
         cwd: str | None = None,
         channel: bool = False,
+        wake: bool = True,
     ) -> None:
         self.mesh = mesh
         self.channel_opt_in = channel
@@ -84,7 +87,7 @@ class MeshMCP(MeshTools):
             cwd=cwd,
             session_id=shared.session_id if shared is not None else None,
             metadata=host_metadata(host_pid),
-            on_change=self._offer_pushes,
+            on_change=self._on_change,
             take_inbox=False,  # never: a push marks read only when the client acks it
         )
         self._session: ServerSession | None = None
@@ -93,6 +96,8 @@ class MeshMCP(MeshTools):
         self._push_enabled = False
         self._pushed: set[int] = set()  # offered in this session, not acked yet
         self._sdk_import: threading.Thread | None = None
+        # Codex only: queue a wake notice into the idle session (mesh_agents.wake).
+        self.waker = CodexWaker(mesh.path, lambda: self.session_id, host_pid, enabled=wake)
 
     # -- lifecycle --
 
@@ -147,6 +152,7 @@ class MeshMCP(MeshTools):
         finally:
             self.participant.take_inbox = False  # no client left to hand mail to
             self._closing.set()
+            self.waker.close()
             self.participant.stop()
 
     async def _serve_stdio(self) -> None:
@@ -183,6 +189,7 @@ class MeshMCP(MeshTools):
     async def _observe(self, ctx: Any, call_next: Callable[[Any], Any]) -> Any:
         """Middleware: learn the client's session and capabilities; once it declared it
         takes pushed messages (or `--channel` said so), offer it the waiting mail."""
+        self.waker.observe(ctx.method, ctx.params)
         result = await call_next(ctx)
         session = ctx.session
         if ctx.method == "notifications/initialized" or session.client_capabilities is not None:
@@ -193,6 +200,10 @@ class MeshMCP(MeshTools):
                 self._push_enabled = True
                 self.participant.poll_now()
         return result
+
+    def _on_change(self) -> None:
+        self.waker.notify()
+        self._offer_pushes()
 
     def _offer_pushes(self) -> None:
         """Participant callback (its thread): each unread message not offered yet goes
@@ -278,10 +289,15 @@ def _import_sdk() -> None:
 
 
 def serve(
-    mesh: Mesh, name: str | None = None, *, channel: bool = False, cwd: str | None = None
+    mesh: Mesh,
+    name: str | None = None,
+    *,
+    channel: bool = False,
+    cwd: str | None = None,
+    wake: bool = True,
 ) -> int:
     """`mesh mcp`: register, then serve over stdio until the client goes away."""
-    server = MeshMCP(mesh, name, cwd=cwd, channel=channel)
+    server = MeshMCP(mesh, name, cwd=cwd, channel=channel, wake=wake)
     server.start()
     server.serve_stdio()
     return 0

@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="push each message as a Claude "
         "Code channel event (only for a claude started with channels on)",
     )
+    p.add_argument(
+        "--no-wake",
+        action="store_true",
+        help="Codex: do not start a turn (`codex queue`) in an idle session when mail arrives",
+    )
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser(
@@ -185,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--mcp",
         action="store_true",
         help="copilot: an MCP server entry instead of the extension (no pushed delivery)",
+    )
+    p.add_argument(
+        "--no-wake",
+        action="store_true",
+        help="codex: never start a turn in an idle session when mail arrives (`codex queue`)",
     )
     p.set_defaults(func=cmd_install, open_mesh=False)
 

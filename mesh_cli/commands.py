@@ -277,7 +277,7 @@ def cmd_cleanup(args: argparse.Namespace, mesh: Mesh) -> int:
 def cmd_mcp(args: argparse.Namespace, mesh: Mesh) -> int:
     from mesh_agents.mcp_server import serve  # the MCP SDK loads only for this command
 
-    return serve(mesh, args.name, channel=args.channel)
+    return serve(mesh, args.name, channel=args.channel, wake=not args.no_wake)
 
 
 def cmd_hook(args: argparse.Namespace, mesh: Mesh) -> int:
@@ -300,6 +300,7 @@ def cmd_install(args: argparse.Namespace, mesh: None) -> int:
         hooks=not args.no_hooks,
         channel=args.channel,
         use_mcp=args.mcp,
+        wake=not args.no_wake,
         as_json=args.json,
     )
     sys.stdout.write(shown)

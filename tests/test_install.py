@@ -288,3 +288,21 @@ def test_copilot_honours_copilot_home(home: Path, tmp_path: Path) -> None:
     servers = json.loads((elsewhere / "mcp-config.json").read_text())["mcpServers"]
     assert servers["agent-mesh"]["args"][-1] == "mcp"
     assert not (home / ".copilot").exists()
+
+
+def test_codex_wake_is_on_by_default_and_said_and_no_wake_turns_it_off(home: Path) -> None:
+    """`mesh install codex` says the wake is on and how to turn it off; `--no-wake` puts
+    `--no-wake` in the server's arguments (so `mesh mcp` never runs `codex queue`)."""
+    config = home / ".codex" / "config.toml"
+    done = mesh_install(home, "codex")
+    assert done.returncode == 0, done.stderr
+    assert "codex wake (on; --no-wake to turn it off)" in done.stdout
+    assert "never the message text" in done.stdout
+    assert tomllib.loads(config.read_text())["mcp_servers"]["agent-mesh"]["args"][-1] == "mcp"
+    off = mesh_install(home, "codex", "--no-wake")
+    assert off.returncode == 0, off.stderr
+    assert "codex wake: off (--no-wake)" in off.stdout
+    args = tomllib.loads(config.read_text())["mcp_servers"]["agent-mesh"]["args"]
+    assert args[-2:] == ["mcp", "--no-wake"]
+    claude = mesh_install(home, "claude")
+    assert "codex wake" not in claude.stdout

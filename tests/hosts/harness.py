@@ -56,9 +56,11 @@ LATER_TEXT = "urgent again, while you finish"
 
 # What a host offers for a message sent while its agent is idle (no turn running): the
 # documented mechanism, not something a headless run can show (it ends with its turn).
+# Codex's entry is replaced by what test_codex_idle_session_is_woken_by_a_message
+# measures on the interactive TUI (tests/hosts/idle.py).
 IDLE = {
     "claude": "waits for the next prompt (UserPromptSubmit hook) or session start",
-    "codex": "waits for the next prompt (UserPromptSubmit hook) or session start",
+    "codex": "woken: `mesh mcp` queues a notice with `codex queue`, which starts a turn",
     "gemini": "waits for the next prompt (BeforeAgent hook) or session start",
     "copilot": "pushed: the extension's session.send starts a turn",
 }
@@ -322,9 +324,14 @@ def seed_mail(db: Path, workspace: Path) -> tuple[Mesh, str, int]:
     return mesh, peer.session_id, waiting.message_id
 
 
-def install(host: str, env: dict[str, str]) -> str:
+def install(host: str, env: dict[str, str], *options: str) -> str:
     done = subprocess.run(
-        [MESH, "install", host], check=False, env=env, capture_output=True, text=True, timeout=60
+        [MESH, "install", host, *options],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if done.returncode != 0:
         raise AssertionError(f"mesh install {host} failed: {done.stderr}")

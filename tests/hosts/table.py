@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 START, END = "<!-- hosts-table:start -->", "<!-- hosts-table:end -->"
+IDLE_SUFFIX = "-idle"
 ORDER = ["claude-2.1.197", "claude-2.1.332", "codex", "gemini", "copilot"]
 NAMES = {
     "claude": "Claude Code",
@@ -100,8 +101,13 @@ def table(results: dict[str, Any]) -> str:
         "| host (version run) | tools seen | unread notice seen | mail waiting at start | push while running | message sent while idle | hooks | sessions active after exit |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    keys = [k for k in ORDER if k in results] + [k for k in results if k not in ORDER]
-    lines += [row(results[k]) for k in keys]
+    # "<key>-idle": what a separate run measured for that host's idle column.
+    measured = {
+        k.removesuffix(IDLE_SUFFIX): v for k, v in results.items() if k.endswith(IDLE_SUFFIX)
+    }
+    runs = {k: v for k, v in results.items() if not k.endswith(IDLE_SUFFIX)}
+    keys = [k for k in ORDER if k in runs] + [k for k in runs if k not in ORDER]
+    lines += [row({**runs[k], **measured.get(k, {})}) for k in keys]
     return "\n".join(lines)
 
 

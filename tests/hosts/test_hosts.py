@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import harness, hostbin
+from . import harness, hostbin, idle
 
 KEYS = list(hostbin.PACKAGES)
 _runs: dict[str, harness.HostRun] = {}
@@ -222,3 +222,41 @@ def test_codex_hooks_alone_deliver_mail_without_the_server(
     assert framing is not None and all(framing.values()), framing
     assert alone.start_id not in alone.unread_after_exit
     assert not alone.active_after_exit(), f"{_where(alone)}: the hook's session stayed active"
+
+
+def test_codex_idle_session_is_woken_by_a_message(
+    tmp_path_factory: pytest.TempPathFactory, results: dict[str, Any]
+) -> None:
+    """The interactive `codex` TUI, idle after its first turn: a message sent to it leads,
+    with nobody typing, to a model request that carries the unread notice (queued by
+    `mesh mcp` with `codex queue`) and the framed message (the UserPromptSubmit hook of
+    that turn); the message is read afterwards. Without the wake (`--no-wake`) nothing
+    comes in the same time: the message waits unread."""
+    woken = idle.run_codex_idle(tmp_path_factory.mktemp("codex-idle"))
+    if woken.skip_reason:
+        pytest.skip(woken.skip_reason)
+    where = f"codex idle ({woken.version}); screen at {tmp_path_factory.getbasetemp()}"
+    assert woken.idle_reached, f"{where}: the first turn never ended"
+    seconds = woken.woke_after
+    # Read by table.py for the codex row, whichever test ran first.
+    results["codex-idle"] = {
+        "idle": (
+            "woken: `mesh mcp` queues a notice with `codex queue`; a turn starts "
+            f"({seconds:.0f} s after the send)"
+            if seconds is not None and woken.carried("unread message")
+            else "**not woken**: waits for the next prompt (UserPromptSubmit hook)"
+        )
+    }
+    assert woken.queued >= 1, f"{where}: `mesh mcp` queued nothing into Codex"
+    assert woken.after, f"{where}: no model request within {idle.WAIT:.0f}s of the send"
+    assert woken.carried("[agent-mesh] 1 unread message from other agents wait"), where
+    assert woken.carried(f"<<<BEGIN MESH MESSAGE #{woken.message_id}>>>"), where
+    assert woken.read_after, f"{where}: the message is still unread"
+    assert "codex wake (on" in woken.install_output
+
+    quiet = idle.run_codex_idle(tmp_path_factory.mktemp("codex-idle-off"), wake=False)
+    assert quiet.idle_reached
+    assert not quiet.after, "with --no-wake a model request still came"
+    assert quiet.queued == 0
+    assert not quiet.read_after
+    assert "codex wake: off" in quiet.install_output
