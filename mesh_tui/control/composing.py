@@ -16,6 +16,7 @@ from mesh_core.models import Message
 from mesh_core.text import safe_line, safe_text
 from mesh_tui.control.reading import ReadingPart
 from mesh_tui.messages import SendFailed, SendSucceeded
+from mesh_tui.target import ReplyTo, SendTo, Target
 from mesh_tui.widgets.composer import Composer
 from mesh_tui.widgets.conversation import Conversation
 from mesh_tui.widgets.roster import Roster
@@ -31,7 +32,7 @@ class ComposingPart(ReadingPart):
             self.notify("Select an agent in the roster first.", markup=False)
             return
         self._keep_draft()
-        self._target = ("send", key)
+        self._target = SendTo(key)
         name = self._agent_name(key)
         self.query_one(Composer).open(
             self._new_label(name), f"to:{name}", self._draft_for(f"to:{name}")
@@ -54,7 +55,7 @@ class ComposingPart(ReadingPart):
             self.notify("Select a thread first.", markup=False)
             return
         self._keep_draft()
-        self._target = ("reply", summary.last_message_id)
+        self._target = ReplyTo(summary.last_message_id)
         key = f"thread:{summary.thread_id}"
         self.query_one(Composer).open(
             self._reply_label(summary.thread_id), key, self._draft_for(key)
@@ -116,16 +117,13 @@ class ComposingPart(ReadingPart):
         self.send_draft(self.me, self._target, composer.key or "", event.text, event.priority)
 
     @work(thread=True, exit_on_error=False, group="send")
-    def send_draft(
-        self, me: str, target: tuple[str, str | int], key: str, text: str, priority: str
-    ) -> None:
+    def send_draft(self, me: str, target: Target, key: str, text: str, priority: str) -> None:
         """Send off the event loop; the rule's refusal comes back as SendFailed."""
         try:
-            kind, where = target
-            if kind == "reply":
-                message = self.mesh.reply(me, int(where), text, priority=priority)
+            if isinstance(target, ReplyTo):
+                message = self.mesh.reply(me, target.message_id, text, priority=priority)
             else:
-                message = self.mesh.send(me, str(where), text, priority=priority)
+                message = self.mesh.send(me, target.session_id, text, priority=priority)
         except (MeshError, sqlite3.Error) as exc:
             self.post_message(SendFailed(str(exc)))
             return
@@ -151,7 +149,7 @@ class ComposingPart(ReadingPart):
             # Warnings name the recipient as the database has it: untrusted text.
             self.notify(safe_text(warning), severity="warning", markup=False)
         # the next send from here is a reply in the thread the message joined
-        self._target = ("reply", message.message_id)
+        self._target = ReplyTo(message.message_id)
         key = f"thread:{message.thread_id}"
         label = Text(f"Reply in thread #{message.thread_id} to ", style="bright_black")
         label.append(

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from textual.app import App
+from textual.reactive import var
 from textual.timer import Timer
 
 from mesh_core import views
@@ -22,12 +23,24 @@ from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.notices import LoggedNotice
 from mesh_tui.search import SearchIndex
 from mesh_tui.state import Drafts
+from mesh_tui.target import Target
 from mesh_tui.widgets.composer import Composer
 from mesh_tui.widgets.conversation import Conversation
 
 
 class AppCore(App[None]):
-    """State shared by every part of the app."""
+    """State shared by every part of the app.
+
+    The view state is reactive: setting it re-renders or re-reads (the watchers are in
+    NavigationPart), so no action has to remember to. `init=False`: nothing runs before
+    the panes exist."""
+
+    scope: var[str | None] = var(None, init=False, always_update=True)
+    """Session whose threads are listed; None = all. Choosing it again reads again."""
+    open_thread: var[int | None] = var(None, init=False)
+    """The thread in the conversation pane."""
+    show_stopped: var[bool] = var(True, init=False)
+    filter_text: var[str] = var("", init=False)
 
     def __init__(
         self,
@@ -66,14 +79,10 @@ class AppCore(App[None]):
         self.snapshot: MeshSnapshot | None = None
         # last-hour counts kept between refreshes: each reads only new messages
         self.activity = views.Activity()
-        self.scope: str | None = None  # session id whose threads are listed; None = all
-        self.open_thread: int | None = None
-        self.show_stopped = True
-        self.filter_text = ""
         self.unseen: dict[int, set[int]] = {}  # thread -> delivered, not yet opened
         self._open_messages: list[Message] = []  # of open_thread, as last loaded
         self._marker: tuple[int, int | None] | None = None  # (thread, first unread id)
-        self._target: tuple[str, str | int] | None = None  # ("send", sid) | ("reply", id)
+        self._target: Target | None = None
         self._refreshing = False
         self._refresh_again = False
         self._last_refresh = 0.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich.text import Text
 from textual import on
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
@@ -37,7 +36,23 @@ class NavigationPart(ComposingPart):
         if thread_id is None or thread_id == self.open_thread:
             return
         self.open_thread = thread_id
-        self.load_thread(thread_id)
+
+    def watch_open_thread(self, thread_id: int | None) -> None:
+        if thread_id is not None:
+            self.load_thread(thread_id)
+
+    def watch_scope(self) -> None:
+        """The thread list's title names the scope at once; its rows follow the read."""
+        self._say_matches(self.query_one(ThreadList).row_count, self.query_one(Roster).row_count)
+        self.request_refresh()
+
+    def watch_show_stopped(self) -> None:
+        self._render_snapshot()
+
+    def watch_filter_text(self, text: str) -> None:
+        self._render_snapshot()
+        if len(text) >= MIN_QUERY and self.search_hits[0] != text:
+            self.search_threads(text, self.me)
 
     @on(DataTable.RowSelected, "#roster")
     def _agent_selected(self) -> None:
@@ -45,12 +60,9 @@ class NavigationPart(ComposingPart):
         key = self.query_one(Roster).selected_key
         if key is None:
             return
-        self.scope = key
-        name = self._agent_name(key)
-        self.query_one("#threads").border_title = Text("Threads · " + safe_line(name, 30))
         if not self._in_composer():
             self.query_one(ThreadList).focus()
-        self.request_refresh()
+        self.scope = key
 
     @on(DataTable.RowSelected, "#threads")
     def _thread_selected(self) -> None:
@@ -83,8 +95,6 @@ class NavigationPart(ComposingPart):
 
     def action_all_threads(self) -> None:
         self.scope = None
-        self.query_one("#threads").border_title = "Threads · all"
-        self.request_refresh()
 
     def action_refresh_now(self) -> None:
         self.request_refresh()
@@ -121,9 +131,6 @@ class NavigationPart(ComposingPart):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        self._render_snapshot()
-        if len(self.filter_text) >= MIN_QUERY and self.search_hits[0] != self.filter_text:
-            self.search_threads(self.filter_text, self.me)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -137,12 +144,10 @@ class NavigationPart(ComposingPart):
         box.value = ""
         box.remove_class("-visible")
         self.filter_text = ""
-        self._render_snapshot()
         self.query_one(Roster).focus()
 
     def action_toggle_stopped(self) -> None:
         self.show_stopped = not self.show_stopped
-        self._render_snapshot()
 
     def action_next_unread(self) -> None:
         """Move to the next thread (after the cursor, wrapping) with unread messages."""
@@ -160,14 +165,11 @@ class NavigationPart(ComposingPart):
         self.notify("No thread has unread messages for you.", markup=False)
 
     def action_jump_to_agent(self, session_id: str) -> None:
-        if not self.show_stopped:
-            self.show_stopped = True
-            self._render_snapshot()
+        self.show_stopped = True
         roster = self.query_one(Roster)
         if not roster.select_key(session_id):
             self.filter_text = ""
             self.query_one("#filter", Input).value = ""
-            self._render_snapshot()
             roster.select_key(session_id)
         roster.focus()
 
