@@ -37,6 +37,8 @@ FILE_CHECK_SECONDS = 2.0
 # Commits in a row found by the timer with no file-system event for them: the watch is
 # blind on this file system (a network share, say), so the loop polls instead.
 MISSES_BEFORE_POLLING = 2
+# mark_read False: how many unread messages one poll looks at.
+PEEK_LIMIT = 500
 
 
 class Participant:
@@ -57,8 +59,12 @@ class Participant:
         on_change: Callable[[], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
         take_inbox: bool = True,
+        mark_read: bool = True,
         file_events: bool = True,
     ) -> None:
+        """`take_inbox` False: no inbox polls at all. `mark_read` False: hand each new
+        unread message to `on_message` once but leave it unread, for a client that marks
+        it read itself once a person has seen it (mesh-tui)."""
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
             "name": name,
@@ -73,6 +79,8 @@ class Participant:
         self.on_change = on_change
         self.on_error = on_error
         self.take_inbox = take_inbox
+        self.mark_read = mark_read
+        self._handed: set[int] = set()  # mark_read False: unread messages handed on
         self.agent: Agent | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()  # the loop's one sleep: set to end it early
@@ -275,7 +283,15 @@ class Participant:
     def _poll(self) -> None:
         if not self.take_inbox:
             return
-        for message in self.mesh.inbox(self.session_id):
+        if self.mark_read:
+            taken = self.mesh.inbox(self.session_id)
+        else:
+            unread = self.mesh.peek_inbox(self.session_id, PEEK_LIMIT)
+            taken = [m for m in unread if m.message_id not in self._handed]
+            # forget those read (or gone) since; a full page may hide older ones
+            ids = {m.message_id for m in unread}
+            self._handed = ids if len(unread) < PEEK_LIMIT else self._handed | ids
+        for message in taken:
             if self.on_message is not None:
                 try:
                     self.on_message(message)

@@ -163,6 +163,7 @@ class MeshApp(NavigationPart):
                 session_id=self.me,
                 on_message=self._delivered,
                 on_change=self._changed,
+                mark_read=False,  # read once shown: see ReadingPart._mark_shown
             )
             self.me = self.participant.start().session_id
         elif self.me is None:

@@ -12,7 +12,7 @@ from textual import work
 
 from mesh_core import views
 from mesh_core.errors import MeshError
-from mesh_core.models import Status
+from mesh_core.models import Message, Status
 from mesh_core.text import safe_line
 from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.control.noticing import NoticingPart
@@ -218,6 +218,25 @@ class ReadingPart(NoticingPart):
         if summary is not None:
             title.append(" · " + " ↔ ".join(safe_line(p, 20) for p in summary.participants))
         conversation.border_title = title
+        self._mark_shown(event.messages)
+
+    def _mark_shown(self, messages: list[Message]) -> None:
+        """The person's unread messages just put on screen are read now, and only now:
+        the participant leaves them unread when it takes them (nothing is marked read
+        that the person has not had on screen)."""
+        screen = self.screen_stack[0] if self.screen_stack else None
+        if screen is None or self.screen is not screen or screen.has_class("-too-small"):
+            return  # covered or hidden: the next load after it shows again marks them
+        ids = [m.message_id for m in messages if m.recipient_session_id == self.me and not m.read]
+        if ids and self.me is not None:
+            self.mark_read(self.me, ids)
+
+    @work(thread=True, exit_on_error=False, group="mark")
+    def mark_read(self, me: str, message_ids: list[int]) -> None:
+        try:
+            self.mesh.mark_read(me, message_ids)
+        except (MeshError, sqlite3.Error) as exc:
+            self.post_message(RefreshFailed(f"marking read: {exc}", gate=False))
 
     def on_delivered(self, event: Delivered) -> None:
         """A message for the person: count it unseen until its thread is opened."""
