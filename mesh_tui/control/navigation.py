@@ -3,22 +3,27 @@ detail view, help and the command palette."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 
-from textual import on
+from textual import on, work
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
+from mesh_core.errors import MeshError
 from mesh_core.text import safe_line
+from mesh_core.views import RosterRow
 from mesh_tui.control.composing import ComposingPart
+from mesh_tui.messages import MeshChanged, Notice
 from mesh_tui.screens.agent import AgentDetail
+from mesh_tui.screens.confirm import Confirm
 from mesh_tui.screens.help import HelpScreen
 from mesh_tui.search import MIN_QUERY
 from mesh_tui.visible import earlier_selves, visible_threads
 from mesh_tui.widgets.composer import Composer
-from mesh_tui.widgets.conversation import Conversation
+from mesh_tui.widgets.conversation import Conversation, local_stamp
 from mesh_tui.widgets.keyed_table import KeyedTable
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
@@ -88,10 +93,37 @@ class NavigationPart(ComposingPart):
         def then(choice: str | None) -> None:
             if choice == "message":
                 self.action_new_message()
+            elif choice == "forget":
+                self.confirm_forget(row)
 
         self.push_screen(
             AgentDetail(row, threads, self.snapshot.taken_at, key == self.me, earlier), then
         )
+
+    def confirm_forget(self, row: RosterRow) -> None:
+        name = safe_line(row.agent.agent_name, 40)
+        question = (
+            f"Forget the stopped session of {name} (since "
+            f"{local_stamp(row.agent.last_heartbeat, self.mesh.clock.now())})? It leaves the "
+            "roster; its messages stay in their threads."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.forget_session(row.agent.session_id, name)
+
+        self.push_screen(Confirm(question, yes="forget", no="keep"), answered)
+
+    @work(thread=True, exit_on_error=False, group="forget")
+    def forget_session(self, session_id: str, name: str) -> None:
+        """Off the event loop; the core's refusal (live again, mail waiting) is shown."""
+        try:
+            self.mesh.forget_session(session_id)
+        except (MeshError, sqlite3.Error) as exc:
+            self.post_message(Notice(f"Not forgotten: {exc}", severity="error"))
+            return
+        self.post_message(Notice(f"Forgot the stopped session of {name}"))
+        self.post_message(MeshChanged())
 
     def action_all_threads(self) -> None:
         self.scope = None
@@ -119,6 +151,7 @@ class NavigationPart(ComposingPart):
                 + [(k, f"Threads: {d}") for k, d in keys(ThreadList.BINDINGS)],
             ),
             ("Conversation", keys(Conversation.BINDINGS)),
+            ("Agent details", keys(AgentDetail.BINDINGS)),
             ("Composer", keys(Composer.BINDINGS) + [("tab", "Priority picker")]),
             ("Filter", [("enter", "Keep the filter, back to the roster")]),
         ]
