@@ -33,6 +33,7 @@ from mesh_core.participant import Participant
 from mesh_core.rules import CLIENT_TUI
 from mesh_core.text import safe_line
 from mesh_tui.control.navigation import NavigationPart
+from mesh_tui.control.reading import INDEX_EVERY
 from mesh_tui.control.view import NARROW_BELOW
 from mesh_tui.messages import Delivered, MeshChanged, Notice
 from mesh_tui.screens.confirm import Confirm
@@ -115,6 +116,7 @@ class MeshApp(NavigationPart):
         self.query_one(Roster).focus()
         if self.live:
             self._refresh_timer = self.set_interval(self.interval, self.request_refresh)
+            self.set_interval(INDEX_EVERY, self.index_backlog)
             self._exit_on_signals()
         if self.demo:
             self._demo_thread = threading.Thread(target=self._run_demo, daemon=True, name="demo")

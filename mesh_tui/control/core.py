@@ -103,6 +103,7 @@ class AppCore(App[None]):
         self.search = search or SearchIndex(None)
         self.search_hits: tuple[str, list[ThreadSummary]] = ("", [])
         self._indexing = threading.Event()  # set: stop indexing (the app is leaving)
+        self._index_busy = threading.Lock()  # held by the index worker while it runs
 
     def _panes_gone(self) -> bool:
         """Worker results that arrive while the app shuts down have no panes to go to."""

@@ -34,6 +34,8 @@ from mesh_tui.widgets.threads import thread_rows
 
 # A commit by another process asks for a refresh; at most this often (seconds).
 CHANGE_REFRESH_GAP = 0.5
+# How often the search index catches up and drops what the mesh's clean-up purged.
+INDEX_EVERY = 60.0
 
 
 class ReadingPart(NoticingPart):
@@ -124,12 +126,20 @@ class ReadingPart(NoticingPart):
 
     @work(thread=True, exit_on_error=False, group="index")
     def index_backlog(self) -> None:
-        """Index every message already on the mesh, a batch at a time, off the loop."""
+        """Index every message already on the mesh, a batch at a time, off the loop;
+        then drop what a clean-up purged since the last time. Run at start and every
+        INDEX_EVERY seconds; a run still going makes the next one a no-op."""
+        if not self._index_busy.acquire(blocking=False):
+            return
         try:
             while not self._indexing.is_set() and self.search.catch_up(self.mesh):
                 pass
+            if not self._indexing.is_set():
+                self.search.prune(self.mesh)
         except (MeshError, sqlite3.Error):
-            return  # the next search catches up again
+            return  # the next run (or search) catches up again
+        finally:
+            self._index_busy.release()
 
     def on_search_done(self, event: SearchDone) -> None:
         if event.text != self.filter_text or self._panes_gone():
