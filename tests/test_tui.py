@@ -210,6 +210,9 @@ async def test_a_message_is_read_only_once_its_thread_was_on_screen(world: World
         assert app.query_one(Conversation).thread_id != world.person_thread
         assert "I will tell you when it is" not in screen_text(app)
         assert not is_read()  # delivered to the app, never on screen: unread
+        # one new message in its row: delivered and unread are the same message
+        (row,) = [line for line in screen_text(app).splitlines() if "alice ↔ api-server" in line]
+        assert re.search(r"alice ↔ api-server\s+2 · \S+\s+1\b", row), row
         threads = app.query_one(ThreadList)
         threads.focus()
         threads.select_key(str(world.person_thread))
