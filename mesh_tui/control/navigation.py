@@ -132,10 +132,11 @@ class NavigationPart(ComposingPart):
         self.request_refresh()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_sections()))
+        self.push_screen(HelpScreen(self.key_sections(), left=3))
 
     def key_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """(pane, [(key, description)]) from the bindings of every pane."""
+        """(pane, [(key, description)]) from the bindings of every pane; the help shows
+        the first three on its left."""
 
         def keys(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
             return [(b.key, b.description) for b in bindings if isinstance(b, Binding)]
@@ -143,6 +144,8 @@ class NavigationPart(ComposingPart):
         app_keys = keys(self.BINDINGS) + [(self.COMMAND_PALETTE_BINDING, "Command palette")]
         return [
             ("Everywhere", app_keys),
+            ("Agent details", keys(AgentDetail.BINDINGS)),
+            ("Filter", [("enter", "Keep the filter, back to the roster")]),
             (
                 "Agents and threads",
                 keys(KeyedTable.BINDINGS)
@@ -151,9 +154,7 @@ class NavigationPart(ComposingPart):
                 + [(k, f"Threads: {d}") for k, d in keys(ThreadList.BINDINGS)],
             ),
             ("Conversation", keys(Conversation.BINDINGS)),
-            ("Agent details", keys(AgentDetail.BINDINGS)),
             ("Composer", keys(Composer.BINDINGS) + [("tab", "Priority picker")]),
-            ("Filter", [("enter", "Keep the filter, back to the roster")]),
         ]
 
     def action_filter(self) -> None:
