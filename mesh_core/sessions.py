@@ -163,8 +163,8 @@ def forget_session(store: Store, session_id: str) -> Agent:
         if waiting:
             raise CannotForget(
                 name,
-                f"{waiting} unread message{'s' if waiting != 1 else ''} wait for its "
-                "workspace's next session; forget it once they are read or expired",
+                f"{waiting} unread message{'s wait' if waiting != 1 else ' waits'} for its "
+                "workspace's next session; forget it once read or expired",
             )
         conn.execute("DELETE FROM agent_sessions WHERE session_id = ?", (session_id,))
         return found

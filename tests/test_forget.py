@@ -49,7 +49,7 @@ def test_not_while_mail_waits_for_it(tmp_path: Path) -> None:
         gone = mesh.register("gone").session_id
         mesh.deregister(gone)
         waiting = mesh.send(bob, "gone", "for your next session")
-        with pytest.raises(CannotForget, match="1 unread message wait"):
+        with pytest.raises(CannotForget, match="1 unread message waits for"):
             mesh.forget_session(gone)
         nxt = mesh.register("gone").session_id  # the next session takes it over
         assert [m.message_id for m in mesh.inbox(nxt)] == [waiting.message_id]

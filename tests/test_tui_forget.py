@@ -81,7 +81,7 @@ async def test_the_mesh_refusing_is_shown_and_changes_nothing(world: World) -> N
         (refusal,) = [
             str(n.message) for n in app._notifications if "Not forgotten" in str(n.message)
         ]
-        assert "1 unread message wait" in refusal
+        assert "1 unread message waits for" in refusal
         # a live agent's details do not offer it at all
         assert roster.select_key(world.ids["api-server"])
         await pilot.press("i")
