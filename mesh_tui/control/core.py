@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import App
 from textual.reactive import var
 from textual.timer import Timer
@@ -103,11 +104,19 @@ class AppCore(App[None]):
         self.search = search or SearchIndex(None)
         self.search_hits: tuple[str, list[ThreadSummary]] = ("", [])
         self._indexing = threading.Event()  # set: stop indexing (the app is leaving)
+        self._conversation_pane: Conversation | None = None
+        self._bars: dict[str, Text] = {}  # bars and pane titles, as last shown
         self._index_busy = threading.Lock()  # held by the index worker while it runs
 
     def _panes_gone(self) -> bool:
-        """Worker results that arrive while the app shuts down have no panes to go to."""
-        return not self.query(Conversation)
+        """Worker results that arrive while the app shuts down have no panes to go to.
+        (The pane found last time is asked first: a query walks the whole DOM.)"""
+        pane = self._conversation_pane
+        if pane is not None and pane.is_attached:
+            return False
+        found = self.query(Conversation)
+        self._conversation_pane = found.first() if found else None
+        return self._conversation_pane is None
 
     def _agent_name(self, session_id: str) -> str:
         if self.snapshot is not None:

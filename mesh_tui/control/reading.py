@@ -195,14 +195,15 @@ class ReadingPart(NoticingPart):
             was = old.get(row.agent.session_id)
             if was is None or row.agent.kind == "human":
                 continue
-            name = safe_line(row.agent.agent_name, 40)
             if row.agent.status is Status.STALE and was.agent.status is Status.ACTIVE:
+                name = safe_line(row.agent.agent_name, 40)
                 self.notify(
                     f"{name} turned stale: no heartbeat for {self.mesh.config.stale_after:g} s",
                     severity="warning",
                     markup=False,
                 )
             if row.flooded and not was.flooded:
+                name = safe_line(row.agent.agent_name, 40)
                 self.notify(
                     f"{name} is flooded: {row.agent.unread} unread messages",
                     severity="warning",
@@ -227,7 +228,7 @@ class ReadingPart(NoticingPart):
         title = Text(f"Thread #{event.thread_id}")
         if summary is not None:
             title.append(" · " + " ↔ ".join(safe_line(p, 20) for p in summary.participants))
-        conversation.border_title = title
+        self._set_title("#conversation", title)
         self._mark_shown(event.messages)
 
     def _mark_shown(self, messages: list[Message]) -> None:

@@ -69,21 +69,31 @@ class ViewPart(AppCore):
 
     def _say_matches(self, thread_rows: int, roster_rows: int) -> None:
         """With a filter, the panes' titles say how many match, "no matches" included."""
-        threads = self.query_one("#threads")
         scope = "all" if self.scope is None else safe_line(self._agent_name(self.scope), 30)
         if not self.filter_text:
-            threads.border_title = Text(f"Threads · {scope}")
-            self.query_one("#roster-pane").border_title = "Agents"
+            self._set_title("#threads", Text(f"Threads · {scope}"))
+            self._set_title("#roster-pane", Text("Agents"))
             return
         needle = safe_line(self.filter_text, 30)
-        threads.border_title = Text(
-            f"Threads · {thread_rows} matching “{needle}”"
-            if thread_rows
-            else f"Threads · no matches for “{needle}”"
+        self._set_title(
+            "#threads",
+            Text(
+                f"Threads · {thread_rows} matching “{needle}”"
+                if thread_rows
+                else f"Threads · no matches for “{needle}”"
+            ),
         )
-        self.query_one("#roster-pane").border_title = Text(
-            f"Agents · {roster_rows} matching" if roster_rows else "Agents · no matches"
+        self._set_title(
+            "#roster-pane",
+            Text(f"Agents · {roster_rows} matching" if roster_rows else "Agents · no matches"),
         )
+
+    def _set_title(self, selector: str, title: Text) -> None:
+        """Set a pane's border title only when it changed: each set repaints the pane."""
+        if self._bars.get(selector) == title:
+            return
+        self._bars[selector] = title
+        self.query_one(selector).border_title = title
 
     def _update_status(self) -> None:
         counts = roster_counts(self.snapshot.roster) if self.snapshot else {}
@@ -115,7 +125,7 @@ class ViewPart(AppCore):
             if index:
                 top.append(" · ", style="bright_black")
             top.append(label, style=style)
-        self.query_one("#topbar", Static).update(top)
+        self._set_bar("#topbar", top)
         status = Text()
         if self.snapshot is not None:
             status.append(f" refreshed {self.snapshot.taken_at.astimezone().strftime('%H:%M:%S')}")
@@ -130,4 +140,12 @@ class ViewPart(AppCore):
             status.append(" · filter: ", style="yellow")
             status.append(safe_line(self.filter_text, 30), style="yellow")
         status.append(f" · {self.db_label}", style="bright_black")
-        self.query_one("#statusbar", Static).update(status)
+        self._set_bar("#statusbar", status)
+
+    def _set_bar(self, selector: str, text: Text) -> None:
+        """Repaint a one-line bar only when its text changed, and never lay the screen
+        out again for it (its height is fixed): a layout re-renders every pane."""
+        if self._bars.get(selector) == text:
+            return
+        self._bars[selector] = text
+        self.query_one(selector, Static).update(text, layout=False)
