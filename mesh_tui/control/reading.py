@@ -69,21 +69,14 @@ class ReadingPart(NoticingPart):
             messages = views.thread_messages(self.mesh, thread_id) if thread_id else None
             taken = snapshot.taken_at
             hits = self._search(view.filter_text, me)
+            shown = visible_roster(snapshot, view, me)
+            listed = visible_threads(snapshot, view, hits)
             built = Prebuilt(
                 view,
-                roster_rows(
-                    visible_roster(snapshot, view, me),
-                    taken,
-                    me,
-                    self.mesh.config.flood_threshold,
-                    view.about_width,
-                ),
-                thread_rows(
-                    visible_threads(snapshot, view, hits),
-                    taken,
-                    dict(view.unseen),
-                    view.thread_width,
-                ),
+                roster_rows(shown, taken, me, self.mesh.config.flood_threshold, view.about_width),
+                thread_rows(listed, taken, dict(view.unseen), view.thread_width),
+                shown,
+                listed,
             )
         except Exception as exc:  # noqa: BLE001 - any failure is shown and frees the gate
             self.post_message(RefreshFailed(str(exc)))

@@ -41,7 +41,7 @@ class ViewPart(AppCore):
         self.query_one("#roster-pane").set_class(not others, "-empty")
         roster = self.query_one(Roster)
         roster.show(
-            visible_roster(snapshot, view, self.me),
+            built.roster_shown if built else visible_roster(snapshot, view, self.me),
             snapshot.taken_at,
             self.me,
             self.mesh.config.flood_threshold,
@@ -57,7 +57,7 @@ class ViewPart(AppCore):
         threads = self.query_one(ThreadList)
         hits = self.search_hits[1] if self.search_hits[0] == view.filter_text else []
         threads.show(
-            visible_threads(snapshot, view, hits),
+            built.threads_shown if built else visible_threads(snapshot, view, hits),
             snapshot.taken_at,
             dict(view.unseen),
             (view.thread_width, built.threads) if built else None,
