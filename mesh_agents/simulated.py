@@ -192,7 +192,7 @@ class Demo:
     def _flood_burst(self) -> None:
         """web-frontend fires requests at test-runner until the pair hits the rate limit."""
         sender = self.sessions["web-frontend"]
-        for _ in range(self.mesh.config.rate_limit):
+        for _ in range(self.mesh.rate_limit().limit):
             try:
                 self.mesh.send(sender, "test-runner", self.rng.choice(FLOOD_LINES))
             except MeshError as exc:

@@ -28,6 +28,8 @@ class MeshConfig:
     read_retention: float = 24 * 3600.0
     expire_after: float = 24 * 3600.0
     max_content_bytes: int = 10_240
+    # Written into a file this process creates; from then on the file's numbers are the
+    # mesh's limit for everyone (docs/contract.md §4.5), whatever later openers set here.
     rate_limit: int = 10
     rate_window: float = 60.0
     thread_window: float = 600.0

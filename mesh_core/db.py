@@ -1,4 +1,5 @@
-"""Opening the shared database: permissions, pragmas, schema, migrations.
+"""Opening the shared database: probing it, pragmas, schema, migrations, locks (the
+file's own safety is in `files`).
 
 A file that is not ours (not SQLite, another app's tables, a newer schema, corrupt) is
 refused *before* anything writes to it, so it is left byte-for-byte as it was.
@@ -10,13 +11,12 @@ import functools
 import os
 import shutil
 import sqlite3
-import stat
 import tempfile
-import warnings
 from pathlib import Path
 from typing import NoReturn
 
-from .config import DEFAULT_DB_PATH, MeshConfig
+from . import files
+from .config import MeshConfig
 from .errors import (
     CorruptDatabase,
     DatabaseBusy,
@@ -175,121 +175,6 @@ def _refuse_unreadable(path: Path, exc: sqlite3.DatabaseError) -> NoReturn:
     ) from exc
 
 
-def _refuse_non_file(path: Path) -> None:
-    """Refuse, before anything touches it, a path that names no regular file: a device,
-    FIFO, socket or folder (following symlinks) is never chmod-ed nor opened by SQLite."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:  # a parent of it is a file, a loop of links, ...
-        raise DatabaseUnusable(path, f"{exc.strerror}; use another --db path") from exc
-    if stat.S_ISREG(mode):
-        return
-    if stat.S_ISDIR(mode):
-        raise NotAMeshDatabase(
-            path, f"it is a folder; give a file path such as {path / DEFAULT_DB_PATH.name}"
-        )
-    kind = (
-        "a character device"
-        if stat.S_ISCHR(mode)
-        else "a block device"
-        if stat.S_ISBLK(mode)
-        else "a FIFO"
-        if stat.S_ISFIFO(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "not a regular file"
-    )
-    raise NotAMeshDatabase(path, f"it is {kind}, not a regular file; use another --db path")
-
-
-def _make_folders(folder: Path, path: Path) -> None:
-    """Create `folder` and every missing folder above it, each 0700 whatever the umask
-    (`mkdir -p`, like Path.mkdir(parents=True), gives the parents the umask's mode)."""
-    missing: list[Path] = []
-    current = folder
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for level in reversed(missing):
-        try:
-            os.mkdir(level, 0o700)
-        except FileExistsError:
-            continue  # another process made it first: leave its mode to _check_folder
-        except OSError as exc:
-            raise DatabasePermission(path, f"cannot create folder {level} ({exc})") from exc
-        os.chmod(level, 0o700)  # the umask may have taken bits away (never added any)
-
-
-def _check_folder(folder: Path, path: Path) -> None:
-    """A folder others can write lets them delete or replace the database (and read the
-    messages through a file they planted): refuse it, saying how to fix it. Our default
-    folder is simply tightened when it is ours; a folder with the sticky bit (/tmp) only
-    lets each user replace their own files."""
-    try:
-        info = folder.stat()
-    except OSError:
-        return
-    mode = stat.S_IMODE(info.st_mode)
-    ours = info.st_uid == os.getuid()
-    if ours and folder == DEFAULT_DB_PATH.expanduser().parent:
-        _tighten(folder, 0o700)
-        mode = stat.S_IMODE(folder.stat().st_mode)
-    if mode & 0o022 and not mode & stat.S_ISVTX:
-        fix = (
-            f"chmod go-w {folder}"
-            if ours
-            else f"chown {os.getuid()} {folder} && chmod 700 {folder}"
-        )
-        raise DatabasePermission(
-            path,
-            f"its folder {folder} can be written by other users (mode {mode:o}), so they "
-            f"could replace the database; run: {fix}",
-        )
-    if not ours and info.st_uid != 0:
-        warnings.warn(
-            f"{folder} belongs to another user (uid {info.st_uid}), who can replace "
-            f"{path.name} in it; run: chown {os.getuid()} {folder}",
-            stacklevel=3,
-        )
-
-
-def _create_private(target: Path, path: Path) -> None:
-    """Create the file 0600 before SQLite opens it: SQLite would create it 0644 under the
-    umask, and hold messages at that mode until the next open tightened it. A dangling
-    symlink's target is created the same way (O_EXCL refuses a link itself)."""
-    if os.path.lexists(target) and not target.exists():
-        target = Path(os.path.realpath(target))
-        _make_folders(target.parent, path)
-    try:
-        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise DatabasePermission(path, f"cannot create it ({exc.strerror})") from exc
-    try:
-        os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
-    finally:
-        os.close(fd)
-
-
-def _prepare_path(path: Path, create: bool = True) -> None:
-    """Create the folders 0700 and the file 0600; tighten a file others could read."""
-    folder = path.parent
-    if not folder.exists():
-        _make_folders(folder, path)
-    _check_folder(folder, path)
-    if create and not path.exists():
-        _create_private(path, path)
-    # SQLite gives new -wal/-shm files the db file's mode, but ones another client left
-    # (the sqlite3 shell under umask 022) keep theirs, and the WAL holds recent messages.
-    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        _tighten(target, 0o600)
-
-
 # The byte of the -shm file that SQLite's WAL write lock covers (WALINDEX_LOCK_OFFSET).
 WAL_WRITE_LOCK_BYTE = 120
 
@@ -325,44 +210,12 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def permission_hint(path: Path) -> str:
-    """What to do about a write refused by the OS: a read-only mount, or the mode."""
-    try:
-        read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    if read_only:
-        return "its file system is mounted read-only; remount it read-write or use another --db"
-    return "check the file's owner and mode"
-
-
-def _tighten(target: Path, mode: int) -> None:
-    """Messages may hold private data: no one else may read them (docs/contract.md §2.2)."""
-    try:
-        info = target.stat()
-    except OSError:
-        return
-    if stat.S_IMODE(info.st_mode) & 0o077 == 0:
-        return
-    if info.st_uid == os.getuid():
-        try:
-            os.chmod(target, mode)
-            return
-        except OSError:
-            pass
-    warnings.warn(
-        f"{target} can be read by other users (mode {stat.S_IMODE(info.st_mode):o}); "
-        f"run: chmod {mode:o} {target}",
-        stacklevel=3,
-    )
-
-
 def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the mesh database with the pragmas of docs/contract.md §2.3.
 
     With `create=False` a missing file raises FileNotFoundError and is never created,
     not even if it vanishes between the checks and SQLite's own open (`mode=rw`)."""
-    _refuse_non_file(path)
+    files.refuse_non_file(path)
     try:
         existed = path.stat().st_size > 0
     except FileNotFoundError:
@@ -375,7 +228,7 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
         version = _probe(path)
     else:
         version = 0
-    _prepare_path(path, create)
+    files.prepare_path(path, create)
     target, uri = (str(path), False) if create else (f"{path.resolve().as_uri()}?mode=rw", True)
     try:
         conn = sqlite3.connect(
@@ -395,7 +248,7 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = OFF")
         if version < SCHEMA_VERSION:
-            _migrate(conn)
+            _migrate(conn, config)
     except sqlite3.OperationalError as exc:
         if not create and not path.exists():
             raise FileNotFoundError(str(path)) from exc
@@ -403,7 +256,7 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
             raise DatabaseBusy(path, lock_holder(path)) from exc
         text = str(exc).lower()
         if "readonly" in text or "unable to open" in text or "permission" in text:
-            raise DatabasePermission(path, f"{exc}; {permission_hint(path)}") from exc
+            raise DatabasePermission(path, f"{exc}; {files.permission_hint(path)}") from exc
         # A schema upgrade that failed was rolled back: say so with the path, not a trace.
         raise DatabaseUnusable(
             path, f"{exc} (opening it at schema version {version}); try again, or move it aside"
@@ -413,8 +266,10 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema up to SCHEMA_VERSION in one transaction (safe against races)."""
+def _migrate(conn: sqlite3.Connection, config: MeshConfig) -> None:
+    """Bring the schema up to SCHEMA_VERSION in one transaction (safe against races).
+    A file that holds no rate limit gets this process's (docs/contract.md §4.5): from
+    then on it is the mesh's, the same for everyone on the file."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -424,6 +279,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(statement)
         if current < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.executemany(
+            "INSERT OR IGNORE INTO mesh_meta (key, value) VALUES (?, ?)",
+            [("rate_limit", str(config.rate_limit)), ("rate_window", repr(config.rate_window))],
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

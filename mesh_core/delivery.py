@@ -18,20 +18,21 @@ from typing import TYPE_CHECKING
 from .clock import iso, parse_ts_or_none
 from .errors import MeshError
 from .models import Agent, Message
-from .text import neutralise_markers, safe_line, safe_text
+from .text import inert, safe_line, safe_text
 
 if TYPE_CHECKING:
+    from .mailbox import Take
     from .mesh import Mesh
-    from .messaging import Take
 
 NOTICE_SCAN = 100  # unread messages counted for the notice; more shows as "100+"
 
 
 def defang(text: str) -> str:
-    """Untrusted text that cannot contain a frame marker: every run of three or more `<`
-    (invisible characters between them ignored) becomes `‹`s, so `<<<END MESH MESSAGE …>>>`
-    inside a body is visibly not a marker."""
-    return neutralise_markers(text)
+    """Untrusted text that cannot contain a frame marker or the mesh's own tag: every run
+    of three or more `<` (invisible characters between them ignored) becomes `‹`s, so
+    `<<<END MESH MESSAGE …>>>` inside a body is visibly not a marker, and `[agent-mesh]`
+    becomes `(agent-mesh)`, so no line of it reads as the mesh speaking."""
+    return inert(text)
 
 
 def quoted(value: object, limit: int) -> str:

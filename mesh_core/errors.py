@@ -66,7 +66,8 @@ class RateLimited(MeshError):
     def __init__(self, recipient: str, limit: int, window: float, retry_after: float) -> None:
         self.retry_after = max(0.0, retry_after)
         super().__init__(
-            f"rate limit: {limit} messages to {recipient!r} in {window:g} s already; "
+            f"rate limit: {limit} messages to {recipient!r} in {window:g} s already "
+            "(from any session of your workspace); "
             f"try again in {max(1, round(self.retry_after + 0.499))} s"
         )
 

@@ -8,9 +8,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from .clock import parse_ts_or_none
 from .models import CleanupReport, Status
+from .rows import text
 from .rules import is_flooded
-from .sessions import agents, dead_sessions, reap_dead, stop_sessions
+from .sessions import NOT_STOPPED_SQL, agents, dead_sessions, reap_dead, stop_sessions
 from .store import EXPIRES_SQL, TEXT_LEAD_SECONDS, Store, canon_sql
 
 
@@ -42,6 +44,7 @@ def cleanup(store: Store, *, only_if_due: bool = False) -> CleanupReport:
                 (stop_range, stop_before),
             )
         ]
+        silent = list(dict.fromkeys(silent + odd_silent(conn, store)))
         stop_sessions(conn, store, silent, expires)
         stopped = silent + reap_dead(conn, store)
         purged = conn.execute(
@@ -62,6 +65,23 @@ def cleanup(store: Store, *, only_if_due: bool = False) -> CleanupReport:
         return CleanupReport(len(stopped), purged, expired)
 
     return store.write(body)
+
+
+def odd_silent(conn: sqlite3.Connection, store: Store) -> list[Any]:
+    """Sessions the sweep above cannot see, to stop as silent: another client's own
+    status ('idle', NULL, a BLOB) or a heartbeat SQLite cannot read as a time, whose
+    heartbeat is older than `stop_after` or unreadable."""
+    rows = conn.execute(
+        f"SELECT session_id, last_heartbeat FROM agent_sessions WHERE {NOT_STOPPED_SQL} "
+        "AND (status IS NOT 'active' OR strftime('%s', last_heartbeat) IS NULL)"
+    ).fetchall()
+    now, limit = store.now_dt(), store.config.stop_after
+    found = []
+    for session_id, beat in rows:
+        seen = parse_ts_or_none(text(beat))
+        if seen is None or (now - seen).total_seconds() > limit:
+            found.append(session_id)
+    return found
 
 
 def maybe_cleanup(store: Store) -> CleanupReport:

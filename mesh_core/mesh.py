@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
-from . import maintenance, messaging, sessions
+from . import mailbox, maintenance, messaging, sessions
 from .clock import Clock
 from .config import MeshConfig
 from .models import Agent, CleanupReport, Message, Status
-from .rules import BROADCAST, reported_status
+from .rules import BROADCAST, RateLimit, reported_status
 from .sessions import SessionClaim
 from .store import Store
 
@@ -193,7 +193,7 @@ class Mesh:
 
     def inbox(self, session_id: str) -> list[Message]:
         """Take this session's unread, unexpired messages, marking exactly those read."""
-        return messaging.inbox(self.store, session_id)
+        return mailbox.inbox(self.store, session_id)
 
     def take(
         self,
@@ -201,28 +201,49 @@ class Mesh:
         render: Callable[[Message], str],
         max_count: int | None = None,
         max_bytes: int | None = None,
-    ) -> messaging.Take:
+    ) -> mailbox.Take:
         """A bounded take: render each message inside the transaction that marks it read."""
-        return messaging.take(self.store, session_id, render, max_count, max_bytes)
+        return mailbox.take(self.store, session_id, render, max_count, max_bytes)
+
+    def offer(
+        self,
+        session_id: str,
+        render: Callable[[Message], str],
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+    ) -> mailbox.Take:
+        """The batch a take would hand over, rendered, marking nothing read."""
+        return mailbox.offer(self.store, session_id, render, max_count, max_bytes)
+
+    def hand_over(
+        self,
+        session_id: str,
+        render: Callable[[Message], str],
+        deliver: Callable[[mailbox.Take], bool],
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+    ) -> tuple[mailbox.Take, bool]:
+        """Offer a bounded batch to `deliver`; mark it read only if it says delivered."""
+        return mailbox.hand_over(self.store, session_id, render, deliver, max_count, max_bytes)
 
     def mark_read(self, session_id: str, message_ids: Iterable[int]) -> list[int]:
-        """Mark pushed messages read once the host acknowledged them."""
-        return messaging.mark_read(self.store, session_id, message_ids)
+        """Mark messages read once their reader has them (a host's ack, a drained pipe)."""
+        return mailbox.mark_read(self.store, session_id, message_ids)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""
-        return messaging.peek_inbox(self.store, session_id, limit)
+        return mailbox.peek_inbox(self.store, session_id, limit)
 
     def get(self, message_id: int) -> Message:
-        return messaging.get(self.store, message_id)
+        return mailbox.get(self.store, message_id)
 
     def thread(self, message_id: int) -> list[Message]:
         """The whole thread holding `message_id`, root first. Marks nothing read."""
-        return messaging.thread(self.store, message_id)
+        return mailbox.thread(self.store, message_id)
 
     def take_reply(self, session_id: str, message_id: int) -> Message | None:
         """The reply to `message_id` that reached `session_id`, if any, marked read."""
-        return messaging.take_reply(self.store, session_id, message_id)
+        return mailbox.take_reply(self.store, session_id, message_id)
 
     def wait_for_reply(
         self,
@@ -232,7 +253,7 @@ class Mesh:
         should_stop: Callable[[], bool] | None = None,
     ) -> Message | None:
         """Block until a reply to `message_id` reaches `session_id` (None on time-out)."""
-        return messaging.wait_for_reply(self.store, session_id, message_id, timeout, should_stop)
+        return mailbox.wait_for_reply(self.store, session_id, message_id, timeout, should_stop)
 
     # -- clean-up and status ----------------------------------------------------------
 
@@ -243,6 +264,14 @@ class Mesh:
     def maybe_cleanup(self) -> CleanupReport:
         """Run the clean-up unless any participant ran it in the last minute."""
         return maintenance.maybe_cleanup(self.store)
+
+    def rate_limit(self) -> RateLimit:
+        """The mesh's rate limit: its file's, the same for every participant."""
+        return messaging.read_rate_limit(self.store)
+
+    def set_rate_limit(self, limit: int, window: float = 60.0) -> RateLimit:
+        """Change the mesh's rate limit for everyone on the file (an operator's call)."""
+        return messaging.set_rate_limit(self.store, limit, window)
 
     def stats(self) -> dict[str, Any]:
         """What `mesh status` shows."""

@@ -1,18 +1,17 @@
-"""Messages: send (to a session, a workspace or everyone), reply, take the inbox, read a
-thread, wait for a reply. See docs/contract.md §4.
+"""Sending: to a session, a workspace or everyone (one copy each), and replying in a
+thread, under the rules of docs/contract.md §4 (size, rate, no self-messages). Reading
+and taking the inbox live in `mailbox`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from .clock import iso
 from .errors import (
+    InvalidArgument,
     MessageNotFound,
     NoBroadcastRecipients,
     SelfMessage,
@@ -20,19 +19,17 @@ from .errors import (
     UnknownRecipient,
 )
 from .models import Message
-from .rows import delivery_order, latest, row_id, text, time_order, to_message
+from .rows import latest, row_id, status_text, text, to_message
 from .rules import (
     BROADCAST,
-    PRIORITY_RANK_SQL,
-    check_rate_limit,
+    RateLimit,
     is_flooded,
     validate_content,
     validate_message_id,
     validate_priority,
-    validate_timeout,
 )
-from .sessions import current_session, names, pick_recipient, reap_dead, session_row
-from .store import EXPIRES_SQL, Store
+from .sessions import current_session, pick_recipient, reap_dead, session_row
+from .store import Store
 
 
 def send(
@@ -132,6 +129,77 @@ def _resolve(
     return sender, pick_recipient(active, store) if active else latest(candidates)
 
 
+RATE_LIMIT_SQL = "SELECT key, value FROM mesh_meta WHERE key IN ('rate_limit', 'rate_window')"
+
+
+def rate_limit(conn: sqlite3.Connection) -> RateLimit:
+    """The mesh's rate limit, as its file holds it (the contract's 10 in 60 s if unset)."""
+    found = {row[0]: row[1] for row in conn.execute(RATE_LIMIT_SQL)}
+    return RateLimit.parse(found.get("rate_limit"), found.get("rate_window"))
+
+
+def read_rate_limit(store: Store) -> RateLimit:
+    found = {row[0]: row[1] for row in store.read(RATE_LIMIT_SQL)}
+    return RateLimit.parse(found.get("rate_limit"), found.get("rate_window"))
+
+
+def set_rate_limit(store: Store, limit: int, window: float) -> RateLimit:
+    wanted = RateLimit.parse(limit, window)
+    if (wanted.limit, wanted.window) != (limit, window):
+        raise InvalidArgument(
+            f"a rate limit is a whole number of messages above 0 in a window of seconds "
+            f"above 0 (got {limit!r} in {window!r})"
+        )
+
+    def body(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT INTO mesh_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [("rate_limit", str(limit)), ("rate_window", repr(float(window)))],
+        )
+
+    store.write(body)
+    return wanted
+
+
+def _recent_sends(
+    conn: sqlite3.Connection,
+    sender: sqlite3.Row,
+    recipient: sqlite3.Row,
+    since: str,
+    limit: int,
+) -> list[str]:
+    """When the sender's workspace last sent to the recipient's, newest first, since
+    `since`, at most `limit`: every session of either workspace counts (a new session
+    does not start a new count). A session without a name counts on its own."""
+    by_recipient = (
+        "r.agent_name = :r_name COLLATE NOCASE AND r.agent_name = :r_name"  # the index, exact
+        if recipient["agent_name"]
+        else "r.session_id = :r_id"
+    )
+    by_sender = "s.agent_name = :s_name" if sender["agent_name"] else "s.session_id = :s_id"
+    # From each session of the recipient's workspace, that session's messages of the
+    # window (idx_messages_recipient): a workspace's old sessions cost one seek each.
+    rows = conn.execute(
+        "SELECT m.created_at FROM agent_sessions r "
+        "JOIN agent_messages m INDEXED BY idx_messages_recipient "
+        "  ON m.recipient_session_id = r.session_id AND m.created_at >= :since "
+        "JOIN agent_sessions s ON s.session_id = m.sender_session_id "
+        f"WHERE {by_recipient} AND {by_sender} "
+        "ORDER BY m.created_at DESC LIMIT :limit",
+        {
+            "r_name": recipient["agent_name"],
+            "s_name": sender["agent_name"],
+            "r_id": recipient["session_id"],
+            "s_id": sender["session_id"],
+            "since": since,
+            "limit": limit,
+        },
+    ).fetchall()
+    # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
+    return [at for at in (text(row[0]) or "" for row in rows) if at > since]
+
+
 def _insert(
     store: Store,
     conn: sqlite3.Connection,
@@ -152,10 +220,14 @@ def _insert(
     now_dt = store.now_dt()
     now = iso(now_dt)
 
-    # One read of idx_messages_pair serves both the rate limit and auto-threading: this
-    # pair's newest messages since the earlier window start, up to `rate_limit` outgoing
-    # (newest first) and the newest incoming.
-    window_start = iso(now_dt - timedelta(seconds=cfg.rate_window))
+    # The rate limit: the mesh's numbers, counted per workspace pair (every session of
+    # the sender's workspace to every session of the recipient's).
+    limits = rate_limit(conn)
+    window_start = iso(limits.since(now_dt))
+    recent = _recent_sends(conn, sender, recipient, window_start, limits.limit)
+    limits.check(recent, now_dt, recipient_name)
+
+    # Auto-threading reads this session pair's newest message each way (idx_messages_pair).
     thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
     pair = conn.execute(
         "SELECT * FROM (SELECT 1 AS outgoing, message_id, original_message_id, created_at"
@@ -167,15 +239,13 @@ def _insert(
         {
             "a": sender_id,
             "b": recipient_id,
-            "since": min(window_start, thread_since),
-            "limit": max(1, cfg.rate_limit),
+            "since": thread_since,
+            "limit": 1,
         },
     ).fetchall()
 
     # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
     pair = [(r, text(r["created_at"]) or "") for r in pair]
-    recent = [at for r, at in pair if r["outgoing"] and at > window_start]
-    check_rate_limit(recent, now_dt, cfg, recipient_name)
 
     # Auto-thread: join the pair's thread if they spoke within the window (the newest
     # message either way; on a tie, the sender's own).
@@ -188,9 +258,10 @@ def _insert(
         if newest is not None:
             root = row_id(newest["original_message_id"]) or int(newest["message_id"])
 
-    # A stopped recipient: the message waits 24 h for it (or its successor).
+    # A recipient not active (stopped, or another client's own status such as 'idle'):
+    # the message waits 24 h for it (or its successor), as for a stopped one.
     expires = None
-    if recipient["status"] == "stopped":
+    if recipient["status"] != "active":
         expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
@@ -228,262 +299,14 @@ def _insert(
             "it may be stuck or busy: expect a slow answer"
         )
     if expires:
+        state = (
+            "stopped"
+            if recipient["status"] == "stopped"
+            else f"not active (its status is {status_text(recipient['status'])!r})"
+        )
         warnings.append(
-            f"{recipient_name} is stopped: the message waits until {expires} for it "
+            f"{recipient_name} is {state}: the message waits until {expires} for it "
             "(or for a new session of that workspace)"
         )
     known = {sender_id: sender["agent_name"], recipient_id: recipient["agent_name"]}
     return to_message(row, known, tuple(warnings))
-
-
-# -- reading ----------------------------------------------------------------------------
-
-
-def inbox(store: Store, session_id: str) -> list[Message]:
-    """Take this session's unread, unexpired messages, marking exactly those read.
-
-    One UPDATE … RETURNING: two pollers of one inbox never both get a message."""
-    now = store.now()
-
-    def body(conn: sqlite3.Connection) -> list[Message]:
-        rows = conn.execute(
-            "UPDATE agent_messages SET read = 1, read_at = ? "
-            "WHERE recipient_session_id = ? AND read = 0 "
-            f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?) RETURNING *",
-            (now, session_id, now),
-        ).fetchall()
-        rows.sort(key=delivery_order)
-        # Built before COMMIT: if this fails, nothing is marked read and lost.
-        return messages(store, rows)
-
-    return store.write(body)
-
-
-@dataclass(frozen=True)
-class Take:
-    """What one take handed over, rendered; how many unread messages still wait; and the
-    messages set aside unread because they could not be rendered (a note each)."""
-
-    messages: tuple[Message, ...]
-    rendered: tuple[str, ...]
-    more: int
-    set_aside: tuple[str, ...] = ()
-
-    def more_note(self, how: str) -> str | None:
-        """`12 more messages wait: <how>`, or None when nothing waits."""
-        if not self.more:
-            return None
-        noun = "message waits" if self.more == 1 else "messages wait"
-        return f"{self.more} more {noun}: {how}"
-
-
-def take(
-    store: Store,
-    session_id: str,
-    render: Callable[[Message], str],
-    max_count: int | None = None,
-    max_bytes: int | None = None,
-) -> Take:
-    """Take this session's unread messages in delivery order, at most `max_count` of them
-    and about `max_bytes` of rendered text (at least one), marking read exactly those.
-
-    `render` runs inside the write transaction, before COMMIT: a message is marked read
-    only once its whole text exists. One that cannot be built or rendered (another
-    client's odd row) stays unread and is named in `set_aside`; the rest are delivered."""
-    cfg = store.config
-    count_cap = max(1, cfg.take_max_messages if max_count is None else max_count)
-    byte_cap = cfg.take_max_bytes if max_bytes is None else max_bytes
-    now = store.now()
-    waiting_sql = (
-        "FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
-        f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
-    )
-
-    def body(conn: sqlite3.Connection) -> Take:
-        rows = conn.execute(
-            f"SELECT * {waiting_sql} ORDER BY {PRIORITY_RANK_SQL}, created_at, message_id LIMIT ?",
-            (session_id, now, count_cap + 50),
-        ).fetchall()
-        rows.sort(key=_safe_delivery_order)
-        try:
-            known = names(store, {r["sender_session_id"] for r in rows} | {session_id})
-        except Exception:  # noqa: BLE001 - an odd id column: render without names
-            known = {}
-        taken: list[Message] = []
-        texts: list[str] = []
-        aside: list[str] = []
-        size = 0
-        for row in rows:
-            if len(taken) >= count_cap:
-                break
-            try:
-                # As it will be once delivered: read now (the caller renders that).
-                message = replace(to_message(row, known), read=True, read_at=now)
-                text = render(message)
-                length = len(text.encode("utf-8", "surrogatepass"))
-            except Exception as exc:  # noqa: BLE001 - one bad row must not cost the rest
-                aside.append(_aside_note(row, exc))
-                continue
-            if taken and size + length > byte_cap:
-                break
-            taken.append(message)
-            texts.append(text)
-            size += length
-        if taken:
-            ids = [m.message_id for m in taken]
-            conn.execute(
-                f"UPDATE agent_messages SET read = 1, read_at = ? "
-                f"WHERE message_id IN ({','.join('?' * len(ids))})",
-                (now, *ids),
-            )
-        left = conn.execute(f"SELECT count(*) {waiting_sql}", (session_id, now)).fetchone()[0]
-        return Take(tuple(taken), tuple(texts), int(left) - len(aside), tuple(aside))
-
-    return store.write(body)
-
-
-def _safe_delivery_order(row: sqlite3.Row) -> tuple[int, float, int]:
-    try:
-        return delivery_order(row)
-    except Exception:  # noqa: BLE001 - an odd row sorts last, it is set aside later
-        return (9, 0.0, 0)
-
-
-def _aside_note(row: sqlite3.Row, exc: Exception) -> str:
-    try:
-        ident = f"#{int(row['message_id'])}"
-    except Exception:  # noqa: BLE001 - any odd id: say so
-        ident = "(no id)"
-    return (
-        f"message {ident} could not be shown ({type(exc).__name__}); it stays unread: "
-        f"look at it with `mesh show {ident.lstrip('#')}`"
-    )
-
-
-def mark_read(store: Store, session_id: str, message_ids: Iterable[int]) -> list[int]:
-    """Mark these messages to `session_id` read (a host acknowledged a push of them);
-    returns those that are now read. Others' messages are left alone."""
-    ids = [i for i in message_ids if isinstance(i, int) and not isinstance(i, bool)]
-    if not ids:
-        return []
-    now = store.now()
-    marks = ",".join("?" * len(ids))
-
-    def body(conn: sqlite3.Connection) -> list[int]:
-        conn.execute(
-            f"UPDATE agent_messages SET read = 1, read_at = ? WHERE read = 0 "
-            f"AND recipient_session_id = ? AND message_id IN ({marks})",
-            (now, session_id, *ids),
-        )
-        rows = conn.execute(
-            f"SELECT message_id FROM agent_messages WHERE read = 1 "
-            f"AND recipient_session_id = ? AND message_id IN ({marks})",
-            (session_id, *ids),
-        ).fetchall()
-        return sorted(int(r[0]) for r in rows)
-
-    return store.write(body)
-
-
-def peek_inbox(store: Store, session_id: str, limit: int = 100) -> list[Message]:
-    """This session's unread messages in delivery order, marking nothing read."""
-    rows = store.read(
-        f"SELECT * FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
-        f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?) ORDER BY {PRIORITY_RANK_SQL}, "
-        "created_at, message_id LIMIT ?",
-        (session_id, store.now(), limit),
-    )
-    return messages(store, sorted(rows, key=delivery_order))
-
-
-def get(store: Store, message_id: int) -> Message:
-    message_id = validate_message_id(message_id)
-    rows = store.read("SELECT * FROM agent_messages WHERE message_id = ?", (message_id,))
-    if not rows:
-        raise MessageNotFound(message_id)
-    return messages(store, rows)[0]
-
-
-def thread(store: Store, message_id: int) -> list[Message]:
-    """The whole thread holding `message_id`, root first. Marks nothing read."""
-    root = get(store, message_id).thread_id
-    return thread_tail(store, root, limit=None)
-
-
-def thread_tail(store: Store, thread_id: int, limit: int | None) -> list[Message]:
-    """The newest `limit` messages (all, for None) of thread `thread_id`, oldest first,
-    through the thread index. Marks nothing read."""
-    rows = store.read(
-        "SELECT * FROM (SELECT * FROM agent_messages WHERE message_id = ? "
-        "OR original_message_id = ? ORDER BY message_id DESC LIMIT ?)",
-        (thread_id, thread_id, -1 if limit is None else limit),
-    )
-    return messages(store, sorted(rows, key=time_order))
-
-
-def take_reply(store: Store, session_id: str, message_id: int) -> Message | None:
-    """The first reply from the party asked (any session of the workspace `message_id`
-    was sent to) reaching `session_id` in that thread, if any, marked read (it is
-    delivered here). Others' messages in the thread stay unread in the inbox. Finds the
-    reply even if another poller of this session already took it."""
-    asked = get(store, message_id)
-    root = asked.thread_id
-    now = store.now()
-
-    def body(conn: sqlite3.Connection) -> Message | None:
-        row = conn.execute(
-            "SELECT m.* FROM agent_messages m JOIN agent_sessions s "
-            "ON s.session_id = m.sender_session_id "
-            "WHERE m.original_message_id = ? AND m.recipient_session_id = ? "
-            "AND m.message_id > ? AND (m.sender_session_id = ? OR s.agent_name = "
-            "(SELECT agent_name FROM agent_sessions WHERE session_id = ?)) "
-            "ORDER BY m.message_id LIMIT 1",
-            (root, session_id, message_id, asked.recipient_session_id, asked.recipient_session_id),
-        ).fetchone()
-        if row is not None and not row["read"]:
-            row = conn.execute(
-                "UPDATE agent_messages SET read = 1, read_at = ? WHERE message_id = ? RETURNING *",
-                (now, row["message_id"]),
-            ).fetchone()
-        # Built before COMMIT: if this fails, nothing is marked read and lost.
-        return messages(store, [row])[0] if row is not None else None
-
-    return store.write(body)
-
-
-def wait_for_reply(
-    store: Store,
-    session_id: str,
-    message_id: int,
-    timeout: float = 60.0,
-    should_stop: Callable[[], bool] | None = None,
-) -> Message | None:
-    """Block until a reply to `message_id` reaches `session_id` (None on time-out).
-
-    Sleeps between cheap `data_version` checks: it wakes soon after the reply's commit
-    and costs next to nothing while waiting."""
-    timeout = validate_timeout(timeout)
-    deadline = time.monotonic() + timeout
-    last_version: int | None = None
-    last_full = 0.0
-    while True:
-        version = store.data_version()
-        now = time.monotonic()
-        if version != last_version or now - last_full >= 1.0:
-            found = take_reply(store, session_id, message_id)
-            if found is not None:
-                return found
-            last_version, last_full = version, now
-        if now >= deadline or (should_stop is not None and should_stop()):
-            return None
-        time.sleep(min(store.config.watch_interval, max(0.0, deadline - now)))
-
-
-def messages(store: Store, rows: Iterable[sqlite3.Row]) -> list[Message]:
-    """Rows as Messages, with both parties' names looked up in one query."""
-    rows = list(rows)
-    ids = {r["sender_session_id"] for r in rows} | {r["recipient_session_id"] for r in rows}
-    if not rows:
-        return []
-    known = names(store, ids)
-    return [to_message(r, known) for r in rows]

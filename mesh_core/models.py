@@ -11,11 +11,14 @@ from typing import Any
 
 
 class Status(str, Enum):
-    """Reported status. Only `active` and `stopped` are stored; `stale` is derived."""
+    """Reported status. Only `active` and `stopped` are stored; `stale` is derived;
+    `other` is a session whose stored status is another client's value ('idle', NULL),
+    shown by `Agent.stored_status`."""
 
     ACTIVE = "active"
     STALE = "stale"
     STOPPED = "stopped"
+    OTHER = "other"
 
 
 def parse_metadata(raw: object) -> dict[str, Any]:
@@ -58,6 +61,8 @@ class Agent:
     last_heartbeat: str
     metadata: dict[str, Any] = field(default_factory=dict)
     unread: int = 0
+    # The stored status as escaped one-line text ('NULL' for none): what `other` is.
+    stored_status: str = "active"
 
     @property
     def kind(self) -> str:
@@ -74,6 +79,7 @@ class Agent:
             "cwd": self.cwd,
             "repo": self.repo,
             "status": self.status.value,
+            "stored_status": self.stored_status,
             "registered_at": self.registered_at,
             "last_heartbeat": self.last_heartbeat,
             "metadata": self.metadata,

@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, Self
@@ -61,10 +62,15 @@ class Participant:
         take_inbox: bool = True,
         mark_read: bool = True,
         file_events: bool = True,
+        acknowledge: bool = False,
     ) -> None:
-        """`take_inbox` False: no inbox polls at all. `mark_read` False: hand each new
-        unread message to `on_message` once but leave it unread, for a client that marks
-        it read itself once a person has seen it (mesh-tui)."""
+        """`take_inbox` False: no inbox polls at all. `acknowledge=True`: the loop hands
+        each unread message to `on_message` once, marking nothing read; the consumer
+        calls `acknowledge(id)` once it has handed the message on (written out), and only
+        then is it marked read. A message never acknowledged stays unread for the next
+        route (docs/contract.md §4.12). `mark_read=False`: each new unread message is
+        handed on once and left unread, with no acknowledgement awaited, for a client
+        that marks it read itself much later, once a person has seen it (mesh-tui)."""
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
             "name": name,
@@ -72,7 +78,9 @@ class Participant:
             "client": client,
             "description": description,
             "cwd": cwd,
-            "session_id": session_id,
+            # Chosen now, not by `register`: a signal that lands after the row is
+            # committed but before `register` returns can still mark it stopped.
+            "session_id": session_id or str(uuid.uuid4()),
             "metadata": metadata,
         }
         self.on_message = on_message
@@ -81,6 +89,10 @@ class Participant:
         self.take_inbox = take_inbox
         self.mark_read = mark_read
         self._handed: set[int] = set()  # mark_read False: unread messages handed on
+        self.acknowledges = acknowledge
+        self._offered: set[int] = set()  # handed to on_message, until gone from the inbox
+        self._acked: set[int] = set()  # of those, acknowledged (marked read)
+        self._offered_lock = threading.Lock()
         self.agent: Agent | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()  # the loop's one sleep: set to end it early
@@ -92,6 +104,7 @@ class Participant:
         )
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._registering = False  # start() has begun writing the session
         self._failing: str | None = None  # the error being reported, until recovery
         self._rejoin = False  # the database was replaced: register in the new one
 
@@ -103,13 +116,24 @@ class Participant:
 
     def start(self) -> Agent:
         """Register now, synchronously, then keep the session alive in the background."""
+        self._registering = True
         self.agent = self.mesh.register(**self._register_args)
-        self._register_args["session_id"] = self.agent.session_id
         self._thread = threading.Thread(
             target=self._run, name=f"mesh-participant-{self.agent.agent_name}", daemon=True
         )
         self._thread.start()
         return self.agent
+
+    def acknowledge(self, message_id: int) -> bool:
+        """The consumer handed this offered message on: mark it read (True if it is read
+        now; False if it was no longer this session's to mark)."""
+        marked = message_id in self.mesh.mark_read(self.session_id, [message_id])
+        with self._offered_lock:
+            self._acked.add(message_id)
+            drained = self._offered <= self._acked
+        if drained:
+            self.poll_now()  # more may wait beyond the batch: offer them now
+        return marked
 
     def poll_now(self) -> None:
         """Ask the loop to poll at once (after this process sent something, say)."""
@@ -134,11 +158,15 @@ class Participant:
             self._thread.join(timeout=2)
         if self.watch is not None:
             self.watch.close()
-        if deregister and self.agent is not None:
+        if deregister and self._registering:
+            # Also when a signal handler stops us inside start(): the row may be
+            # committed already. Before the commit the row does not exist (or the
+            # transaction is still open on this thread): the error is only logged.
+            sid = self._register_args["session_id"]
             try:
-                self.mesh.deregister(self.agent.session_id)
+                self.mesh.deregister(sid)
             except (MeshError, sqlite3.Error) as exc:
-                log.warning("could not mark %s stopped: %s", self.agent.agent_name, exc)
+                log.warning("could not mark session %s stopped: %s", sid, exc)
 
     def __enter__(self) -> Self:
         if self.agent is None:
@@ -283,7 +311,9 @@ class Participant:
     def _poll(self) -> None:
         if not self.take_inbox:
             return
-        if self.mark_read:
+        if self.acknowledges:
+            taken = self._offer()
+        elif self.mark_read:
             taken = self.mesh.inbox(self.session_id)
         else:
             unread = self.mesh.peek_inbox(self.session_id, PEEK_LIMIT)
@@ -297,3 +327,22 @@ class Participant:
                     self.on_message(message)
                 except Exception:  # a callback's bug must not kill the session
                     log.exception("on_message callback failed for message %s", message.message_id)
+
+    def _offer(self) -> list[Message]:
+        """The unread messages not yet handed to on_message (acknowledge mode), bounded
+        like a take. Offered ones taken elsewhere or expired are forgotten; a message
+        that cannot be built is skipped (logged), never marked read."""
+        batch = self.mesh.offer(self.session_id, lambda m: "")
+        for note in batch.set_aside:
+            log.warning("mesh participant: %s", note)
+        with self._offered_lock:
+            waiting = {m.message_id for m in batch.messages}
+            # Forget what left the inbox: an acknowledged message as soon as it is gone
+            # (this read began after its mark, or it would still be here), any other only
+            # when the batch is the whole inbox (taken elsewhere, or expired).
+            gone = self._offered - waiting
+            self._offered -= gone if not batch.more else gone & self._acked
+            self._acked &= self._offered
+            fresh = [m for m in batch.messages if m.message_id not in self._offered]
+            self._offered.update(m.message_id for m in fresh)
+        return fresh

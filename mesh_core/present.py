@@ -13,6 +13,7 @@ STATUS_GLYPHS = {
     Status.ACTIVE: ("●", "green"),
     Status.STALE: ("◐", "yellow"),
     Status.STOPPED: ("○", "bright_black"),
+    Status.OTHER: ("◌", "magenta"),  # another client's own status: shown as it is
 }
 # (mark, style name) of each priority; an unknown priority shows as normal.
 PRIORITY_MARKS = {

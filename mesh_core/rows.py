@@ -15,6 +15,7 @@ from .clock import canonical, parse_ts_or_none
 from .config import MeshConfig
 from .models import Agent, Message, parse_metadata
 from .rules import PRIORITY_ORDER, priority_rank, reported_status
+from .text import safe_line
 
 Row = sqlite3.Row | Mapping[str, Any]
 
@@ -33,9 +34,36 @@ def text(value: object) -> str | None:
     return str(value)
 
 
+def shown(value: object) -> str | None:
+    """A column that names or locates, never free text (a session id, a folder), as
+    escaped one-line text: wherever it is shown (JSON a model reads included) it cannot
+    hold a line, a frame marker or an escape. Ours are unchanged by this."""
+    found = text(value)
+    return None if found is None else safe_line(found)
+
+
+def status_text(value: object) -> str:
+    """A status column as it is, escaped: `idle`, `NULL`, `BLOB active`."""
+    if value is None:
+        return "NULL"
+    shown_as = safe_line(text(value), 40)
+    return f"BLOB {shown_as}" if isinstance(value, bytes) else shown_as
+
+
 def stamp(value: object) -> str | None:
-    """A timestamp column in our form when it parses, else as (escaped) text."""
-    return canonical(text(value))
+    """A timestamp column in our form when it parses, else as escaped one-line text, so
+    a timestamp shown anywhere (JSON a model reads included) carries no line of its own."""
+    found = canonical(text(value))
+    if found is None or parse_ts_or_none(found) is not None:
+        return found
+    return safe_line(found, 80)
+
+
+def metadata(value: object) -> dict[str, Any]:
+    """A session's metadata; its top-level strings (kind, client, host…) as escaped
+    one-line text: they are shown to models and people, and ours never need more."""
+    found = parse_metadata(value)
+    return {k: safe_line(v) if isinstance(v, str) else v for k, v in found.items()}
 
 
 def row_id(value: object) -> int | None:
@@ -57,18 +85,19 @@ def priority(value: object) -> str:
 
 def to_agent(row: Row, now: datetime, config: MeshConfig, unread: int = 0) -> Agent:
     """A session row as an Agent; total: any value of any type in any column decodes."""
-    session_id = text(row["session_id"]) or ""
+    session_id = shown(row["session_id"]) or ""
     last_heartbeat = stamp(row["last_heartbeat"])
     return Agent(
         session_id=session_id,
         agent_name=text(row["agent_name"]) or session_id,
         agent_description=text(row["agent_description"]),
-        cwd=text(row["cwd"]),
-        repo=text(row["repo"]),
-        status=reported_status(text(row["status"]), last_heartbeat, now, config),
+        cwd=shown(row["cwd"]),
+        repo=shown(row["repo"]),
+        status=reported_status(row["status"], last_heartbeat, now, config),
+        stored_status=status_text(row["status"]),
         registered_at=stamp(row["registered_at"]) or "",
         last_heartbeat=last_heartbeat or "",
-        metadata=parse_metadata(row["metadata"]),
+        metadata=metadata(row["metadata"]),
         unread=unread,
     )
 
@@ -82,9 +111,9 @@ def to_message(
     recipient = text(row["recipient_session_id"]) or ""
     return Message(
         message_id=row["message_id"],
-        sender_session_id=sender,
+        sender_session_id=shown(sender) or "",
         sender_name=text(names.get(sender)),
-        recipient_session_id=recipient,
+        recipient_session_id=shown(recipient) or "",
         recipient_name=text(names.get(recipient)),
         content=text(row["content"]) or "",
         original_message_id=row_id(row["original_message_id"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from .text import name_problem
 
 BROADCAST = "*"
 MAX_NAME_CHARS = 128
-STATUS_FILTERS = ("active", "stale", "stopped", "all", "online")
+STATUS_FILTERS = ("active", "stale", "other", "stopped", "all", "online")
 KINDS = ("agent", "human", "cli")
 # The `client` each of our front-ends records in a session's metadata.
 CLIENT_MCP = "mesh-mcp"
@@ -142,7 +143,9 @@ def validate_kind(kind: object) -> str:
 
 def validate_status_filter(status: object) -> str:
     if status not in STATUS_FILTERS:
-        raise InvalidArgument(f"unknown status {status!r}: use one of active, stale, stopped, all")
+        raise InvalidArgument(
+            f"unknown status {status!r}: use one of active, stale, other, stopped, all"
+        )
     return str(status)
 
 
@@ -153,15 +156,17 @@ def reported_status(
     stored: object, last_heartbeat: str | None, now: datetime, config: MeshConfig
 ) -> Status:
     """What the roster says of a session: stopped as stored, else active or stale by its
-    last heartbeat (a heartbeat that does not parse is stale)."""
+    last heartbeat (a heartbeat that does not parse is stale). Only the text 'active' and
+    'stopped' are ours: a BLOB spelling them is another client's value like any other."""
     if stored == "stopped":
         return Status.STOPPED
     seen = parse_ts_or_none(last_heartbeat)
     age = (now - seen).total_seconds() if seen is not None else None
     if stored != "active":
-        # Another client's own status ('idle', NULL, a number): never active, since we
-        # cannot tell it is; stopped once its heartbeat is as old as a silent session's.
-        return Status.STOPPED if age is None or age > config.stop_after else Status.STALE
+        # Another client's own status ('idle', NULL, a number): never active (so never
+        # routed mail), never stale; stopped once its heartbeat is as old as a silent
+        # session's, as the clean-up will then store it.
+        return Status.STOPPED if age is None or age > config.stop_after else Status.OTHER
     if age is None:
         return Status.STALE
     return Status.ACTIVE if age <= config.stale_after else Status.STALE
@@ -172,40 +177,64 @@ def is_flooded(unread: int, config: MeshConfig) -> bool:
     return unread > config.flood_threshold
 
 
-def rate_limit_retry(recent: Sequence[str], now: datetime, config: MeshConfig) -> float | None:
-    """Seconds until one more message may go, given the pair's sends in the window (newest
-    first); None when it may go now."""
-    if len(recent) < config.rate_limit:
-        return None
-    oldest = parse_ts_or_none(recent[config.rate_limit - 1]) or now
-    return (oldest - now).total_seconds() + config.rate_window
+@dataclass(frozen=True)
+class RateLimit:
+    """The mesh's rate limit: at most `limit` messages from one workspace to another in
+    any `window` seconds. One value for everyone on the file (kept in its mesh_meta
+    table), never a sending process's own configuration."""
+
+    limit: int = 10
+    window: float = 60.0
+
+    @classmethod
+    def parse(cls, limit: object, window: object) -> RateLimit:
+        """From mesh_meta's text; a missing or odd value (another client's) is the
+        contract's default, so every reader of the file gets the same numbers."""
+        default = cls()
+        try:
+            found_limit = int(str(limit))
+        except ValueError:
+            found_limit = default.limit
+        try:
+            found_window = float(str(window))
+        except ValueError:
+            found_window = default.window
+        if not 0 < found_limit <= 2**62:
+            found_limit = default.limit
+        if not 0 < found_window <= 10**9:  # NaN fails this too
+            found_window = default.window
+        return cls(found_limit, found_window)
+
+    def retry(self, recent: Sequence[str], now: datetime) -> float | None:
+        """Seconds until one more message may go, given the workspace pair's sends in the
+        window (newest first); None when it may go now."""
+        if len(recent) < self.limit:
+            return None
+        oldest = parse_ts_or_none(recent[self.limit - 1]) or now
+        return (oldest - now).total_seconds() + self.window
+
+    def check(self, recent: Sequence[str], now: datetime, recipient_name: str) -> None:
+        retry = self.retry(recent, now)
+        if retry is not None:
+            raise RateLimited(recipient_name, self.limit, self.window, retry)
+
+    def since(self, now: datetime) -> datetime:
+        """Where the window begins."""
+        return now - timedelta(seconds=self.window)
 
 
-def check_rate_limit(
-    recent: Sequence[str], now: datetime, config: MeshConfig, recipient_name: str
-) -> None:
-    retry = rate_limit_retry(recent, now, config)
-    if retry is not None:
-        raise RateLimited(recipient_name, config.rate_limit, config.rate_window, retry)
-
-
-# SQL for the (sender, recipient) pairs at the rate limit, for a monitor: the same test as
-# `rate_limit_retry`, over the window's messages from message id :first on.
-RATE_LIMITED_PAIRS_SQL = (
+# Messages sent in the window, per (sender session, recipient session), from message id
+# :first on, for a monitor; it adds them up per workspace pair (see views.roster).
+RATE_PAIR_COUNTS_SQL = (
     # NOT INDEXED keeps the rowid range seek (see views.Activity.update)
-    "SELECT sender_session_id, recipient_session_id FROM agent_messages NOT INDEXED "
-    "WHERE message_id >= :first AND created_at > :since GROUP BY 1, 2 HAVING count(*) >= :limit"
+    "SELECT sender_session_id, recipient_session_id, count(*) FROM agent_messages NOT INDEXED "
+    "WHERE message_id >= :first AND created_at > :since GROUP BY 1, 2"
 )
-
-
-def window_start(now: datetime, config: MeshConfig) -> datetime:
-    """Where the rate limit's window begins."""
-    return now - timedelta(seconds=config.rate_window)
 
 
 # -- order --------------------------------------------------------------------------------
 
-_STATUS_ORDER = {Status.ACTIVE: 0, Status.STALE: 1, Status.STOPPED: 2}
+_STATUS_ORDER = {Status.ACTIVE: 0, Status.STALE: 1, Status.OTHER: 1, Status.STOPPED: 2}
 
 
 def roster_key(agent: Agent, needs_attention: bool = False) -> tuple[Any, ...]:

@@ -80,17 +80,19 @@ def register(
 
 
 def adopt_mail(conn: sqlite3.Connection, sid: str, name: str, now: str) -> None:
-    """Hand-over: unread, unexpired mail of the workspace's stopped sessions moves to
-    `sid`; its own waiting mail stops expiring."""
+    """Hand-over: unread, unexpired mail of the workspace's sessions that are not active
+    (stopped, or another client's own status) moves to `sid`; its own waiting mail stops
+    expiring."""
     conn.execute(
         f"""
         UPDATE agent_messages SET recipient_session_id = ?, expires_at = NULL
         WHERE read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)
           AND recipient_session_id IN (
             SELECT session_id FROM agent_sessions
-            WHERE agent_name = ? AND status = 'stopped' AND session_id != ?)
+            WHERE agent_name = ? COLLATE NOCASE AND agent_name = ?  -- the index, exact
+              AND status IS NOT 'active' AND session_id != ?)
         """,
-        (sid, now, name, sid),
+        (sid, now, name, name, sid),
     )
     conn.execute(
         "UPDATE agent_messages SET expires_at = NULL "
@@ -220,17 +222,22 @@ def pick_recipient(rows: Sequence[sqlite3.Row], store: Store) -> sqlite3.Row:
     return min(rows, key=key)
 
 
+# Every session not stored as stopped: ours ('active') and another client's own status
+# ('idle', NULL, a BLOB), written as index ranges so it does not scan the stopped ones.
+NOT_STOPPED_SQL = "(status < 'stopped' OR status > 'stopped' OR status IS NULL)"
+
+
 def reap_dead(conn: sqlite3.Connection, store: Store, name: str | None = None) -> list[str]:
-    """Stop the active sessions (of workspace `name`, or all) whose process on this
-    machine is gone; return their ids."""
+    """Stop the sessions not stopped (of workspace `name`, or all) whose process on this
+    machine is gone, whatever status another client stored; return their ids."""
     if name is None:
         rows = conn.execute(
-            "SELECT session_id, metadata FROM agent_sessions WHERE status = 'active'"
+            f"SELECT session_id, metadata FROM agent_sessions WHERE {NOT_STOPPED_SQL}"
         ).fetchall()
     else:
         rows = conn.execute(
             "SELECT session_id, metadata FROM agent_sessions "
-            "WHERE status = 'active' AND agent_name = ? COLLATE NOCASE",
+            f"WHERE {NOT_STOPPED_SQL} AND agent_name = ? COLLATE NOCASE",
             (name,),
         ).fetchall()
     dead = [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
@@ -239,8 +246,8 @@ def reap_dead(conn: sqlite3.Connection, store: Store, name: str | None = None) -
 
 
 def dead_sessions(store: Store) -> list[str]:
-    """The active sessions of this machine whose process is gone (a read: no lock)."""
-    rows = store.read("SELECT session_id, metadata FROM agent_sessions WHERE status = 'active'")
+    """The sessions of this machine not stopped whose process is gone (a read: no lock)."""
+    rows = store.read(f"SELECT session_id, metadata FROM agent_sessions WHERE {NOT_STOPPED_SQL}")
     return [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
 
 
@@ -343,11 +350,11 @@ def agent(store: Store, session_id: str) -> Agent:
 def agents(store: Store, status: str = "active") -> list[Agent]:
     """The roster with reported status and unread counts, in the roster order.
 
-    `status`: active | stale | stopped | all | online (active and stale)."""
+    `status`: active | stale | other | stopped | all | online (all but stopped)."""
     validate_status_filter(status)
-    if status in ("active", "stale", "online"):
-        # Not only 'active': another client's own status ('idle', NULL) shows as stale.
-        rows = store.read("SELECT * FROM agent_sessions WHERE status IS NOT 'stopped'")
+    if status in ("active", "stale", "other", "online"):
+        # Not only 'active': another client's own status ('idle', NULL) shows as other.
+        rows = store.read(f"SELECT * FROM agent_sessions WHERE {NOT_STOPPED_SQL}")
     elif status == "stopped":
         rows = store.read("SELECT * FROM agent_sessions WHERE status = 'stopped'")
     else:
@@ -355,8 +362,10 @@ def agents(store: Store, status: str = "active") -> list[Agent]:
     unread = unread_counts(store)
     now = store.now_dt()
     found = [to_agent(row, now, store.config, unread.get(row["session_id"], 0)) for row in rows]
-    if status in ("active", "stale", "stopped"):
+    if status in ("active", "stale", "other", "stopped"):
         found = [a for a in found if a.status is Status(status)]
+    elif status == "online":  # an odd status long silent reads as stopped: not online
+        found = [a for a in found if a.status is not Status.STOPPED]
     found.sort(key=roster_key)
     return found
 

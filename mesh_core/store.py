@@ -1,7 +1,8 @@
 """The store: this process's connections to one mesh file, and its read/write API.
 
 `db.py` opens a file (refusing anything that is not a mesh, setting the pragmas, migrating);
-this module keeps one connection per thread on top of it, runs every write as one short
+this module keeps one connection per thread on top of it (closed when that thread ends, so
+a process whose work runs on short-lived worker threads keeps its fds flat), runs every write as one short
 `BEGIN IMMEDIATE` transaction retried while another process holds the write lock (so
 "database is locked" never reaches a user), and turns SQLite's errors into the mesh's.
 Everything above it (sessions, messaging, maintenance, views) reads and writes through
@@ -14,12 +15,13 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import db
+from . import db, files
 from .clock import SYSTEM_CLOCK, Clock, iso
 from .config import DEFAULT_CONFIG, MeshConfig, resolve_db_path
 from .errors import (
@@ -34,9 +36,27 @@ T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 
 
+# Connections of ended threads kept open for the next new thread. Closing one instead would
+# not free its fd: SQLite keeps the fd of a closed connection open while another connection
+# of this process holds a lock on the file (every WAL connection holds one), so only reuse
+# keeps a process that runs its work on short-lived threads at a flat fd count.
+IDLE_CONNECTIONS = 4
+
+
+class _Slot:
+    """A thread's connection, kept in the store's thread-local data. Python drops that
+    data when the thread ends; a finalizer on the slot then hands the connection back."""
+
+    __slots__ = ("__weakref__", "conn", "generation")
+
+    def __init__(self, conn: sqlite3.Connection, generation: int) -> None:
+        self.conn, self.generation = conn, generation
+
+
 class Store:
-    """One mesh file, its settings and its clock. Thread-safe: each thread gets its own
-    connection (sqlite3 connections must stay on one thread)."""
+    """One mesh file, its settings and its clock. Thread-safe: each thread has its own
+    connection while it runs (a transaction must stay on one thread); when the thread
+    ends, the connection goes to a small pool for the next thread, or is closed."""
 
     def __init__(
         self,
@@ -48,7 +68,9 @@ class Store:
         self.config = config or DEFAULT_CONFIG
         self.clock = clock or SYSTEM_CLOCK
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Every open connection, in use or idle, by id: close() closes them all.
+        self._connections: dict[int, sqlite3.Connection] = {}
+        self._idle: list[tuple[sqlite3.Connection, int]] = []  # (connection, generation)
         self._lock = threading.Lock()
         self._closed = False
         # Bumped by reconnect(): a thread whose connection is older opens a fresh one.
@@ -60,14 +82,14 @@ class Store:
     # -- connections --------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.generation != self._generation:
-            self._forget(conn)  # reconnect() was called: this one may hold a replaced file
-            conn = None
-        if conn is None:
-            conn = self._open()
-        return conn
+        """This thread's connection, opened (or taken from the pool) on first use."""
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None and slot.generation != self._generation:
+            self._forget(slot)  # reconnect() was called: this one may hold a replaced file
+            slot = None
+        if slot is None:
+            return self._open()
+        return slot.conn
 
     def _open(self) -> sqlite3.Connection:
         if self._closed:
@@ -77,32 +99,61 @@ class Store:
             # Never recreate, nor half-join, a file pulled away from the other threads:
             # the participant loop notices and calls reconnect().
             raise database_gone(self.path)
-        try:
-            # Once this store has a file, a new thread joins that file or nothing: it
-            # must never create a fresh one where it was deleted.
-            conn = db.connect(self.path, self.config, create=not self._opened)
-        except FileNotFoundError as exc:  # it vanished while being opened
-            raise database_gone(self.path) from exc
-        if expected is not None and file_id(self.path) != expected:
-            conn.close()
-            raise database_gone(self.path)
-        self._local.conn, self._local.generation = conn, generation
-        with self._lock:
-            self._opened = True
-            self._connections.append(conn)
-            if self._file_id is None:
-                self._file_id = file_id(self.path)
+        conn = self._reuse(generation)
+        if conn is None:
+            try:
+                # Once this store has a file, a new thread joins that file or nothing: it
+                # must never create a fresh one where it was deleted.
+                conn = db.connect(self.path, self.config, create=not self._opened)
+            except FileNotFoundError as exc:  # it vanished while being opened
+                raise database_gone(self.path) from exc
+            if expected is not None and file_id(self.path) != expected:
+                conn.close()
+                raise database_gone(self.path)
+            with self._lock:
+                self._opened = True
+                self._connections[id(conn)] = conn
+                if self._file_id is None:
+                    self._file_id = file_id(self.path)
+        slot = _Slot(conn, generation)
+        self._local.slot = slot
+        weakref.finalize(slot, _give_back, weakref.ref(self), conn, generation)
         return conn
 
-    def _forget(self, conn: sqlite3.Connection) -> None:
+    def _reuse(self, generation: int) -> sqlite3.Connection | None:
         with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
-        try:
-            conn.close()
-        except sqlite3.Error:
-            pass
-        self._local.conn = None
+            while self._idle:
+                conn, made = self._idle.pop()
+                if made == generation:
+                    return conn
+                self._connections.pop(id(conn), None)
+                _close_quietly(conn)
+        return None
+
+    def _give_back(self, conn: sqlite3.Connection, generation: int) -> None:
+        """A thread that held `conn` ended: pool it, or close it if the pool is full,
+        the store is closed or reconnected, or the thread left a transaction open."""
+        with self._lock:
+            if id(conn) not in self._connections:
+                return  # already closed by close() or reconnect()
+            keep = (
+                not self._closed
+                and generation == self._generation
+                and len(self._idle) < IDLE_CONNECTIONS
+                and not conn.in_transaction
+            )
+            if keep:
+                self._idle.append((conn, generation))
+                return
+            self._connections.pop(id(conn), None)
+        _close_quietly(conn)
+
+    def _forget(self, slot: _Slot) -> None:
+        """Close this thread's connection now (its finalizer then finds it gone)."""
+        with self._lock:
+            self._connections.pop(id(slot.conn), None)
+        _close_quietly(slot.conn)
+        self._local.slot = None
 
     def file_changed(self) -> bool:
         """True when the path no longer names the file our connections hold open: it was
@@ -116,20 +167,23 @@ class Store:
         with self._lock:
             self._generation += 1
             self._file_id = None
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._forget(conn)
+            idle, self._idle = self._idle, []
+            for conn, _made in idle:
+                self._connections.pop(id(conn), None)
+        for conn, _made in idle:
+            _close_quietly(conn)
+        slot = getattr(self._local, "slot", None)
+        if slot is not None:
+            self._forget(slot)
         self.connection()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+            connections, self._connections = self._connections, {}
+            self._idle = []
+        for conn in connections.values():
+            _close_quietly(conn)
         self._local = threading.local()
 
     # -- reading and writing ------------------------------------------------------------
@@ -191,7 +245,7 @@ class Store:
             return DatabaseBusy(self.path, db.lock_holder(self.path))
         text = str(exc).lower()
         if "readonly" in text or "permission" in text or "unable to open" in text:
-            return DatabasePermission(self.path, f"{exc}; {db.permission_hint(self.path)}")
+            return DatabasePermission(self.path, f"{exc}; {files.permission_hint(self.path)}")
         if "full" in text:
             return DatabaseUnusable(self.path, f"{exc}; free some disk space")
         return CorruptDatabase(self.path, f"{exc}")
@@ -213,6 +267,22 @@ class Store:
 
     def later(self, seconds: float) -> str:
         return iso(self.clock.now() + timedelta(seconds=seconds))
+
+
+def _give_back(store_ref: weakref.ref[Store], conn: sqlite3.Connection, generation: int) -> None:
+    """The finalizer of a thread's slot: its thread ended (or the store went away)."""
+    store = store_ref()
+    if store is not None:
+        store._give_back(conn, generation)
+    else:
+        _close_quietly(conn)
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except sqlite3.Error:
+        pass
 
 
 def canon_sql(column: str) -> str:

@@ -13,6 +13,7 @@ terminal they must not be able to act on it or hide from the reader:
   smuggle invisible ASCII to a model and a reader alike);
 - no line or paragraph separators (U+2028/9), which some terminals break lines on;
 - no lone surrogates (an undecodable byte that Python kept), which cannot be printed.
+Frame markers and the mesh's `[agent-mesh]` tag are made visibly inert too (below).
 Each such character is shown *visibly* instead (ESC as `␛`, U+202E as `<U+202E>`), so the
 text is shown literally and nothing is hidden. Zero-width joiner and non-joiner stay:
 emoji sequences and several scripts need them, and they cannot hide text by themselves.
@@ -22,7 +23,8 @@ Names are held to more: `name_problem` refuses every default-ignorable code poin
 Unicode's own definition, below), every format, control, private-use or unassigned
 character and every space but the plain one, so no two names that look alike differ.
 `neutralise_markers` is the frame-marker check, made on text with those characters
-removed, so `<<\u200d<END …` cannot pass for a marker.
+removed, so `<<\u200d<END …` cannot pass for a marker; `neutralise_tags` does the same
+for the `[agent-mesh]` tag that starts every line the mesh itself speaks to a model.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ _UNSAFE = re.compile(
 )
 
 
+# Printable ASCII but `<` and `[`, which start a marker or a tag: nothing to change.
+_PLAIN = re.compile(r"[ -;=-Z\\-~]*")
+
+
 def _visible(match: re.Match[str]) -> str:
     code = ord(match.group(0))
     if code < 0x20:
@@ -55,13 +61,17 @@ def _visible(match: re.Match[str]) -> str:
 
 
 def safe_text(text: object, *, multiline: bool = True) -> str:
-    """`text` with every control character made visible. Newlines (and tabs) are kept when
-    `multiline`, else shown as `⏎` (and a space) so a name or preview stays on one line."""
+    """`text` with every control character made visible and no frame marker or
+    `[agent-mesh]` tag left in it (an agent may read any output of ours, a table cell
+    included). Newlines (and tabs) are kept when `multiline`, else shown as `⏎` (and a
+    space) so a name or preview stays on one line."""
     value = "" if text is None else str(text)
+    if _PLAIN.fullmatch(value):
+        return value  # the common case: printable ASCII with nothing to neutralise
     value = value.replace("\r\n", "\n")
     if not multiline:
         value = value.replace("\n", " \u23ce ").replace("\t", " ")
-    return _UNSAFE.sub(_visible, value)
+    return _UNSAFE.sub(_visible, inert(value))
 
 
 def safe_line(text: object, limit: int | None = None) -> str:
@@ -158,4 +168,62 @@ def neutralise_markers(text: str) -> str:
         else:
             out.append(text[index:end])
         index = end
+    return "".join(out)
+
+
+# The tag our own lines to a model start with. In untrusted text it becomes `(agent-mesh)`,
+# so a body or a name cannot hold a line that reads as the mesh speaking.
+_TAG = "agent-mesh]"
+_OPEN_BRACKETS = "[\uff3b\u27e6\u298b\u2045"  # [ ［ ⟦ ⦋ ⁅
+_ANY_OPEN_BRACKET = re.compile(f"[{re.escape(_OPEN_BRACKETS)}]")
+_HYPHENS = frozenset("-_\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d")
+
+
+def _tag_end(text: str, start: int) -> int | None:
+    """Where a `[agent-mesh]` tag opened at `start` ends, None if there is none: letters
+    compared case-insensitively in their compatibility form (fullwidth ones too), with
+    spaces and invisible characters between them skipped, the hyphen optional."""
+    index, want, length = start + 1, 0, len(text)
+    while index < length and want < len(_TAG):
+        char = text[index]
+        if char.isspace() or is_ignorable(char):
+            index += 1
+            continue
+        folded = unicodedata.normalize("NFKC", char).casefold()
+        if _TAG[want] == "-":
+            want += 1
+            if folded in _HYPHENS or char in _HYPHENS:
+                index += 1
+            continue
+        if _TAG[want] == "]" and folded in ("]", "\u27e7", "\u298c", "\u2046"):
+            return index + 1
+        if folded != _TAG[want]:
+            return None
+        want += 1
+        index += 1
+    return None
+
+
+def inert(text: str) -> str:
+    """`text` that cannot pass for structure the mesh gives a model: no frame marker and
+    no `[agent-mesh]` tag, however they are disguised."""
+    return neutralise_tags(neutralise_markers(text))
+
+
+def neutralise_tags(text: str) -> str:
+    """`text` in which no `[agent-mesh]` tag (or a look-alike: invisible characters,
+    spaces or another case inside it) is left: each becomes `(agent-mesh)`."""
+    if _ANY_OPEN_BRACKET.search(text) is None:
+        return text  # the common case: one C-speed scan
+    out: list[str] = []
+    index = 0
+    for found in _ANY_OPEN_BRACKET.finditer(text):
+        if found.start() < index:
+            continue
+        end = _tag_end(text, found.start())
+        if end is not None:
+            out.append(text[index : found.start()])
+            out.append("(agent-mesh)")
+            index = end
+    out.append(text[index:])
     return "".join(out)

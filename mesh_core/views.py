@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import messaging
+from . import mailbox
 from .clock import iso
 from .mesh import Mesh
 from .models import Agent, Message, Status
@@ -29,11 +29,10 @@ from .rows import text
 from .rules import (
     PRIORITY_ORDER,
     PRIORITY_RANK_SQL,
-    RATE_LIMITED_PAIRS_SQL,
+    RATE_PAIR_COUNTS_SQL,
     THREAD_ID_SQL,
     is_flooded,
     roster_key,
-    window_start,
 )
 
 ACTIVITY_BUCKETS = 12  # the last hour in 5-minute buckets
@@ -147,16 +146,28 @@ def _first_id_since(mesh: Mesh, since: str) -> int | None:
     return int(low)
 
 
-def _rate_limited_pairs(mesh: Mesh, now: datetime) -> list[tuple[str, str]]:
-    """(sender, recipient) pairs at the rate limit: the last minute's messages only."""
-    since = iso(window_start(now, mesh.config))
+def _rate_limited(mesh: Mesh, now: datetime, names: dict[str, str]) -> dict[str, set[str]]:
+    """Sender session -> the workspaces its workspace is at the rate limit with: the
+    window's messages only, added up per workspace pair as the limit counts them."""
+    limits = mesh.rate_limit()
+    since = iso(limits.since(now))
     first = _first_id_since(mesh, since)
     if first is None:
-        return []
-    rows = mesh.store.read(
-        RATE_LIMITED_PAIRS_SQL, {"first": first, "since": since, "limit": mesh.config.rate_limit}
-    )
-    return [(r[0], r[1]) for r in rows]
+        return {}
+    totals: dict[tuple[str, str], int] = {}
+    senders: dict[tuple[str, str], set[str]] = {}
+    for sender, recipient, count in mesh.store.read(
+        RATE_PAIR_COUNTS_SQL, {"first": first, "since": since}
+    ):
+        key = (names.get(sender, str(sender)), names.get(recipient, str(recipient)))
+        totals[key] = totals.get(key, 0) + int(count)
+        senders.setdefault(key, set()).add(sender)
+    limited: dict[str, set[str]] = {}
+    for key, total in totals.items():
+        if total >= limits.limit:
+            for sender in senders[key]:
+                limited.setdefault(sender, set()).add(key[1])
+    return limited
 
 
 class Activity:
@@ -242,11 +253,9 @@ def roster(mesh: Mesh, activity: Activity | None = None) -> list[RosterRow]:
     now = mesh.clock.now()
     agents = mesh.agents("all")  # with unread counts
     names = {a.session_id: a.agent_name for a in agents}
-    limited: dict[str, list[str]] = {}
 
     counts = (activity if activity is not None else Activity()).update(mesh, now)
-    for sender, recipient in _rate_limited_pairs(mesh, now):
-        limited.setdefault(sender, []).append(names.get(recipient, recipient))
+    limited = _rate_limited(mesh, now, names)
 
     rows_out = [
         RosterRow(
@@ -363,4 +372,4 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
 
 def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:
     """The newest `limit` messages of thread `thread_id`, oldest first. Marks nothing read."""
-    return messaging.thread_tail(mesh.store, thread_id, limit)
+    return mailbox.thread_tail(mesh.store, thread_id, limit)

@@ -6,7 +6,8 @@ odd session row, then drives the doors in this process: the MCP tools (check_inb
 get_agents, get_message) of a running MeshMCP, whose participant loop runs meanwhile,
 `mesh hook`, the CLI commands, and the TUI's read models. Asserted: no exception, exit
 codes 0/1, every well-formed message delivered exactly once, nothing marked read that was
-not delivered. tests/test_odd_rows.py drives the same rows through real processes.
+not delivered. tests/test_forgery.py writes hostile rows the same way and runs the real
+`mesh` commands and `mesh mcp` (over the SDK client) on them.
 """
 
 from __future__ import annotations

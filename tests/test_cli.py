@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 
-from mesh_cli.cli import ago, main
+from mesh_cli.cli import main
+from mesh_cli.render import ago
 from mesh_core import FixedClock, Mesh
 
 AGENT_KEYS = {
     "session_id",
+    "stored_status",
     "agent_name",
     "agent_description",
     "cwd",

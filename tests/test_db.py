@@ -265,9 +265,10 @@ HOT_QUERIES = {
     "unread counts": (r"GROUP BY recipient_session_id", "idx_messages_unread"),
     "queue depth": (r"LIMIT 51\)", "idx_messages_unread"),
     "thread fetch": (r"OR original_message_id = ", "idx_messages_thread"),
-    # one query serves both (Mesh._insert reads the pair's newest messages each way)
-    "rate-limit count": (r"SELECT 1 AS outgoing", "idx_messages_pair"),
-    "auto-thread lookup": (r"AND created_at >= ", "idx_messages_pair"),
+    # the workspace pair's sends: from each session of the recipient's workspace
+    "rate-limit count": (r"INDEXED BY idx_messages_recipient", "idx_messages_recipient"),
+    # the session pair's newest message each way
+    "auto-thread lookup": (r"SELECT 1 AS outgoing", "idx_messages_pair"),
     "name lookup": (r"agent_name = .* COLLATE NOCASE", "idx_sessions_name"),
     "purge read": (r"DELETE FROM agent_messages WHERE read = 1", "idx_messages_read_at"),
     "delete expired": (r"DELETE FROM agent_messages WHERE expires_at", "idx_messages_expires"),

@@ -209,6 +209,7 @@ def test_crowd_of_writers_and_pollers_loses_and_duplicates_nothing(tmp_path: Pat
     """8 writers and 8 pollers (two per inbox) on one file for MESH_SOAK_SECONDS."""
     db = tmp_path / "mesh.db"
     with Mesh(db) as mesh:
+        mesh.set_rate_limit(10**9)  # the mesh's limit: the writers' own config does not count
         writers = [mesh.register(f"writer-{i}").session_id for i in range(8)]
         inboxes = [mesh.register(f"inbox-{i}").session_id for i in range(4)]
     done = tmp_path / "done"

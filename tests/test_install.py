@@ -27,9 +27,13 @@ def home(tmp_path: Path) -> Path:
     return folder
 
 
-def mesh_install(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+def mesh_install(
+    home: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    drop = ("AGENT_MESH_NAME", "AGENT_MESH_DB", "COPILOT_HOME")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["HOME"] = str(home)
+    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "mesh_core", "install", *args],
         capture_output=True,
@@ -40,10 +44,12 @@ def mesh_install(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def install_twice(home: Path, *args: str) -> tuple[str, str]:
-    first = mesh_install(home, *args)
+def install_twice(
+    home: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[str, str]:
+    first = mesh_install(home, *args, env_extra=env_extra)
     assert first.returncode == 0, first.stderr
-    second = mesh_install(home, *args)
+    second = mesh_install(home, *args, env_extra=env_extra)
     assert second.returncode == 0, second.stderr
     return first.stdout, second.stdout
 
@@ -74,6 +80,12 @@ def test_claude_keeps_other_servers_and_settings(home: Path, db_path: Path) -> N
     assert "updated" in first and '+    "agent-mesh"' in first
     assert "unchanged" in second and "updated" not in second
     assert json.loads((home / ".claude.json.bak").read_text()) == original
+
+
+def test_claude_server_is_awaited_before_the_first_request(home: Path) -> None:
+    install_twice(home, "claude")
+    entry = json.loads((home / ".claude.json").read_text())["mcpServers"]["agent-mesh"]
+    assert entry["alwaysLoad"] is True and entry["args"][-1] == "mcp"
 
 
 def test_claude_hooks_merge_with_the_users_hooks(home: Path) -> None:
@@ -192,3 +204,87 @@ def test_the_written_command_joins_the_mesh(home: Path, db_path: Path, tmp_path:
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         proc.wait(timeout=TIMEOUT)
+
+
+# -- what each host's install writes ------------------------------------------------------
+
+
+def _hook_commands(hooks: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        event: [h["command"] for group in groups for h in group["hooks"]]
+        for event, groups in hooks.items()
+    }
+
+
+def test_codex_writes_the_server_awaited_approved_with_the_db_and_trusted_hooks_said(
+    home: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "elsewhere" / "mesh.db"
+    config = home / ".codex" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[features]\nweb_search = true  # mine\n")
+    hooks_file = home / ".codex" / "hooks.json"
+    write_json(hooks_file, {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "x"}]}]}})
+    first, second = install_twice(home, "codex", "--db", str(db))
+    text = config.read_text()
+    data = tomllib.loads(text)
+    ours = data["mcp_servers"]["agent-mesh"]
+    # Codex forwards no AGENT_MESH_DB: the path itself is in the arguments, resolved.
+    assert ours["args"][-3:] == ["--db", str(db.resolve()), "mcp"]
+    assert Path(ours["command"]).is_absolute()
+    assert ours["required"] is True and ours["startup_timeout_sec"] >= 10
+    approved = {t for t, v in ours["tools"].items() if v.get("approval_mode") == "approve"}
+    assert approved == {"get_agents", "get_message", "check_inbox"}  # sending still asks
+    assert data["features"] == {"web_search": True, "hooks": True}
+    assert "web_search = true  # mine" in text
+    commands = _hook_commands(json.loads(hooks_file.read_text())["hooks"])
+    assert commands["Stop"][0] == "x"  # the user's own hook stays, first
+    for event in ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"):
+        ours_line = commands[event][-1]
+        assert ours_line.endswith(f" hook {event}") and f"--db {db.resolve()}" in ours_line
+    assert "Trust all and continue" in first and "unchanged" in second
+
+
+def test_codex_without_hooks_writes_no_hooks_and_no_feature(home: Path) -> None:
+    done = mesh_install(home, "codex", "--no-hooks")
+    assert done.returncode == 0, done.stderr
+    data = tomllib.loads((home / ".codex" / "config.toml").read_text())
+    assert "features" not in data and not (home / ".codex" / "hooks.json").exists()
+    assert data["mcp_servers"]["agent-mesh"]["args"][-1] == "mcp"
+    assert "Trust all" not in done.stdout
+
+
+def test_gemini_keeps_the_users_comments_and_adds_the_context_hooks(home: Path) -> None:
+    settings = home / ".gemini" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(
+        '{\n  // my theme, keep it\n  "theme": "Dracula",\n  /* servers */\n  "mcpServers": {}\n}\n'
+    )
+    first, second = install_twice(home, "gemini")
+    text = settings.read_text()
+    assert "// my theme, keep it" in text and "/* servers */" in text
+    assert "trust" in first.lower() and "unchanged" in second
+    # Gemini reads JSONC: with the comments gone, it is JSON.
+    plain = "\n".join(
+        line for line in text.splitlines() if not line.strip().startswith(("//", "/*"))
+    )
+    data = json.loads(plain)
+    assert data["theme"] == "Dracula" and data["mcpServers"]["agent-mesh"]["args"][-1] == "mcp"
+    commands = _hook_commands(data["hooks"])
+    assert set(commands) == {"SessionStart", "BeforeAgent", "AfterTool", "SessionEnd"}
+    for event, lines in commands.items():
+        assert len(lines) == 1 and lines[0].endswith(f" hook {event}")
+
+
+def test_copilot_honours_copilot_home(home: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "copilot-home"
+    env = {"COPILOT_HOME": str(elsewhere)}
+    first, _ = install_twice(home, "copilot", env_extra=env)
+    folder = elsewhere / "extensions" / "agent-mesh"
+    assert "joinSession" in (folder / "extension.mjs").read_text()
+    assert str(folder) in first
+    assert not (home / ".copilot").exists()
+    install_twice(home, "copilot", "--mcp", env_extra=env)
+    servers = json.loads((elsewhere / "mcp-config.json").read_text())["mcpServers"]
+    assert servers["agent-mesh"]["args"][-1] == "mcp"
+    assert not (home / ".copilot").exists()

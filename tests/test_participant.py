@@ -169,6 +169,43 @@ def test_sigterm_marks_the_session_stopped(db_path: Path) -> None:
     assert stored(db_path, session_id)["status"] == "stopped"
 
 
+SIGTERM_RIGHT_AFTER_COMMIT = """
+import os, signal, sys, time
+from mesh_core import Mesh, Participant
+mesh = Mesh(sys.argv[1])
+real_register = mesh.register
+
+def register(**kwargs):
+    agent = real_register(**kwargs)  # the row is committed: 'active'
+    os.kill(os.getpid(), signal.SIGTERM)  # lands before start() has the agent back
+    time.sleep(5)
+    return agent
+
+mesh.register = register
+participant = Participant(mesh, "interrupted", cwd="/")
+participant.install_signal_handlers()
+participant.start()
+"""
+
+
+def test_sigterm_between_the_commit_and_start_returning_marks_the_session_stopped(
+    db_path: Path,
+) -> None:
+    """A client that gives up the moment it sees the session (the host suite's mesh mcp
+    SIGTERMed right after registering) must not leave it active."""
+    Mesh(db_path).close()
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGTERM_RIGHT_AFTER_COMMIT, str(db_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    rows = plain_rows(db_path, "SELECT status FROM agent_sessions WHERE agent_name = 'interrupted'")
+    assert [row["status"] for row in rows] == ["stopped"]
+
+
 def test_callback_exceptions_do_not_kill_the_loop(
     live_mesh: Mesh, participants: list[Participant], tmp_path: Path
 ) -> None:

@@ -49,4 +49,4 @@ def test_a_rendering_command_loads_rich(tmp_path: Path) -> None:
     db = tmp_path / "mesh.db"
     with Mesh(db) as mesh:
         mesh.register("rx", cwd="/")
-    assert "rich.table" in loaded(db, "agents")
+    assert "rich.table" in loaded(db, "status")

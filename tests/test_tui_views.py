@@ -49,6 +49,7 @@ def test_roster_shows_every_state_and_puts_attention_first(world: World) -> None
         "active": 3,
         "stale": 1,
         "stopped": 1,
+        "other": 0,
         "flooded": 1,
         "rate-limited": 1,
     }

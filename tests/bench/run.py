@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ FIGURES = (
     "TUI thread view (views.thread_messages)",
     "TUI app refresh (read + render)",
     "TUI app render on the event loop",
+    "mesh agents (table), big roster",
 )
 
 
@@ -80,6 +82,7 @@ class Sizes:
     writers: int
     per_writer: int
     refreshes: int
+    roster: int  # sessions for `mesh agents`
 
 
 FULL = Sizes(
@@ -95,6 +98,7 @@ FULL = Sizes(
     writers=8,
     per_writer=400,
     refreshes=15,
+    roster=10_000,
 )
 QUICK = Sizes(
     big=5_000,
@@ -109,6 +113,7 @@ QUICK = Sizes(
     writers=8,
     per_writer=20,
     refreshes=2,
+    roster=1_000,
 )
 
 
@@ -567,6 +572,61 @@ def measure_tui(report: Report, small: Dataset, big: Dataset, sizes: Sizes) -> N
     report.add(FIGURES[18], big_app["render"], small_app["render"], "ms", "(info)", None)
 
 
+# -- 7. the roster on the command line ----------------------------------------------------
+
+
+def measure_roster(report: Report, work: Path, sizes: Sizes) -> None:
+    """`mesh agents --status all` (the table) on a roster of `sizes.roster` sessions, a
+    real process into a pipe; the reference is `--json` in the same run, the same
+    process reading the same rows with no table to draw."""
+    path = work / "roster.db"
+    Mesh(path).close()
+    now = iso(datetime.now(UTC))
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO agent_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    f"sid-{i:06d}",
+                    f"agent-{i}",
+                    f"What agent {i} works on",
+                    f"/home/user/src/agent-{i}",
+                    f"/home/user/src/agent-{i}",
+                    "stopped" if i % 3 == 0 else "active",
+                    now,
+                    now,
+                    json.dumps({"kind": "agent", "client": "mesh-mcp"}),
+                )
+                for i in range(sizes.roster)
+            ],
+        )
+    conn.close()
+    env = {**os.environ, "COLUMNS": "120"}
+
+    def run(*extra: str) -> float:
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "mesh_cli", "--db", str(path), "agents", "--status", "all"]
+            + list(extra),
+            stdout=subprocess.DEVNULL,
+            env=env,
+            check=True,
+        )
+        return time.perf_counter() - began
+
+    table = statistics.median(run() for _ in range(3))
+    plain = statistics.median(run("--json") for _ in range(3))
+    report.add(
+        f"{FIGURES[19]} ({sizes.roster:,})",
+        table * 1000,
+        plain * 1000,
+        "ms",
+        "≤ 1000 ms",
+        table <= 1.0,
+    )
+
+
 # -- the run ----------------------------------------------------------------------------
 
 
@@ -620,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_rate = measure_throughput(report, work, sizes)
         measure_writers(report, work, sizes, raw_rate)
         measure_tui(report, small, big, sizes)
+        measure_roster(report, work, sizes)
     print()
     print(report.table())
     misses = sum(row.passed is False for row in report.rows)

@@ -10,14 +10,17 @@ and answers. What the run saw is kept for the assertions and for the README's ta
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,12 @@ SCRIPT = [
     say("done"),
 ]
 MID_STEP = 2  # the peer's mid-session message goes out before this step is answered
+# Claude Code: an urgent message goes out before the final answer, so it waits when the
+# turn stops and the Stop hook blocks once; a second one goes out the moment the first is
+# taken, so it waits at the second Stop (stop_hook_active), which must let the turn end.
+LATE_STEP = 4
+LATE_TEXT = "urgent, before you stop"
+LATER_TEXT = "urgent again, while you finish"
 
 # What a host offers for a message sent while its agent is idle (no turn running): the
 # documented mechanism, not something a headless run can show (it ends with its turn).
@@ -81,6 +90,22 @@ class HostRun:
     sessions: list[dict[str, Any]] = field(default_factory=list)
     peer_inbox: list[str] = field(default_factory=list)
     install_output: str = ""
+    # Codex: each installed hook's trust as Codex reported it before the user's one-time
+    # review ("untrusted": Codex will not run it), and the hook runs it printed.
+    hook_trust_before: list[str] = field(default_factory=list)
+    hooks_trusted: bool = False
+    # Claude Code: the two late urgent messages (see LATE_STEP), when the second was
+    # sent (epoch seconds), and the session transcripts the host wrote.
+    late_id: int = 0
+    later_id: int = 0
+    later_sent_at: float = 0.0
+    unread_after_exit: list[int] = field(default_factory=list)
+    transcripts: str = ""
+
+    @property
+    def hook_runs(self) -> list[str]:
+        """Hook events the host reported running (Codex prints `hook: EVENT`)."""
+        return re.findall(r"^hook: (\w+)$", self.stderr, flags=re.MULTILINE)
 
     # -- what the log shows -------------------------------------------------------------
 
@@ -129,6 +154,20 @@ class HostRun:
             s for s in self.sessions if s["agent_name"] == WORKSPACE and s["status"] == "active"
         ]
 
+    def hook_outcomes(self) -> list[dict[str, Any]]:
+        """Claude Code's record of each hook run in its transcript (`attachment` of type
+        hook_success, hook_blocking_error — a Stop block —, hook_non_blocking_error …)."""
+        found = []
+        for line in self.transcripts.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            attachment = entry.get("attachment") if isinstance(entry, dict) else None
+            if isinstance(attachment, dict) and str(attachment.get("type")).startswith("hook_"):
+                found.append(attachment)
+        return found
+
     def to_json(self) -> dict[str, Any]:
         start, mid = self.route(self.start_id), self.route(self.mid_id)
         return {
@@ -149,6 +188,9 @@ class HostRun:
             "active_after_exit": len(self.active_after_exit()),
             "sessions": len([s for s in self.sessions if s["agent_name"] == WORKSPACE]),
             "idle": IDLE[self.host],
+            "hook_trust_before": self.hook_trust_before,
+            "hooks_trusted": self.hooks_trusted,
+            "hook_runs": self.hook_runs,
             "requests": len(self.model_requests),
         }
 
@@ -231,6 +273,15 @@ def segments(request: Logged) -> list[tuple[str, str]]:
     return out
 
 
+def unread_ids(db: Path) -> list[int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT message_id FROM agent_messages WHERE read = 0").fetchall()
+    finally:
+        conn.close()
+    return sorted(int(r[0]) for r in rows)
+
+
 def read_sessions(db: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
@@ -280,9 +331,21 @@ def install(host: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def run_host(key: str, tmp: Path, results: dict[str, Any]) -> HostRun:
+def run_host(
+    key: str,
+    tmp: Path,
+    results: dict[str, Any],
+    *,
+    trust_hooks: bool = True,
+    slow_start: float = 0.0,
+    without_server: bool = False,
+) -> HostRun:
     """Install, seed, run the host headless once; never raises for a host that cannot
-    run here (the run says why)."""
+    run here (the run says why). `trust_hooks`: do the user's one-time hook review where
+    the host asks for one (Codex), as its start-up review would. `slow_start` (Claude
+    Code): the installed server starts that many seconds late, as on a loaded machine.
+    `without_server` (Codex): the installed server entry is taken out again, so only
+    the hooks carry mail."""
     pkg = hostbin.PACKAGES[key]
     run = HostRun(key, pkg.host)
     try:
@@ -296,10 +359,32 @@ def run_host(key: str, tmp: Path, results: dict[str, Any]) -> HostRun:
     run.version = hostbin.version_of(argv, env)
     mesh, peer_sid, run.start_id = seed_mail(db, workspace)
     run.install_output = install(pkg.host, env)
+    if slow_start and pkg.host == "claude":
+        delay_claude_server(home, slow_start)
+    if without_server and pkg.host == "codex":
+        remove_codex_server(home)
+    if pkg.host == "codex":
+        codex_env = dict(env, CODEX_HOME=str(home / ".codex"))
+        run.hook_trust_before = codex_hooks(argv, codex_env, workspace, trust=trust_hooks)
+        run.hooks_trusted = trust_hooks
+
+    late_watch = threading.Event()
 
     def on_step(step: int) -> None:
         if step == MID_STEP and not run.mid_id:
             run.mid_id = mesh.send(peer_sid, WORKSPACE, MID_TEXT, priority="urgent").message_id
+        if step == LATE_STEP and pkg.host == "claude" and not run.late_id:
+            run.late_id = mesh.send(peer_sid, WORKSPACE, LATE_TEXT, priority="urgent").message_id
+            threading.Thread(target=send_later, daemon=True).start()
+
+    def send_later() -> None:
+        """Once the Stop hook took the late message, send another urgent one."""
+        with Mesh(db) as watcher:
+            while not late_watch.wait(0.01):
+                if watcher.get(run.late_id).read:
+                    sent = watcher.send(peer_sid, WORKSPACE, LATER_TEXT, priority="urgent")
+                    run.later_id, run.later_sent_at = sent.message_id, time.time()
+                    return
 
     log_path = tmp / "requests.jsonl"
     with ModelServer(SCRIPT, log_path=log_path, on_step=on_step) as server:
@@ -322,17 +407,109 @@ def run_host(key: str, tmp: Path, results: dict[str, Any]) -> HostRun:
             run.stdout, run.stderr = proc.communicate()
             run.stderr += f"\n[harness] killed after {RUN_TIMEOUT:.0f}s"
         run.seconds = time.monotonic() - started
+        late_watch.set()
         run.returncode = proc.returncode
         run.requests = list(server.requests)
     run.ran = True
     time.sleep(1.5)  # the host's children (mesh mcp, hooks) finish their exit
     run.sessions = read_sessions(db)
     run.peer_inbox = [m.content for m in mesh.peek_inbox(peer_sid, limit=50)]
+    run.unread_after_exit = unread_ids(db)
+    run.transcripts = "\n".join(
+        p.read_text(errors="replace")
+        for p in sorted((home / ".claude").glob("projects/**/*.jsonl"))
+    )
     mesh.close()
     results[key] = run.to_json()
     (tmp / "stdout.txt").write_text(run.stdout)
     (tmp / "stderr.txt").write_text(run.stderr)
     return run
+
+
+def remove_codex_server(home: Path) -> None:
+    """Take `[mcp_servers.agent-mesh]` (and its tool tables) out of config.toml."""
+    path = home / ".codex" / "config.toml"
+    kept: list[str] = []
+    skipping = False
+    for line in path.read_text().splitlines():
+        if line.startswith("["):
+            skipping = line.startswith("[mcp_servers.agent-mesh")
+        if not skipping:
+            kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
+
+
+def delay_claude_server(home: Path, seconds: float) -> None:
+    """Start the installed `mesh mcp` `seconds` late (the entry otherwise as installed)."""
+    path = home / ".claude.json"
+    data = json.loads(path.read_text())
+    entry = data["mcpServers"]["agent-mesh"]
+    line = " ".join(shlex.quote(part) for part in [entry["command"], *entry["args"]])
+    entry["command"], entry["args"] = "/bin/sh", ["-c", f"sleep {seconds}; exec {line}"]
+    path.write_text(json.dumps(data, indent=2))
+
+
+def codex_hooks(argv: list[str], env: dict[str, str], cwd: Path, *, trust: bool) -> list[str]:
+    """Each `mesh hook` entry's trust status as Codex reports it (`hooks/list` of
+    `codex app-server`); with `trust`, then trust them as the user does once in Codex
+    ("Hooks need review" > "Trust all and continue", or `/hooks`): the TUI writes each
+    hook's current hash to config.toml through the same server's `config/batchWrite`."""
+    server = subprocess.Popen(
+        [*argv, "app-server"],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    pipe_in, pipe_out = server.stdin, server.stdout
+    ids = itertools.count(1)
+
+    def ask(method: str, params: dict[str, Any]) -> Any:
+        request_id = next(ids)
+        pipe_in.write(json.dumps({"id": request_id, "method": method, "params": params}) + "\n")
+        pipe_in.flush()
+        for line in pipe_out:
+            answer = json.loads(line)
+            if answer.get("id") == request_id:
+                if "error" in answer:
+                    raise AssertionError(f"codex app-server {method}: {answer['error']}")
+                return answer["result"]
+        raise AssertionError(f"codex app-server closed before answering {method}")
+
+    def ours() -> list[dict[str, Any]]:
+        listed = ask("hooks/list", {"cwds": [str(cwd)]})
+        hooks = [h for entry in listed["data"] for h in entry["hooks"]]
+        return [h for h in hooks if " hook " in str(h.get("command", ""))]
+
+    try:
+        ask("initialize", {"clientInfo": {"name": "agent-mesh-tests", "version": "0"}})
+        pipe_in.write(json.dumps({"method": "initialized"}) + "\n")
+        hooks = ours()
+        before = [str(h["trustStatus"]) for h in hooks]
+        if trust and hooks:
+            edits = [
+                {
+                    "keyPath": f"hooks.state.{json.dumps(h['key'])}.trusted_hash",
+                    "mergeStrategy": "upsert",
+                    "value": h["currentHash"],
+                }
+                for h in hooks
+            ]
+            ask("config/batchWrite", {"edits": edits})
+            after = [str(h["trustStatus"]) for h in ours()]
+            if set(after) != {"trusted"}:
+                raise AssertionError(f"codex did not take the hook trust: {after}")
+        return before
+    finally:
+        pipe_in.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 # -- per host: the command line and environment -------------------------------------------
@@ -366,10 +543,11 @@ def codex_cmd(
         'wire_api = "responses"\n'
         "request_max_retries = 0\n"
         "stream_max_retries = 0\n\n"
-        "[mcp_servers.agent-mesh.tools.send_message]\n"
-        'approval_mode = "approve"\n\n'
     )
-    config.write_text(provider + config.read_text())
+    installed = config.read_text()
+    if "[mcp_servers.agent-mesh]" in installed:  # a headless user approves sending
+        provider += '[mcp_servers.agent-mesh.tools.send_message]\napproval_mode = "approve"\n\n'
+    config.write_text(provider + installed)
     host_env = dict(env, OPENAI_API_KEY="sk-test-dummy", CODEX_HOME=str(home / ".codex"))
     cmd = [*argv, "exec", "--skip-git-repo-check", PROMPT]
     return cmd, host_env

@@ -74,6 +74,8 @@ def row(r: dict[str, Any]) -> str:
         if "hook" in (r["start_route"], r["mid_route"])
         else "installed, none fired with mail",
     )
+    if r.get("hook_trust_before") and "untrusted" in r["hook_trust_before"]:
+        hooks += " once trusted in Codex (untrusted: never run)"
     left = r["active_after_exit"]
     return (
         "| "

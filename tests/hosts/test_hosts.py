@@ -6,6 +6,7 @@ that run left in the database and in the model requests the host made.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,116 @@ def test_no_session_left_active_after_the_host_exits(run: harness.HostRun) -> No
         f"exited (clients: {[s.get('metadata') for s in left]}). Needs the core's liveness "
         "by pid and one mesh session per host session (hooks must not revive a stopped one)."
     )
+
+
+def test_hooks_put_mail_waiting_at_start_in_front_of_the_model(run: harness.HostRun) -> None:
+    """Where `mesh install` adds hooks, the session-start hook delivers the waiting
+    message before the model calls any tool (Copilot's extension pushes it instead)."""
+    route = run.route(run.start_id)
+    expected = "push" if run.host == "copilot" else "hook"
+    assert route is not None and route.origin == expected, (
+        f"{_where(run)}: the message waiting at start reached the model through "
+        f"{route.origin if route else 'nothing'}, not the {expected}"
+        + (f" (hooks the host ran: {run.hook_runs})" if run.host == "codex" else "")
+    )
+
+
+def test_codex_runs_no_hook_the_user_has_not_trusted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Why Codex hooks never delivered mail: Codex 0.171 runs a hook from hooks.json only
+    once the user trusted it (its start-up review, or `/hooks`); `codex exec` skips
+    untrusted ones without a word. Measured: the same run without that one-time step."""
+    untrusted = harness.run_host(
+        "codex", tmp_path_factory.mktemp("codex-untrusted"), {}, trust_hooks=False
+    )
+    if untrusted.skip_reason:
+        pytest.skip(untrusted.skip_reason)
+    assert untrusted.hook_trust_before == ["untrusted"] * 4, untrusted.hook_trust_before
+    assert "Trust all and continue" in untrusted.install_output  # `mesh install` says so
+    assert untrusted.hook_runs == [], f"{_where(untrusted)}: ran {untrusted.hook_runs}"
+    route = untrusted.route(untrusted.start_id)
+    assert route is not None and route.origin == "tool", _where(untrusted)
+    trusted = _runs.get("codex")
+    if trusted is not None and trusted.ran:
+        assert {"SessionStart", "UserPromptSubmit", "Stop"} <= set(trusted.hook_runs)
+
+
+def _claude(run: harness.HostRun) -> None:
+    if run.host != "claude":
+        pytest.skip("the Stop hook's block-once check runs on Claude Code")
+
+
+def test_claude_shows_no_stop_hook_error(run: harness.HostRun) -> None:
+    """Claude Code shows "Stop hook error" for a hook that failed (it records that as a
+    hook_non_blocking_error in the transcript); a Stop block is a hook_blocking_error
+    with our reason. Every `mesh hook` run must be a success or that deliberate block."""
+    _claude(run)
+    outcomes = run.hook_outcomes()
+    events = {o.get("hookEvent") for o in outcomes}
+    assert {"SessionStart", "Stop"} <= events, f"{_where(run)}: hook runs seen: {events}"
+    for outcome in outcomes:
+        kind, event = outcome.get("type"), outcome.get("hookEvent")
+        blocked = kind == "hook_blocking_error" and event == "Stop"
+        reason = json.dumps(outcome.get("blockingError"))
+        assert kind in ("hook_success", "hook_additional_context") or (
+            blocked and "Before you stop" in reason
+        ), f"{_where(run)}: {event} hook: {kind}: {outcome.get('stderr') or reason}"
+    for where, text in (("stdout", run.stdout), ("stderr", run.stderr)):
+        assert "hook error" not in text.lower(), f"{_where(run)}: a hook error in its {where}"
+
+
+def test_claude_stop_hook_blocks_once_then_respects_stop_hook_active(
+    run: harness.HostRun,
+) -> None:
+    """An urgent message waiting at Stop: the hook blocks, and the model gets it. Another
+    urgent one waiting at the next Stop (`stop_hook_active` true): the hook lets the turn
+    end, and that message stays unread for the next session."""
+    _claude(run)
+    assert run.returncode == 0, _where(run)
+    late = run.route(run.late_id)
+    assert late is not None, f"{_where(run)}: the Stop hook's block never reached the model"
+    assert run.later_id, f"{_where(run)}: the Stop hook never took the urgent message"
+    after_block = run.model_requests[late.request]
+    # The second message waited before the model answered the block, so before the
+    # second Stop ran: had the hook ignored stop_hook_active, it would have blocked again.
+    assert run.later_sent_at < after_block.at, _where(run)
+    assert run.route(run.later_id) is None, f"{_where(run)}: the Stop hook blocked twice"
+    assert run.later_id in run.unread_after_exit, _where(run)
+
+
+@pytest.mark.parametrize("key", [k for k in KEYS if hostbin.PACKAGES[k].host == "claude"])
+def test_claude_waits_for_a_server_slow_to_start(
+    key: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """On a loaded machine `mesh mcp` may take seconds to answer. As installed (the entry
+    has `alwaysLoad`), Claude Code waits for it before the first request (up to its
+    MCP_CONNECT_TIMEOUT_MS, 5 s by default) instead of connecting it in the background:
+    measured with the server started 2 s late; without `alwaysLoad` that first request
+    has no mesh tool."""
+    slow = harness.run_host(key, tmp_path_factory.mktemp(f"{key}-slow"), {}, slow_start=2.0)
+    if slow.skip_reason:
+        pytest.skip(slow.skip_reason)
+    assert slow.first_tools(), f"{_where(slow)}: no mesh tool in the first request"
+    assert not any("(deferred)" in t for t in slow.first_tools()), _where(slow)
+
+
+def test_codex_hooks_alone_deliver_mail_without_the_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Codex with the hooks but without `mesh mcp` (the server entry taken out): the
+    SessionStart hook hands the waiting message to the first model request, framed, and
+    the session its hooks registered is stopped by its SessionEnd hook when Codex exits."""
+    alone = harness.run_host(
+        "codex", tmp_path_factory.mktemp("codex-hooks-only"), {}, without_server=True
+    )
+    if alone.skip_reason:
+        pytest.skip(alone.skip_reason)
+    assert alone.returncode == 0, f"{_where(alone)}\n{alone.stderr[-2000:]}"
+    assert not alone.first_tools(), _where(alone)  # no server: no mesh tool offered
+    route = alone.route(alone.start_id)
+    assert route is not None and (route.request, route.origin) == (0, "hook"), _where(alone)
+    framing = harness._framed_ok(alone.framed_text(alone.start_id), alone.start_id)
+    assert framing is not None and all(framing.values()), framing
+    assert alone.start_id not in alone.unread_after_exit
+    assert not alone.active_after_exit(), f"{_where(alone)}: the hook's session stayed active"
