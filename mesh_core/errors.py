@@ -95,6 +95,13 @@ class SessionNotFound(MeshError):
         )
 
 
+class CannotForget(MeshError):
+    """Only a stopped session with no mail waiting for it can be forgotten."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"cannot forget {name!r}: {why}")
+
+
 class InvalidName(MeshError):
     def __init__(self, name: object, why: str) -> None:
         super().__init__(f"invalid workspace name {name!r}: {why}")

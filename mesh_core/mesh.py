@@ -113,6 +113,11 @@ class Mesh:
         """A clean exit: stopped at once; its unread mail now expires in 24 h."""
         sessions.deregister(self.store, session_id)
 
+    def forget_session(self, session_id: str) -> Agent:
+        """Remove a stopped session from the roster; its messages stay. Refused while it
+        is not stopped or mail waits for it (see sessions.forget_session)."""
+        return sessions.forget_session(self.store, session_id)
+
     def session_for(
         self,
         name: str,

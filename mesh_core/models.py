@@ -3,6 +3,7 @@ docs/contract.md §5.1.4."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from enum import Enum
@@ -21,14 +22,31 @@ class Status(str, Enum):
 
 
 def parse_metadata(raw: object) -> dict[str, Any]:
-    """A session's metadata column as a dict: another client's odd value is `{}`."""
+    """A session's metadata column as a dict: another client's odd value is `{}`.
+
+    A roster read decodes every session's metadata, which rarely changes: the decoded
+    value of a text seen before is reused (each caller gets its own copy)."""
     if not raw or not isinstance(raw, str | bytes):
         return {}
-    try:
-        value = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    known = _METADATA_SEEN.get(raw)
+    if known is None:
+        try:
+            value = json.loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            value = None
+        known = value if isinstance(value, dict) else {}
+        if len(_METADATA_SEEN) >= _METADATA_KEEP:
+            _METADATA_SEEN.clear()
+        _METADATA_SEEN[raw] = known
+    return (
+        copy.deepcopy(known)
+        if any(isinstance(v, dict | list) for v in known.values())
+        else dict(known)
+    )
+
+
+_METADATA_KEEP = 4096  # distinct metadata texts remembered (a roster's worth, and more)
+_METADATA_SEEN: dict[str | bytes, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ FILE_CHECK_SECONDS = 2.0
 # Commits in a row found by the timer with no file-system event for them: the watch is
 # blind on this file system (a network share, say), so the loop polls instead.
 MISSES_BEFORE_POLLING = 2
+# mark_read False: how many unread messages one poll looks at.
+PEEK_LIMIT = 500
 
 
 class Participant:
@@ -58,13 +60,17 @@ class Participant:
         on_change: Callable[[], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
         take_inbox: bool = True,
+        mark_read: bool = True,
         file_events: bool = True,
         acknowledge: bool = False,
     ) -> None:
-        """`acknowledge=True`: the loop hands each unread message to `on_message` once,
-        marking nothing read; the consumer calls `acknowledge(id)` once it has handed
-        the message on (written out, shown), and only then is it marked read. A message
-        never acknowledged stays unread for the next route (docs/contract.md §4.12)."""
+        """`take_inbox` False: no inbox polls at all. `acknowledge=True`: the loop hands
+        each unread message to `on_message` once, marking nothing read; the consumer
+        calls `acknowledge(id)` once it has handed the message on (written out), and only
+        then is it marked read. A message never acknowledged stays unread for the next
+        route (docs/contract.md §4.12). `mark_read=False`: each new unread message is
+        handed on once and left unread, with no acknowledgement awaited, for a client
+        that marks it read itself much later, once a person has seen it (mesh-tui)."""
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
             "name": name,
@@ -81,6 +87,8 @@ class Participant:
         self.on_change = on_change
         self.on_error = on_error
         self.take_inbox = take_inbox
+        self.mark_read = mark_read
+        self._handed: set[int] = set()  # mark_read False: unread messages handed on
         self.acknowledges = acknowledge
         self._offered: set[int] = set()  # handed to on_message, until gone from the inbox
         self._acked: set[int] = set()  # of those, acknowledged (marked read)
@@ -318,7 +326,17 @@ class Participant:
     def _poll(self) -> None:
         if not self.take_inbox:
             return
-        for message in self._offer() if self.acknowledges else self.mesh.inbox(self.session_id):
+        if self.acknowledges:
+            taken = self._offer()
+        elif self.mark_read:
+            taken = self.mesh.inbox(self.session_id)
+        else:
+            unread = self.mesh.peek_inbox(self.session_id, PEEK_LIMIT)
+            taken = [m for m in unread if m.message_id not in self._handed]
+            # forget those read (or gone) since; a full page may hide older ones
+            ids = {m.message_id for m in unread}
+            self._handed = ids if len(unread) < PEEK_LIMIT else self._handed | ids
+        for message in taken:
             if self.on_message is not None:
                 try:
                     self.on_message(message)

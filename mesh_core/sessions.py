@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidName, SessionNotFound
+from .errors import CannotForget, InvalidName, SessionNotFound
 from .identity import identify
 from .liveness import is_dead, process_facts
 from .models import Agent, Status, parse_metadata
@@ -139,6 +139,39 @@ def deregister(store: Store, session_id: str) -> None:
         stop_sessions(conn, store, [session_id], expires)
 
     store.write(body)
+
+
+def forget_session(store: Store, session_id: str) -> Agent:
+    """Remove a stopped session from the registry (the roster's copy of an old run);
+    returns it as it was. Its messages stay, readable by id and in their threads (its
+    name is no longer known there). Refused (CannotForget) for a session that is not
+    stopped, or while unread mail waits for it (the workspace's next session would
+    take it over, see adopt_mail): nothing is lost by forgetting."""
+    now = store.now()
+
+    def body(conn: sqlite3.Connection) -> Agent:
+        row = session_row(conn, session_id)
+        found = to_agent(row, store.now_dt(), store.config)
+        name = found.agent_name or session_id[:8]
+        if found.status is not Status.STOPPED:
+            raise CannotForget(
+                name, f"it is {found.status.value}; only a stopped session can be forgotten"
+            )
+        (waiting,) = conn.execute(
+            "SELECT count(*) FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
+            f"AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)",
+            (session_id, now),
+        ).fetchone()
+        if waiting:
+            raise CannotForget(
+                name,
+                f"{waiting} unread message{'s wait' if waiting != 1 else ' waits'} for its "
+                "workspace's next session; forget it once read or expired",
+            )
+        conn.execute("DELETE FROM agent_sessions WHERE session_id = ?", (session_id,))
+        return found
+
+    return store.write(body)
 
 
 def stop_sessions(

@@ -12,7 +12,7 @@ from textual.message import Message as TextualMessage
 from textual.notifications import SeverityLevel
 
 from mesh_core.models import Message
-from mesh_core.views import MeshSnapshot, ThreadSummary
+from mesh_core.views import MeshSnapshot, RosterRow, ThreadSummary
 
 from .widgets.keyed_table import Row
 
@@ -30,11 +30,14 @@ class ViewState:
 
 @dataclass(frozen=True)
 class Prebuilt:
-    """Table cells a refresh worker made for `view`."""
+    """Table cells a refresh worker made for `view`, and the rows they show (so the
+    event loop need not filter the roster again)."""
 
     view: ViewState
     roster: list[Row]
     threads: list[Row]
+    roster_shown: list[RosterRow]
+    threads_shown: list[ThreadSummary]
 
 
 @dataclass

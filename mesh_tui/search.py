@@ -4,8 +4,9 @@ The mesh database is shared with other clients, so nothing is added to it: no tr
 no virtual table (another client's SQLite may lack FTS5, and its inserts must never
 depend on it). Instead the TUI copies message text, by increasing message_id, into an
 FTS5 trigram index in a file of its own, and catches up from the last id it indexed.
-Messages removed by the mesh's clean-up may still match here; results are turned into
-thread summaries through the mesh, which drops threads that are gone.
+After each clean-up of the mesh (its `last_cleanup` stamp moved) `prune` drops what the
+clean-up purged: a purged message's text must not match any more, and its stored copy is
+overwritten (secure_delete; FTS5 drops its trigrams from the index when it next merges).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ class SearchIndex:
         )
         if path is not None:
             path.chmod(0o600)  # message text: the person's eyes only
+        self._db.execute("PRAGMA secure_delete = ON")
         self._db.executescript(
             "CREATE VIRTUAL TABLE IF NOT EXISTS body USING fts5("
             "  content, thread_id UNINDEXED, tokenize='trigram');"
             "CREATE TABLE IF NOT EXISTS progress (db TEXT PRIMARY KEY, last_id INTEGER);"
+            "CREATE TABLE IF NOT EXISTS pruned (db TEXT PRIMARY KEY, cleanup TEXT);"
         )
 
     def close(self) -> None:
@@ -82,6 +85,49 @@ class SearchIndex:
             )
             self._db.execute("COMMIT")
         return len(rows)
+
+    def prune(self, mesh: Mesh, batch: int = BATCH) -> int:
+        """Drop the indexed messages the mesh no longer has; returns how many. Does the
+        walk only once per clean-up of the mesh (nothing else deletes messages)."""
+        row = mesh.store.read_one("SELECT value FROM mesh_meta WHERE key = 'last_cleanup'")
+        cleanup = str(row[0]) if row and row[0] is not None else None
+        with self._lock:
+            done = self._db.execute(
+                "SELECT cleanup FROM pruned WHERE db = ?", (str(mesh.path),)
+            ).fetchone()
+        if cleanup is None or (done is not None and done[0] == cleanup):
+            return 0
+        removed, after = 0, 0
+        while True:
+            with self._lock:
+                ids = [
+                    int(r[0])
+                    for r in self._db.execute(
+                        "SELECT rowid FROM body WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                        (after, batch),
+                    )
+                ]
+            if not ids:
+                break
+            have = {
+                int(r[0])
+                for r in mesh.store.read(
+                    "SELECT message_id FROM agent_messages WHERE message_id BETWEEN ? AND ?",
+                    (ids[0], ids[-1]),
+                )
+            }
+            gone = [(i,) for i in ids if i not in have]
+            if gone:
+                with self._lock:
+                    self._db.executemany("DELETE FROM body WHERE rowid = ?", gone)
+                removed += len(gone)
+            after = ids[-1]
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO pruned (db, cleanup) VALUES (?, ?)",
+                (str(mesh.path), cleanup),
+            )
+        return removed
 
     def threads_matching(self, text: str, limit: int = 100) -> list[int]:
         """Thread ids whose messages contain `text` (case-insensitive), newest first."""

@@ -127,6 +127,7 @@ def test_any_value_in_any_column_jams_no_door(
         bob_dir.mkdir()
         server = MeshMCP(Mesh(db, config=config), "bob", cwd=str(bob_dir))
         bob = server.start().session_id
+        server.participant.start_loop()  # as serve_stdio does once the tools are built
         try:
             alice = mesh.register("alice", cwd=folder).session_id
             good = [mesh.send(alice, "bob", f"good {i}").message_id for i in range(3)]

@@ -127,7 +127,7 @@ async def test_draft_survives_refresh_and_refusal(world: World) -> None:
 
 
 async def test_watching_marks_nothing_read_and_takes_only_own_messages(world: World) -> None:
-    """Live: the participant takes alice's mail; browsing other threads reads nothing."""
+    """Live: the participant hands on alice's mail; browsing reads nobody else's."""
     unread_before = dict(
         rows(
             world.mesh,
@@ -139,13 +139,10 @@ async def test_watching_marks_nothing_read_and_takes_only_own_messages(world: Wo
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         deadline = asyncio.get_running_loop().time() + 20
-        while rows(
-            world.mesh,
-            "SELECT count(*) FROM agent_messages WHERE read = 0 AND recipient_session_id = ?",
-            world.me,
-        ) != [(0,)]:
-            assert asyncio.get_running_loop().time() < deadline, "inbox never taken"
+        while world.person_thread not in app.unseen:
+            assert asyncio.get_running_loop().time() < deadline, "message never delivered"
             await asyncio.sleep(0.05)
+            await pilot.pause()
         await settle(pilot)
         threads = app.query_one(ThreadList)
         threads.focus()
@@ -159,7 +156,7 @@ async def test_watching_marks_nothing_read_and_takes_only_own_messages(world: Wo
         )
     )
     expected = {sid: n for sid, n in unread_before.items() if sid != world.me}
-    assert unread_after == expected
+    assert {sid: n for sid, n in unread_after.items() if sid != world.me} == expected
     # q / exit marks the person's session stopped
     ((status,),) = rows(
         world.mesh, "SELECT status FROM agent_sessions WHERE session_id = ?", app.me
@@ -183,6 +180,45 @@ async def test_delivered_message_is_unread_until_its_thread_opens(world: World) 
         assert world.person_thread not in app.unseen
         # The rule above the first unseen message (the roster's "unread" header is not it).
         assert re.search(r"─{3,} unread for you ─{3,}", screen_text(app))
+
+
+async def test_a_message_is_read_only_once_its_thread_was_on_screen(world: World) -> None:
+    """The participant hands the urgent message on (a toast, the title) but leaves it
+    unread in the database until its thread has been shown in the conversation."""
+    (urgent,) = [
+        m.message_id
+        for m in world.mesh.thread(world.person_thread)
+        if m.recipient_session_id == world.me
+    ]
+
+    def is_read() -> bool:
+        ((read,),) = rows(
+            world.mesh, "SELECT read FROM agent_messages WHERE message_id = ?", urgent
+        )
+        return bool(read)
+
+    app = MeshApp(world.mesh, live=True, session_id=world.me, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        deadline = asyncio.get_running_loop().time() + 20
+        while world.person_thread not in app.unseen:
+            assert asyncio.get_running_loop().time() < deadline, "message never delivered"
+            await asyncio.sleep(0.05)
+            await pilot.pause()
+        await settle(pilot)
+        assert app.open_thread != world.person_thread
+        assert app.query_one(Conversation).thread_id != world.person_thread
+        assert "I will tell you when it is" not in screen_text(app)
+        assert not is_read()  # delivered to the app, never on screen: unread
+        # one new message in its row: delivered and unread are the same message
+        (row,) = [line for line in screen_text(app).splitlines() if "alice ↔ api-server" in line]
+        assert re.search(r"alice ↔ api-server\s+2 · \S+\s+1\b", row), row
+        threads = app.query_one(ThreadList)
+        threads.focus()
+        threads.select_key(str(world.person_thread))
+        await settle(pilot)
+        assert "I will tell you when it is" in screen_text(app)
+        assert is_read()
 
 
 async def test_untrusted_names_and_bodies_show_literally(tmp_path: Path) -> None:

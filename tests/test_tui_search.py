@@ -59,3 +59,57 @@ async def test_filter_finds_old_threads_by_text_and_says_no_matches(tmp_path: Pa
     )
     index.close()
     mesh.close()
+
+
+def test_the_index_drops_what_the_cleanup_purged(tmp_path: Path) -> None:
+    """A message the mesh's clean-up purged no longer matches, and its text is not left
+    in the index file; the walk runs once per clean-up."""
+    clock = FixedClock("2026-11-23T14:00:00.000Z")
+    mesh = Mesh(tmp_path / "m.db", clock=clock)
+    me = mesh.register("alice", kind="human").session_id
+    api = mesh.register("api").session_id
+    old = mesh.send(api, "alice", "the secret rollout plan alpha", new_thread=True)
+    kept = mesh.send(api, "alice", "unread note beta", new_thread=True)
+    mesh.mark_read(me, [old.message_id])  # read: purged after the retention
+    path = tmp_path / "state" / "search.db"
+    index = SearchIndex(path)
+    while index.catch_up(mesh):
+        pass
+    assert index.threads_matching("plan alpha") == [old.thread_id]
+    assert index.prune(mesh) == 0  # no clean-up purged anything yet
+    clock.advance(mesh.config.read_retention + 60)
+    mesh.heartbeat(me)
+    mesh.heartbeat(api)
+    report = mesh.cleanup()
+    assert report.purged_read == 1
+    assert index.threads_matching("plan alpha") == [old.thread_id]  # stale until pruned
+    assert index.prune(mesh) == 1
+    assert index.threads_matching("plan alpha") == []
+    assert index.threads_matching("note beta") == [kept.thread_id]
+    assert index.prune(mesh) == 0  # once per clean-up
+    index.close()
+    assert b"secret rollout" not in path.read_bytes()
+    mesh.close()
+
+
+async def test_the_app_prunes_its_index_at_start(tmp_path: Path) -> None:
+    use_utc()
+    clock = FixedClock("2026-11-23T14:00:00.000Z")
+    mesh = Mesh(tmp_path / "m.db", clock=clock)
+    me = mesh.register("alice", kind="human").session_id
+    api = mesh.register("api").session_id
+    old = mesh.send(api, "alice", "the rollout plan alpha", new_thread=True)
+    mesh.send(api, "alice", "unread, kept", new_thread=True)
+    mesh.mark_read(me, [old.message_id])
+    index = SearchIndex(tmp_path / "state" / "search.db")
+    while index.catch_up(mesh):
+        pass
+    clock.advance(mesh.config.read_retention + 60)
+    mesh.heartbeat(me)
+    mesh.cleanup()
+    app = MeshApp(mesh, live=False, session_id=me, name="alice", search=index)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert index.threads_matching("plan alpha") == []
+    index.close()
+    mesh.close()

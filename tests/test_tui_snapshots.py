@@ -61,3 +61,13 @@ def test_agent_detail(snap_compare: SnapCompare, world: World) -> None:
 def test_quit_with_an_unsent_draft(snap_compare: SnapCompare, world: World) -> None:
     """80x24: q with a draft left asks first."""
     assert check(snap_compare, world, "quit-unsent-draft")
+
+
+def test_notification_log(snap_compare: SnapCompare, world: World) -> None:
+    """ctrl+n: every notice of the run, newest first, times local and relative."""
+    assert check(snap_compare, world, "notifications")
+
+
+def test_forget_confirm(snap_compare: SnapCompare, world: World) -> None:
+    """80x24: forgetting a stopped session asks first, naming it."""
+    assert check(snap_compare, world, "forget-confirm")

@@ -113,3 +113,38 @@ def test_in_a_real_terminal_send_key_title_and_a_live_writer(
         assert "agent-mesh" in screen.splitlines()[0]
     finally:
         term.kill()
+
+
+def test_an_urgent_message_rings_the_bell_and_c_copies_with_osc52(tmp_path: Path) -> None:
+    """In a real terminal: a normal message rings nothing, an urgent one sets tmux's bell
+    flag; `c` on the message puts its text in tmux's paste buffer through OSC 52."""
+    db = tmp_path / "m.db"
+    with Mesh(db) as mesh:
+        bot = mesh.register("api-server", description="the API").session_id
+    term = Terminal(db, "root", (100, 30), tmp_path / "state", "--interval", "0.5")
+    try:
+        term.tmux("set-option", "-s", "set-clipboard", "on")
+        term.wait_registered()
+        term.wait_screen("api-server")
+
+        def bell() -> str:
+            return term.tmux("display-message", "-p", "-t", term.session, "#{window_bell_flag}")
+
+        with Mesh(db) as mesh:
+            mesh.send(bot, "root", "just so you know", new_thread=True)
+        term.wait_screen("just so you know")
+        time.sleep(0.5)
+        assert bell() == "0"
+        with Mesh(db) as mesh:
+            mesh.send(bot, "root", "payments are down", priority="urgent", new_thread=True)
+        wait_for(lambda: bell() == "1", 15, "the bell for the urgent message")
+        assert term.tmux("list-buffers") == ""
+        term.keys("Tab", "g", "Enter")  # to the threads, the newest (urgent), read it
+        term.wait_screen("Thread #2")
+        term.keys("c")
+        copied = wait_for(
+            lambda: term.tmux("show-buffer"), 10, "the copy to reach tmux's paste buffer"
+        )
+        assert copied == "payments are down"
+    finally:
+        term.kill()

@@ -32,12 +32,14 @@ def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
 
 
 class Terminal:
-    """One tmux session running mesh-tui on `db` as `name`, at `size`."""
+    """One tmux session running mesh-tui on `db` as `name`, at `size`, on a tmux server
+    of its own (server options and paste buffers are the test's alone)."""
 
     def __init__(
         self, db: Path, name: str, size: tuple[int, int], state: Path, *extra: str
     ) -> None:
         self.session = f"mesh-tui-test-{uuid.uuid4().hex[:8]}"
+        self.socket = self.session
         self.db = db
         self.name = name
         env = {
@@ -50,6 +52,10 @@ class Terminal:
         subprocess.run(
             [
                 TMUX or "tmux",
+                "-L",
+                self.socket,
+                "-f",
+                "/dev/null",
                 "new-session",
                 "-d",
                 "-s",
@@ -66,7 +72,9 @@ class Terminal:
         self.pid = int(self.tmux("display-message", "-p", "-t", self.session, "#{pane_pid}"))
 
     def tmux(self, *args: str) -> str:
-        done = subprocess.run([TMUX or "tmux", *args], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [TMUX or "tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False
+        )
         return done.stdout.strip()
 
     def keys(self, *keys: str) -> None:

@@ -232,6 +232,40 @@ def unsent_draft_quit(world: World) -> Scene:
     return run
 
 
+def notification_log(world: World) -> Scene:
+    """Two sends (one with the mesh's warning, its UTC time shown local), then ctrl+n."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        roster = pilot.app.query_one(Roster)
+        roster.select_key(world.ids["api-server"])
+        await pilot.press("n", *"Deploy done?", "ctrl+j")
+        await settle(pilot)
+        await pilot.press("escape")
+        roster.focus()
+        roster.select_key(world.ids["old-prototype"])
+        await pilot.press("n", *"Still there?", "ctrl+j")
+        await settle(pilot)
+        await pilot.press("escape")
+        pilot.app.clear_notifications()  # toasts come and go on a timer: the log stays
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+
+    return run
+
+
+def forget_confirm(world: World) -> Scene:
+    """80x24: f in a stopped agent's details asks first."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.query_one(Roster).select_key(world.ids["old-prototype"])
+        await pilot.press("i", "f")
+        await pilot.pause()
+
+    return run
+
+
 TOO_SMALL = (40, 12)
 
 # name -> (terminal size, scene builder); the names are the screenshots' file names
@@ -244,4 +278,6 @@ SCENES: dict[str, tuple[tuple[int, int], Callable[[World], Scene]]] = {
     "too-small": (TOO_SMALL, lambda world: settle),
     "agent-detail": (WIDE, agent_detail),
     "quit-unsent-draft": (NARROW, unsent_draft_quit),
+    "notifications": (WIDE, notification_log),
+    "forget-confirm": (NARROW, forget_confirm),
 }

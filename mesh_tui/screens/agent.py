@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from mesh_core.models import Status
 from mesh_core.text import safe_line
 from mesh_core.views import RosterRow, ThreadSummary
 
@@ -22,11 +23,13 @@ from ..widgets.conversation import local_stamp
 
 
 class AgentDetail(ModalScreen[str | None]):
-    """Dismissed with "message" when the person asks to write to the agent."""
+    """Dismissed with "message" when the person asks to write to the agent, "forget"
+    when they ask to forget a stopped session (the app asks to confirm)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,i", "dismiss(None)", "Close"),
         Binding("n,m", "message", "Message it"),
+        Binding("f", "forget", "Forget a stopped session"),
     ]
 
     def __init__(
@@ -92,9 +95,24 @@ class AgentDetail(ModalScreen[str | None]):
             table.add_row("", Text("none yet", style="bright_black"))
         with VerticalScroll(id="agent-body") as body:
             body.border_title = safe_line(agent.agent_name, 40)
-            body.border_subtitle = "esc closes" if self.is_me else "n message it · esc closes"
+            body.border_subtitle = " · ".join(
+                (["n message it"] if not self.is_me else [])
+                + (["f forget it"] if self.can_forget else [])
+                + ["esc closes"]
+            )
             yield Static(table, markup=False)
+
+    @property
+    def can_forget(self) -> bool:
+        """Offered for a stopped session of someone else (the core refuses the rest)."""
+        return not self.is_me and self.row.agent.status is Status.STOPPED
 
     def action_message(self) -> None:
         if not self.is_me:
             self.dismiss("message")
+
+    def action_forget(self) -> None:
+        if self.can_forget:
+            self.dismiss("forget")
+        else:
+            self.notify("Only a stopped session can be forgotten.", markup=False)

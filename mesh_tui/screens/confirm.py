@@ -1,4 +1,4 @@
-"""A yes/no question in a small modal (quit with unsent drafts)."""
+"""A yes/no question in a small modal (quit with unsent drafts, forget a session)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ class Confirm(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, yes: str = "quit", no: str = "stay") -> None:
         super().__init__()
         self.question = question
+        self.yes = yes
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-body"):
             yield Static(Text(self.question), markup=False)
-            yield Static(Text("y quit · n stay", style="bold"), markup=False)
+            yield Static(Text(f"y {self.yes} · n {self.no}", style="bold"), markup=False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

@@ -34,19 +34,23 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "dismiss", "Close help"),
     ]
 
-    def __init__(self, sections: Iterable[tuple[str, Iterable[tuple[str, str]]]]) -> None:
+    def __init__(
+        self, sections: Iterable[tuple[str, Iterable[tuple[str, str]]]], left: int = 1
+    ) -> None:
+        """`left`: how many of the sections go in the left column."""
         super().__init__()
         self.sections = [(title, list(keys)) for title, keys in sections]
+        self.left = left
 
     def compose(self) -> ComposeResult:
-        """The first section (keys that work everywhere) on the left, the panes' keys on
-        the right, so every key fits on one screen."""
+        """The first `left` sections on the left, the others on the right, so every key
+        fits on one screen."""
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys"
             body.border_subtitle = "esc closes"
             with Horizontal():
-                yield Static(self._table(self.sections[:1]), classes="help-column")
-                yield Static(self._table(self.sections[1:]), classes="help-column")
+                yield Static(self._table(self.sections[: self.left]), classes="help-column")
+                yield Static(self._table(self.sections[self.left :]), classes="help-column")
 
     @staticmethod
     def _table(sections: list[tuple[str, list[tuple[str, str]]]]) -> Table:

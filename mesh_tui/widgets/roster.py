@@ -87,6 +87,10 @@ class Roster(KeyedTable):
             self.sync(roster_rows(rows, now, me, flood_threshold, self.about_width))
 
 
+_RowKey = tuple[object, ...]
+_last_built: dict[_RowKey, Row] = {}
+
+
 def roster_rows(
     rows: Sequence[RosterRow],
     now: datetime,
@@ -94,13 +98,42 @@ def roster_rows(
     flood_threshold: int,
     about_width: int,
 ) -> list[Row]:
-    """The cells of every row: plain Rich objects, so a worker thread can build them."""
-    return [_row(row, now, me, flood_threshold, about_width) for row in rows]
+    """The cells of every row: plain Rich objects, so a worker thread can build them.
+
+    Every row is rebuilt on every refresh (1,000 agents), but few change between two: a
+    row whose inputs (its heartbeat's age as shown included) are those of the last build
+    reuses its cells. Only the last build's rows are kept."""
+    global _last_built
+    before: dict[_RowKey, Row] = _last_built
+    built: dict[_RowKey, Row] = {}
+    result = []
+    for row in rows:
+        agent = row.agent
+        beat = age(agent.last_heartbeat, now)
+        key = (
+            agent.session_id,
+            agent.agent_name,
+            agent.agent_description,
+            agent.status,
+            agent.unread,
+            beat,
+            row.activity,
+            row.rate_limited,
+            row.flooded,
+            agent.session_id == me,
+            flood_threshold,
+            about_width,
+        )
+        cells = before.get(key)
+        if cells is None:
+            cells = _row(row, beat, me, flood_threshold, about_width)
+        built[key] = cells
+        result.append(cells)
+    _last_built = built  # one assignment: a build on another thread sees either dict
+    return result
 
 
-def _row(
-    row: RosterRow, now: datetime, me: str | None, flood_threshold: int, about_width: int
-) -> Row:
+def _row(row: RosterRow, beat: str, me: str | None, flood_threshold: int, about_width: int) -> Row:
     agent = row.agent
     glyph, colour = GLYPHS[agent.status]
     stopped = agent.status is Status.STOPPED
@@ -123,7 +156,7 @@ def _row(
             Text(glyph, style=colour),
             Text(name, style=name_style),
             about,
-            Text(age(agent.last_heartbeat, now), justify="right", style="bright_black"),
+            Text(beat, justify="right", style="bright_black"),
             Text(str(agent.unread), justify="right", style=unread_style),
             Text(sparkline(row.activity), style="bright_black" if stopped else "cyan"),
         ),

@@ -78,7 +78,9 @@ def thread_rows(
 
 
 def _row(thread: ThreadSummary, now: datetime, unseen: int, width: int) -> Row:
-    unread = thread.unread_for_me + unseen
+    # The person's messages stay unread until shown, so those delivered but not opened
+    # are among unread_for_me already; `unseen` can only be ahead of an older snapshot.
+    unread = max(thread.unread_for_me, unseen)
     facts = f" {thread.count} · {age(thread.last_activity, now)}"
     people = fit_names(thread.participants, max(4, width - len(facts) - 1))
     main = Text(people, style="bold" if unread else "")

@@ -1,0 +1,1 @@
+"""The parts MeshApp is built from, one concern each."""

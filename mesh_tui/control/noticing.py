@@ -1,0 +1,91 @@
+"""Getting the person's attention: toasts (few, newest first, logged), the terminal
+title, the bell and desktop notifications."""
+
+from __future__ import annotations
+
+from textual.notifications import Notification, Notify, SeverityLevel
+from textual.widgets._toast import ToastRack
+
+from mesh_core.models import Message
+from mesh_core.text import safe_line
+from mesh_tui.control.view import ViewPart
+from mesh_tui.messages import Notice
+from mesh_tui.notices import (
+    LOG_LIMIT,
+    MAX_TOASTS,
+    LoggedNotice,
+    NotificationLog,
+    humanize_times,
+    notify_send,
+    osc_notification,
+    osc_title,
+    terminal_title,
+)
+
+
+class NoticingPart(ViewPart):
+    """Toasts, the notification log, the title and alerts."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast: times made local and relative, and kept in the log (ctrl+n)."""
+        now = self.mesh.clock.now()
+        message = humanize_times(message, now)
+        self.notice_log.append(LoggedNotice(now, title, message, severity))
+        del self.notice_log[:-LOG_LIMIT]
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _on_notify(self, event: Notify) -> None:
+        """At most MAX_TOASTS on screen, the newest first (the rack sits top right, away
+        from the composer)."""
+        self._notifications.add(event.notification)
+        shown = list(self._notifications)
+        for old in shown[:-MAX_TOASTS]:
+            self._unnotify(old, refresh=False)
+        self._refresh_notifications()
+        self.call_after_refresh(self._newest_toast_first, event.notification)
+
+    def _newest_toast_first(self, notification: Notification) -> None:
+        for rack in self.screen.query(ToastRack):
+            holders = list(rack.children)
+            newest = [h for h in holders if h.id == f"--textual-toast-{notification.identity}"]
+            if newest and holders and holders[0] is not newest[0]:
+                rack.move_child(newest[0], before=0)
+
+    def action_notification_log(self) -> None:
+        self.push_screen(NotificationLog(list(self.notice_log), self.mesh.clock.now()))
+
+    def _update_title(self) -> None:
+        """The terminal's title counts the messages to the person not yet opened."""
+        unseen = sum(len(ids) for ids in self.unseen.values())
+        title = terminal_title(unseen)
+        if title == self.window_title:
+            return
+        self.window_title = title
+        self._write_terminal(osc_title(title))
+
+    def _write_terminal(self, sequence: str) -> None:
+        if self.live and self._driver is not None and not self.is_headless:
+            self._driver.write(sequence)
+
+    def _alert(self, message: Message) -> None:
+        """A high or urgent message to the person: the bell, and a desktop
+        notification if asked for."""
+        self.bell()
+        sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
+        title = f"mesh: {message.priority} from {sender}"
+        body = safe_line(message.content, 120)
+        if self.desktop_notify == "osc":
+            self._write_terminal(osc_notification(title, body))
+        elif self.desktop_notify == "notify-send":
+            notify_send(title, body)
+
+    def on_notice(self, event: Notice) -> None:
+        self.notify(event.text, severity=event.severity, markup=False)

@@ -1,0 +1,264 @@
+"""Reading the mesh off the event loop: refreshes, the open thread, search, and the
+messages the participant takes for the person."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+
+from rich.text import Text
+from textual import work
+
+from mesh_core import views
+from mesh_core.errors import MeshError
+from mesh_core.models import Message, Status
+from mesh_core.text import safe_line
+from mesh_core.views import MeshSnapshot, ThreadSummary
+from mesh_tui.control.noticing import NoticingPart
+from mesh_tui.messages import (
+    Delivered,
+    MeshChanged,
+    Prebuilt,
+    RefreshFailed,
+    SearchDone,
+    SnapshotLoaded,
+    ThreadLoaded,
+    ViewState,
+)
+from mesh_tui.search import MIN_QUERY
+from mesh_tui.visible import earlier_selves, visible_roster, visible_threads
+from mesh_tui.widgets.conversation import Conversation, first_unread
+from mesh_tui.widgets.roster import roster_rows
+from mesh_tui.widgets.threads import thread_rows
+
+# A commit by another process asks for a refresh; at most this often (seconds).
+CHANGE_REFRESH_GAP = 0.5
+# How often the search index catches up and drops what the mesh's clean-up purged.
+INDEX_EVERY = 60.0
+
+
+class ReadingPart(NoticingPart):
+    """Workers that read the mesh, and the handlers of what they read."""
+
+    def request_refresh(self) -> None:
+        """Read the mesh in a worker; never two reads at once (one more runs after)."""
+        if self._panes_gone():
+            return
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        self._last_refresh = time.monotonic()
+        self.refresh_mesh(self.me, self.scope, self.open_thread, self.view_state())
+
+    @work(thread=True, exit_on_error=False, group="refresh")
+    def refresh_mesh(
+        self, me: str | None, scope: str | None, thread_id: int | None, view: ViewState
+    ) -> None:
+        """Blocking SQLite, off the event loop; the result goes back as a message.
+
+        Not `exclusive`: `request_refresh` already allows one read at a time, and an
+        exclusive worker would cancel the previous one in the instant between its
+        result being handled and its thread returning. The table cells are built here
+        too, for `view`, so the event loop only has to update the cells that changed."""
+        try:
+            snapshot = views.snapshot(self.mesh, me, scope, activity=self.activity)
+            if scope is not None and scope == me:
+                snapshot = self._with_earlier_selves(snapshot, me)
+            messages = views.thread_messages(self.mesh, thread_id) if thread_id else None
+            taken = snapshot.taken_at
+            hits = self._search(view.filter_text, me)
+            shown = visible_roster(snapshot, view, me)
+            listed = visible_threads(snapshot, view, hits)
+            built = Prebuilt(
+                view,
+                roster_rows(shown, taken, me, self.mesh.config.flood_threshold, view.about_width),
+                thread_rows(listed, taken, dict(view.unseen), view.thread_width),
+                shown,
+                listed,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure is shown and frees the gate
+            self.post_message(RefreshFailed(str(exc)))
+            return
+        self.post_message(SnapshotLoaded(snapshot, built, (view.filter_text, hits)))
+        if thread_id is not None and messages is not None:
+            self.post_message(ThreadLoaded(thread_id, messages))
+
+    def _with_earlier_selves(self, snapshot: MeshSnapshot, me: str) -> MeshSnapshot:
+        """Worker thread: the person's threads include those of their earlier runs (the
+        sessions folded into their row), newest ten sessions."""
+        earlier = sorted(
+            earlier_selves(snapshot, me), key=lambda r: r.agent.last_heartbeat, reverse=True
+        )[:10]
+        if not earlier:
+            return snapshot
+        merged = {t.thread_id: t for t in snapshot.threads}
+        for row in earlier:
+            for thread in views.threads(self.mesh, me, row.agent.session_id):
+                merged.setdefault(thread.thread_id, thread)
+        threads = sorted(merged.values(), key=lambda t: t.last_message_id, reverse=True)
+        return dataclasses.replace(snapshot, threads=tuple(threads[: views.THREAD_LIMIT]))
+
+    def _search(self, text: str, me: str | None) -> list[ThreadSummary]:
+        """Worker thread: threads whose message text contains `text` (index caught up
+        first by one batch; the backlog is indexed by `index_backlog`)."""
+        if len(text) < MIN_QUERY:
+            return []
+        self.search.catch_up(self.mesh)
+        return views.summarise(self.mesh, self.search.threads_matching(text), me)
+
+    @work(thread=True, exit_on_error=False, group="search", exclusive=True)
+    def search_threads(self, text: str, me: str | None) -> None:
+        try:
+            hits = self._search(text, me)
+        except (MeshError, sqlite3.Error) as exc:
+            self.post_message(RefreshFailed(f"search: {exc}", gate=False))
+            return
+        self.post_message(SearchDone(text, hits))
+
+    @work(thread=True, exit_on_error=False, group="index")
+    def index_backlog(self) -> None:
+        """Index every message already on the mesh, a batch at a time, off the loop;
+        then drop what a clean-up purged since the last time. Run at start and every
+        INDEX_EVERY seconds; a run still going makes the next one a no-op."""
+        if not self._index_busy.acquire(blocking=False):
+            return
+        try:
+            while not self._indexing.is_set() and self.search.catch_up(self.mesh):
+                pass
+            if not self._indexing.is_set():
+                self.search.prune(self.mesh)
+        except (MeshError, sqlite3.Error):
+            return  # the next run (or search) catches up again
+        finally:
+            self._index_busy.release()
+
+    def on_search_done(self, event: SearchDone) -> None:
+        if event.text != self.filter_text or self._panes_gone():
+            return
+        self.search_hits = (event.text, event.hits)
+        self._render_snapshot()
+
+    @work(thread=True, exit_on_error=False, group="thread")
+    def load_thread(self, thread_id: int) -> None:
+        """Not exclusive: a stale result is dropped by `on_thread_loaded` instead."""
+        try:
+            messages = views.thread_messages(self.mesh, thread_id)
+        except (MeshError, sqlite3.Error) as exc:
+            self.post_message(RefreshFailed(str(exc), gate=False))
+            return
+        self.post_message(ThreadLoaded(thread_id, messages))
+
+    def on_mesh_changed(self, _: MeshChanged) -> None:
+        """Another process committed: refresh soon (at most every CHANGE_REFRESH_GAP)."""
+        wait = CHANGE_REFRESH_GAP - (time.monotonic() - self._last_refresh)
+        if wait <= 0:
+            self.request_refresh()
+        elif self._change_timer is None:
+            self._change_timer = self.set_timer(wait, self._changed_refresh)
+
+    def _changed_refresh(self) -> None:
+        self._change_timer = None
+        self.request_refresh()
+
+    def on_snapshot_loaded(self, event: SnapshotLoaded) -> None:
+        self._refreshing = False
+        if self._panes_gone():
+            return
+        previous, self.snapshot = self.snapshot, event.snapshot
+        if event.hits[0] == self.filter_text:
+            self.search_hits = event.hits
+        if previous is not None:
+            self._announce_changes(previous, event.snapshot)
+        self._render_snapshot(event.built)
+        if self._refresh_again:
+            self._refresh_again = False
+            self.request_refresh()
+
+    def on_refresh_failed(self, event: RefreshFailed) -> None:
+        if event.gate:
+            self._refreshing = False
+        self.notify(event.error, title="cannot read the mesh", severity="error", markup=False)
+
+    def _announce_changes(self, before: MeshSnapshot, after: MeshSnapshot) -> None:
+        """A toast when an agent turns stale or flooded."""
+        old = {row.agent.session_id: row for row in before.roster}
+        for row in after.roster:
+            was = old.get(row.agent.session_id)
+            if was is None or row.agent.kind == "human":
+                continue
+            if row.agent.status is Status.STALE and was.agent.status is Status.ACTIVE:
+                name = safe_line(row.agent.agent_name, 40)
+                self.notify(
+                    f"{name} turned stale: no heartbeat for {self.mesh.config.stale_after:g} s",
+                    severity="warning",
+                    markup=False,
+                )
+            if row.flooded and not was.flooded:
+                name = safe_line(row.agent.agent_name, 40)
+                self.notify(
+                    f"{name} is flooded: {row.agent.unread} unread messages",
+                    severity="warning",
+                    markup=False,
+                )
+
+    def on_thread_loaded(self, event: ThreadLoaded) -> None:
+        if event.thread_id != self.open_thread or self.snapshot is None or self._panes_gone():
+            return
+        unseen = self.unseen.get(event.thread_id, set())
+        if self._marker is None or self._marker[0] != event.thread_id or self._marker[1] is None:
+            # the marker stays where it was while the thread is open
+            self._marker = (event.thread_id, first_unread(event.messages, self.me, unseen))
+        self.unseen.pop(event.thread_id, None)
+        self._update_title()
+        self._open_messages = event.messages
+        conversation = self.query_one(Conversation)
+        conversation.show(
+            event.thread_id, event.messages, self.me, self._marker[1], self.snapshot.taken_at
+        )
+        summary = next((t for t in self.snapshot.threads if t.thread_id == event.thread_id), None)
+        title = Text(f"Thread #{event.thread_id}")
+        if summary is not None:
+            title.append(" · " + " ↔ ".join(safe_line(p, 20) for p in summary.participants))
+        self._set_title("#conversation", title)
+        self._mark_shown(event.messages)
+
+    def _mark_shown(self, messages: list[Message]) -> None:
+        """The person's unread messages just put on screen are read now, and only now:
+        the participant leaves them unread when it takes them (nothing is marked read
+        that the person has not had on screen)."""
+        screen = self.screen_stack[0] if self.screen_stack else None
+        if screen is None or self.screen is not screen or screen.has_class("-too-small"):
+            return  # covered or hidden: the next load after it shows again marks them
+        ids = [m.message_id for m in messages if m.recipient_session_id == self.me and not m.read]
+        if ids and self.me is not None:
+            self.mark_read(self.me, ids)
+
+    @work(thread=True, exit_on_error=False, group="mark")
+    def mark_read(self, me: str, message_ids: list[int]) -> None:
+        try:
+            self.mesh.mark_read(me, message_ids)
+        except (MeshError, sqlite3.Error) as exc:
+            self.post_message(RefreshFailed(f"marking read: {exc}", gate=False))
+
+    def on_delivered(self, event: Delivered) -> None:
+        """A message for the person: count it unseen until its thread is opened."""
+        message = event.message
+        if self._panes_gone():
+            return
+        if message.thread_id != self.open_thread:
+            self.unseen.setdefault(message.thread_id, set()).add(message.message_id)
+        sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
+        first = safe_line(message.content, 80)
+        urgent = message.priority in ("urgent", "high")
+        self.notify(
+            f"{sender}: {first}",
+            title=f"new {message.priority} message" if urgent else "new message",
+            markup=False,
+            severity="warning" if urgent else "information",
+        )
+        if urgent:
+            self._alert(message)
+        self._update_title()
+        self.request_refresh()

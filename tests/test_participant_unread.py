@@ -1,0 +1,86 @@
+"""A participant that leaves mail unread (mark_read=False, for mesh-tui): each new
+message reaches on_message once, and stays unread in the file until the client marks it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from seedfile import plain_rows
+
+from mesh_core import Mesh, MeshConfig, Message, Participant
+
+FAST = MeshConfig(heartbeat_interval=0.2, poll_interval=0.05, watch_interval=0.02)
+DEADLINE = 20.0
+
+SEND = """
+import sys
+from mesh_core import Mesh
+mesh = Mesh(sys.argv[1])
+me = mesh.register("outsider", cwd="/")
+for text in sys.argv[3:]:
+    print(mesh.send(me.session_id, sys.argv[2], text).message_id)
+"""
+
+
+def send_from_another_process(db: Path, to: str, *texts: str) -> list[int]:
+    out = subprocess.run(
+        [sys.executable, "-c", SEND, str(db), to, *texts],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [int(line) for line in out.stdout.split()]
+
+
+def unread_ids(db: Path, session_id: str) -> list[int]:
+    rows = plain_rows(
+        db,
+        "SELECT message_id FROM agent_messages WHERE recipient_session_id = ? AND read = 0 "
+        "ORDER BY message_id",
+        (session_id,),
+    )
+    return [int(r["message_id"]) for r in rows]
+
+
+def test_each_message_is_handed_on_once_and_left_unread(db_path: Path, tmp_path: Path) -> None:
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def on_message(message: Message) -> None:
+        with lock:
+            got.append(message.message_id)
+
+    mesh = Mesh(db_path, config=FAST)
+    participant = Participant(
+        mesh, "person", kind="human", cwd=str(tmp_path), on_message=on_message, mark_read=False
+    )
+    me = participant.start().session_id
+    try:
+        first = send_from_another_process(db_path, "person", "one", "two")
+        end = time.monotonic() + DEADLINE
+        while sorted(got) != first:
+            assert time.monotonic() < end, f"handed on: {got[:10]}"
+            time.sleep(0.02)
+        for _ in range(5):  # many more polls: nothing is handed on twice
+            participant.poll_now()
+            time.sleep(0.1)
+        assert sorted(got) == first
+        assert unread_ids(db_path, me) == first  # nothing marked read
+        with Mesh(db_path) as other:
+            other.mark_read(me, first[:1])
+        later = send_from_another_process(db_path, "person", "three")
+        end = time.monotonic() + DEADLINE
+        while len(got) < 3:
+            assert time.monotonic() < end, f"handed on: {got[:10]}"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert sorted(got) == first + later
+        assert unread_ids(db_path, me) == first[1:] + later
+    finally:
+        participant.stop()
+        mesh.close()

@@ -1,0 +1,93 @@
+"""Forgetting a stopped session from its agent details: asks first, then the row leaves
+the roster and the database; a refusal by the mesh is shown and changes nothing."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tui_fixtures import World, build_world, settle
+
+from mesh_tui.app import MeshApp
+from mesh_tui.screens.agent import AgentDetail
+from mesh_tui.screens.confirm import Confirm
+from mesh_tui.widgets.roster import Roster
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    built = build_world(tmp_path / "agent-mesh.db")
+    yield built
+    built.mesh.close()
+
+
+def screen_text(app: MeshApp) -> str:
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+def sessions(world: World) -> set[str]:
+    return {r[0] for r in world.mesh.connection().execute("SELECT session_id FROM agent_sessions")}
+
+
+async def test_forget_a_stopped_session_after_a_yes(world: World) -> None:
+    stopped = world.ids["old-prototype"]
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        roster = app.query_one(Roster)
+        roster.focus()
+        assert roster.select_key(stopped)
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, AgentDetail)
+        assert "f forget it" in screen_text(app)
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        assert "Forget the stopped session of old-prototype" in screen_text(app)
+        await pilot.press("n")  # no: nothing happens
+        await settle(pilot)
+        assert stopped in sessions(world) and stopped in roster.keys
+        await pilot.press("i", "f")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert stopped not in sessions(world)
+        assert stopped not in roster.keys
+        toasts = [str(n.message) for n in app._notifications]
+        assert "Forgot the stopped session of old-prototype" in toasts
+
+
+async def test_the_mesh_refusing_is_shown_and_changes_nothing(world: World) -> None:
+    stopped = world.ids["old-prototype"]
+    world.mesh.send(world.ids["api-server"], "old-prototype", "for your next run")
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        roster = app.query_one(Roster)
+        roster.focus()
+        assert roster.select_key(stopped)
+        await pilot.press("i", "f")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert stopped in sessions(world) and stopped in roster.keys
+        (refusal,) = [
+            str(n.message) for n in app._notifications if "Not forgotten" in str(n.message)
+        ]
+        assert "1 unread message waits for" in refusal
+        # a live agent's details do not offer it at all
+        assert roster.select_key(world.ids["api-server"])
+        await pilot.press("i")
+        await pilot.pause()
+        assert "forget it" not in screen_text(app)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, AgentDetail)  # no question asked
+        assert world.ids["api-server"] in sessions(world)
