@@ -85,17 +85,18 @@ class MeshSnapshot:
     roster: tuple[RosterRow, ...]
     threads: tuple[ThreadSummary, ...]
 
-    def counts(self) -> dict[str, int]:
-        """Agents by what needs a look: active, stale, stopped, flooded, rate-limited."""
-        result = {s.value: 0 for s in Status} | {"flooded": 0, "rate-limited": 0}
-        for row in self.roster:
-            if row.agent.kind == "human":
-                continue
-            result[row.agent.status.value] += 1
-            if row.agent.status is not Status.STOPPED:
-                result["flooded"] += row.flooded
-                result["rate-limited"] += bool(row.rate_limited)
-        return result
+
+def roster_counts(rows: Iterable[RosterRow]) -> dict[str, int]:
+    """Sessions by what needs a look (active, stale, stopped, other, flooded,
+    rate-limited), counted from the rows a monitor shows, people included, so a top bar
+    and its rows always agree."""
+    result = {s.value: 0 for s in Status} | {"flooded": 0, "rate-limited": 0}
+    for row in rows:
+        result[row.agent.status.value] += 1
+        if row.agent.status is not Status.STOPPED:
+            result["flooded"] += row.flooded
+            result["rate-limited"] += bool(row.rate_limited)
+    return result
 
 
 def snapshot(

@@ -38,13 +38,12 @@ from mesh_tui.control.view import NARROW_BELOW
 from mesh_tui.messages import Delivered, MeshChanged, Notice
 from mesh_tui.screens.confirm import Confirm
 from mesh_tui.state import CRASH_FILE, crash_summary, write_crash_report
-from mesh_tui.visible import roster_counts
 from mesh_tui.widgets.composer import Composer
 from mesh_tui.widgets.conversation import Conversation
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
-__all__ = ["MeshApp", "main", "roster_counts"]
+__all__ = ["MeshApp", "main"]
 
 # below this the panes cannot show a row each: a message asks for a larger terminal
 MIN_WIDTH, MIN_HEIGHT = 60, 16

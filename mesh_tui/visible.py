@@ -44,18 +44,6 @@ def visible_roster(
     ]
 
 
-def roster_counts(rows: Iterable[RosterRow]) -> dict[str, int]:
-    """Counted from the rows the roster shows (people included), so the top bar and the
-    rows always agree."""
-    result = {s.value: 0 for s in Status} | {"flooded": 0, "rate-limited": 0}
-    for row in rows:
-        result[row.agent.status.value] += 1
-        if row.agent.status is not Status.STOPPED:
-            result["flooded"] += row.flooded
-            result["rate-limited"] += bool(row.rate_limited)
-    return result
-
-
 def visible_threads(
     snapshot: MeshSnapshot, view: ViewState, hits: Iterable[ThreadSummary] = ()
 ) -> list[ThreadSummary]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tui_fixtures import World, build_world, make_app, open_person_thread, settle
 
-from mesh_tui.app import roster_counts
+from mesh_core.views import roster_counts
 from mesh_tui.widgets.conversation import MessageView
 from mesh_tui.widgets.threads import ThreadList, fit_names
 

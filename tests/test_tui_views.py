@@ -45,8 +45,8 @@ def test_roster_shows_every_state_and_puts_attention_first(world: World) -> None
     assert [r.agent.agent_name for r in rows[: len(attention)]] == attention
     assert rows[-1].agent.agent_name == "old-prototype"  # stopped last
     snapshot = views.snapshot(world.mesh, world.me)
-    assert snapshot.counts() == {
-        "active": 3,
+    assert views.roster_counts(snapshot.roster) == {
+        "active": 4,  # the three talkers and the person: people count as the rows show them
         "stale": 1,
         "stopped": 1,
         "other": 0,

@@ -6,9 +6,10 @@ from rich.text import Text
 from textual.widgets import Static
 
 from mesh_core.text import safe_line
+from mesh_core.views import roster_counts
 from mesh_tui.control.core import AppCore
 from mesh_tui.messages import Prebuilt, ViewState
-from mesh_tui.visible import roster_counts, visible_roster, visible_threads
+from mesh_tui.visible import visible_roster, visible_threads
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
