@@ -14,12 +14,14 @@ runs the command with the hook's JSON on stdin (`session_id`, `cwd`, `hook_event
 - Gemini CLI's `BeforeAgent` and `AfterTool` act like `UserPromptSubmit` and
   `PostToolUse`.
 
-Identity (mesh_core.lifecycle.hook_session): one host session is one mesh session. The
-hook acts as the session its host process runs — the `mesh mcp` that host started, keyed
-on the host's pid and start time — else it registers one for the host process (so it
-lives as long as the host), in the workspace of the hook's `cwd` (docs/contract.md §3.2).
-It never revives a stopped session; `mesh mcp` takes over the session its host's hooks
-registered.
+Identity (mesh_core.lifecycle.hook_session, mesh_core.host_sessions): one host session is
+one mesh session. The hook acts as the session of its host session — keyed on the input's
+`session_id` and the host's pid and start time, since one host process may run several
+sessions (Codex's app-server daemon) — else it registers one for that host session (it
+lives as long as the host process), in the workspace of the hook's `cwd`
+(docs/contract.md §3.2). It never revives a stopped session; `mesh mcp` takes over the
+session its host session's hooks registered. `SessionEnd` only looks: it stops the
+session the hooks registered for that host session, if any.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from typing import IO, Any
 
 from mesh_core.delivery import framer, hook_lead, take_text
 from mesh_core.errors import InvalidArgument, MeshError
+from mesh_core.host_sessions import clean_host_session_id
+from mesh_core.identity import identify
 from mesh_core.lifecycle import hook_session
+from mesh_core.liveness import host_process
 from mesh_core.mesh import Mesh
 from mesh_core.rules import CLIENT_HOOK
 
@@ -99,14 +104,16 @@ def run_hook(mesh: Mesh, event: str, data: dict[str, Any]) -> dict[str, Any] | N
     if event not in EVENTS:
         raise InvalidArgument(f"unknown hook event {event!r}: use one of {', '.join(EVENTS)}")
     cwd = hook_cwd(data)
+    host_sid = clean_host_session_id(data.get("session_id"))
     try:
-        agent = hook_session(mesh, cwd, CLIENT)
+        if event == "SessionEnd":  # look only: never register a session to stop it
+            ended = mesh.host_session(identify(cwd).name, host_process(), host_sid)
+            if ended is not None and ended.metadata.get("client") == CLIENT:
+                mesh.deregister(ended.session_id)
+            return None
+        agent = hook_session(mesh, cwd, CLIENT, host_sid)
     except (OSError, ValueError) as exc:  # a folder name longer than the system takes, ...
         raise InvalidArgument(f"hook input cwd {cwd!r:.80} cannot be used ({exc})") from exc
-    if event == "SessionEnd":
-        if agent.metadata.get("client") == CLIENT:
-            mesh.deregister(agent.session_id)
-        return None
     if event == "Stop":
         if data.get("stop_hook_active") is True:
             return None  # this stop already follows our block: never hold the session twice

@@ -30,6 +30,7 @@ from mesh_core.delivery import (
     defang,
     frame_messages,
 )
+from mesh_core.host_sessions import HOST_SESSION_KEY
 from mesh_core.lifecycle import host_metadata
 from mesh_core.liveness import host_process
 from mesh_core.mesh import Mesh
@@ -40,7 +41,7 @@ from mesh_core.text import safe_line
 
 from .jsonrpc_stdin import repaired_stdin
 from .mcp_tools import INSTRUCTIONS, TOOL_DESCRIPTIONS, MeshTools, bind_annotations
-from .wake import CodexWaker
+from .wake import CodexWaker, thread_id_of
 
 if TYPE_CHECKING:
     import asyncio
@@ -74,11 +75,19 @@ class MeshMCP(MeshTools):
         self.mesh = mesh
         self.channel_opt_in = channel
         # One host session is one mesh session: if the host's hooks already registered
-        # one for this host process, this server takes it over.
-        host_pid = host_process()
-        shared = mesh.host_session(None, host_pid)
+        # the host process's only session, this server takes it over. A host process with
+        # several (Codex's daemon runs one server per thread) is sorted out once the
+        # client names its thread (`_bind_host_session`).
+        host_pid = self.host_pid = host_process()
+        running = mesh.host_sessions(None, host_pid)
+        shared = running[0] if len(running) == 1 else None
         if shared is not None and shared.metadata.get("client") != CLIENT_HOOK:
             shared = None  # another server of the same parent (a test, a script): its own
+        # The one dict the participant registers with, so a rejoin keeps the thread id.
+        self._metadata = host_metadata(
+            host_pid, shared.metadata.get(HOST_SESSION_KEY) if shared is not None else None
+        )
+        self._host_session_id: str | None = self._metadata.get(HOST_SESSION_KEY)
         self.participant = Participant(
             mesh,
             name if name is not None or shared is None else shared.agent_name,
@@ -86,7 +95,7 @@ class MeshMCP(MeshTools):
             client=CLIENT,
             cwd=cwd,
             session_id=shared.session_id if shared is not None else None,
-            metadata=host_metadata(host_pid),
+            metadata=self._metadata,
             on_change=self._on_change,
             take_inbox=False,  # never: a push marks read only when the client acks it
         )
@@ -190,6 +199,8 @@ class MeshMCP(MeshTools):
         """Middleware: learn the client's session and capabilities; once it declared it
         takes pushed messages (or `--channel` said so), offer it the waiting mail."""
         self.waker.observe(ctx.method, ctx.params)
+        if ctx.method == "tools/call":
+            self._bind_host_session(thread_id_of(ctx.params))
         result = await call_next(ctx)
         session = ctx.session
         if ctx.method == "notifications/initialized" or session.client_capabilities is not None:
@@ -200,6 +211,16 @@ class MeshMCP(MeshTools):
                 self._push_enabled = True
                 self.participant.poll_now()
         return result
+
+    def _bind_host_session(self, thread_id: str | None) -> None:
+        """The client named its host session (Codex: the thread id in `_meta`): record it
+        so that session's hooks find this one, and take over what they registered."""
+        if thread_id is None or thread_id == self._host_session_id or self._closing.is_set():
+            return
+        self._host_session_id = self._metadata[HOST_SESSION_KEY] = thread_id
+        taken = self.mesh.bind_host_session(self.session_id, self.host_pid, thread_id)
+        if taken:
+            self.participant.poll_now()  # their mail is ours now
 
     def _on_change(self) -> None:
         self.waker.notify()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .errors import MeshError
+from .host_sessions import HOST_SESSION_KEY
 from .identity import default_person_name, identify
 from .liveness import host_process, process_facts
 from .mesh import Mesh
@@ -76,22 +77,31 @@ def keep_alive(mesh: Mesh, session_id: str) -> Callable[[], bool]:
     return beat
 
 
-def host_metadata(host_pid: int) -> dict[str, Any]:
-    """What a session records of the host tool it belongs to."""
+def host_metadata(host_pid: int, host_session_id: str | None = None) -> dict[str, Any]:
+    """What a session records of the host tool it belongs to (and of the host's own
+    session, when the host names it: see mesh_core.host_sessions)."""
     facts = process_facts(host_pid)
-    return {"host_pid": host_pid, "host_pid_start": facts.get("pid_start")}
+    meta: dict[str, Any] = {"host_pid": host_pid, "host_pid_start": facts.get("pid_start")}
+    if host_session_id is not None:
+        meta[HOST_SESSION_KEY] = host_session_id
+    return meta
 
 
-def hook_session(mesh: Mesh, cwd: str | os.PathLike[str] | None, client: str) -> Agent:
-    """A host hook's session: the one its host runs (its `mesh mcp`, keyed on the host's
-    pid), else one registered now for the host process, so it lives exactly as long as
-    the host. A stopped session is never revived: nobody may be running it."""
+def hook_session(
+    mesh: Mesh,
+    cwd: str | os.PathLike[str] | None,
+    client: str,
+    host_session_id: str | None = None,
+) -> Agent:
+    """A host hook's session: the one its host session runs (its `mesh mcp`, keyed on the
+    host's session id and pid), else one registered now for that host session, living as
+    long as the host process. A stopped session is never revived: nobody may run it."""
     name = identify(cwd).name
     host_pid = host_process()
-    found = mesh.host_session(name, host_pid)
+    found = mesh.host_session(name, host_pid, host_session_id)
     if found is not None:
         if found.metadata.get("client") == client:  # nobody else beats for it
             mesh.heartbeat(found.session_id)
         return found
-    meta = {**process_facts(host_pid), **host_metadata(host_pid)}
+    meta = {**process_facts(host_pid), **host_metadata(host_pid, host_session_id)}
     return mesh.register(name, kind="agent", client=client, cwd=cwd, metadata=meta)

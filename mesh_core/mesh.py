@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
-from . import mailbox, maintenance, messaging, sessions
+from . import host_sessions, mailbox, maintenance, messaging, sessions
 from .clock import Clock
 from .config import MeshConfig
 from .models import Agent, CleanupReport, Message, Status
@@ -128,9 +128,21 @@ class Mesh:
         """Act as workspace `name`: its session (the active one first), else a new one."""
         return sessions.session_for(self.store, name, kind, client, cwd)
 
-    def host_session(self, name: str | None, host_pid: int) -> Agent | None:
-        """The live session (of workspace `name`, or any) run by the host tool `host_pid`."""
-        return sessions.host_session(self.store, name, host_pid)
+    def host_session(
+        self, name: str | None, host_pid: int, host_session_id: str | None = None
+    ) -> Agent | None:
+        """The live session (of workspace `name`, or any) that the hooks of host session
+        `host_session_id` of host tool `host_pid` act as (mesh_core.host_sessions)."""
+        return host_sessions.hook_host_session(self.store, name, host_pid, host_session_id)
+
+    def host_sessions(self, name: str | None, host_pid: int) -> list[Agent]:
+        """Every live session (of workspace `name`, or any) the host tool `host_pid` runs."""
+        return host_sessions.host_sessions(self.store, name, host_pid)
+
+    def bind_host_session(self, session_id: str, host_pid: int, host_session_id: str) -> list[str]:
+        """`session_id` runs host session `host_session_id`: record it and take over the
+        sessions its hooks registered; returns their ids."""
+        return host_sessions.bind_host_session(self.store, session_id, host_pid, host_session_id)
 
     def agent(self, session_id: str) -> Agent:
         return sessions.agent(self.store, session_id)

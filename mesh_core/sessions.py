@@ -270,30 +270,6 @@ def expire_unread(conn: sqlite3.Connection, session_ids: Sequence[str], expires:
         )
 
 
-def host_session(store: Store, name: str | None, host_pid: int) -> Agent | None:
-    """The live session (of workspace `name`, or any) that the host tool with pid
-    `host_pid` runs (its `mesh mcp`, or the one its hooks registered), after stopping dead
-    ones. A pid reused by another process does not match (its start time differs)."""
-    if name is not None:
-        name = validate_name(name)
-    store.write(lambda conn: reap_dead(conn, store, name))
-    rows = (
-        sessions_named(store, name)
-        if name is not None
-        else store.read("SELECT * FROM agent_sessions WHERE status = 'active'")
-    )
-    start = process_facts(host_pid).get("pid_start")
-    for row in rows:
-        meta = parse_metadata(row["metadata"])
-        if (
-            row["status"] == "active"
-            and meta.get("host_pid") == host_pid
-            and meta.get("host_pid_start") == start
-        ):
-            return to_agent(row, store.now_dt(), store.config)
-    return None
-
-
 def session_for(
     store: Store,
     name: str,
