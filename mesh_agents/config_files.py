@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,18 @@ def toml_table(text: str, header: str, body: str) -> str:
         return text[: found.start()] + body + ("\n" if following else "") + text[end:]
     sep = ("\n" if text and not text.endswith("\n") else "") + ("\n" if text.strip() else "")
     return text + sep + body
+
+
+def toml_top_level_key(text: str, key: str, value: str) -> str:
+    """`key = value` at the top level, before the first table, unless the file already
+    sets `key` there (the user's value stays)."""
+    if key in tomllib.loads(text):
+        return text
+    first = re.compile(r"^[ \t]*\[", re.MULTILINE).search(text)
+    at = first.start() if first else len(text)
+    head = text[:at]
+    sep = "\n" if head and not head.endswith("\n") else ""
+    return head + sep + f"{key} = {value}\n" + ("\n" if first else "") + text[at:]
 
 
 def toml_key_in_table(text: str, table: str, key: str, value: str) -> str:

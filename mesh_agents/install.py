@@ -33,6 +33,7 @@ from .config_files import (
     shell_quote,
     toml_key_in_table,
     toml_table,
+    toml_top_level_key,
 )
 
 SERVER_KEY = "agent-mesh"
@@ -210,6 +211,9 @@ def codex(home: Path, db: str | None, *, hooks: bool = True, wake: bool = True) 
         )
     if hooks:
         after = toml_key_in_table(after, "features", "hooks", "true")
+    # The TUI's app-server daemon keeps a quit session loaded (its `mesh mcp` too) for a
+    # minute by default: unloaded at once, the server sees EOF and its mail moves on.
+    after = toml_top_level_key(after, "thread_unload_delay_secs", "0")
     parsed = tomllib.loads(after)
     if parsed.get("mcp_servers", {}).get(SERVER_KEY, {}).get("command") != command[0]:
         raise InvalidArgument(f"could not place the server in {path}; add it by hand")
@@ -299,6 +303,12 @@ CODEX_TRUST_NOTE = (
     "them in `/hooks`). Until then, and in `codex exec`, which never asks, the hooks do "
     "not run and mail reaches the model only through check_inbox and the unread notice."
 )
+CODEX_UNLOAD_NOTE = (
+    "codex sessions: `thread_unload_delay_secs = 0` (unless you set it) makes Codex's "
+    "app-server daemon unload a session the moment you quit its TUI, so its `mesh mcp` "
+    "stops at once and its unread mail moves to a live session of the workspace (by "
+    "default the daemon keeps a quit session loaded, and on the mesh, for a minute)."
+)
 CODEX_WAKE_NOTE = (
     "codex wake (on; --no-wake to turn it off): when a message arrives while the session "
     "is idle, `mesh mcp` runs `codex queue` with a one-line notice (how many messages "
@@ -357,5 +367,6 @@ def run(
         if channel:
             out.append(CHANNEL_NOTE + "\n")
         if client == "codex":
+            out.append(CODEX_UNLOAD_NOTE + "\n")
             out.append((CODEX_WAKE_NOTE if wake else CODEX_NO_WAKE_NOTE) + "\n")
     return "".join(out)

@@ -245,6 +245,27 @@ def test_codex_writes_the_server_awaited_approved_with_the_db_and_trusted_hooks_
     assert "Trust all and continue" in first and "unchanged" in second
 
 
+def test_codex_unloads_a_quit_session_at_once_unless_the_user_chose_a_delay(home: Path) -> None:
+    """Codex 0.171's TUI daemon keeps a quit session, and its `mesh mcp`, loaded for a
+    minute unless `thread_unload_delay_secs` says otherwise: install sets it to 0 at the
+    top level (never inside a table), says so, and keeps a value the user set."""
+    config = home / ".codex" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('# my settings\nmodel = "o4"\n\n[features]\nweb_search = true\n')
+    done = mesh_install(home, "codex")
+    assert done.returncode == 0, done.stderr
+    data = tomllib.loads(config.read_text())
+    assert data["thread_unload_delay_secs"] == 0 and data["model"] == "o4"
+    assert "thread_unload_delay_secs" not in data["features"]
+    assert (
+        "thread_unload_delay_secs = 0" in done.stdout and "moves to a live session" in done.stdout
+    )
+    assert config.read_text().startswith("# my settings\n")
+    config.write_text("thread_unload_delay_secs = 300\n")
+    assert mesh_install(home, "codex").returncode == 0
+    assert tomllib.loads(config.read_text())["thread_unload_delay_secs"] == 300
+
+
 def test_codex_without_hooks_writes_no_hooks_and_no_feature(home: Path) -> None:
     done = mesh_install(home, "codex", "--no-hooks")
     assert done.returncode == 0, done.stderr

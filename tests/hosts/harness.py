@@ -542,9 +542,10 @@ def codex_cmd(
     argv: list[str], url: str, home: Path, env: dict[str, str], tmp: Path
 ) -> tuple[list[str], dict[str, str]]:
     config = home / ".codex" / "config.toml"
+    # Top-level keys first: the installed file may set some of its own (before its tables).
+    top = 'model = "test-model"\nmodel_provider = "scripted"\n'
     provider = (
-        'model = "test-model"\nmodel_provider = "scripted"\n\n'
-        "[model_providers.scripted]\n"
+        "\n[model_providers.scripted]\n"
         'name = "scripted"\n'
         f'base_url = "{url}/v1"\n'
         'wire_api = "responses"\n'
@@ -554,7 +555,7 @@ def codex_cmd(
     installed = config.read_text()
     if "[mcp_servers.agent-mesh]" in installed:  # a headless user approves sending
         provider += '[mcp_servers.agent-mesh.tools.send_message]\napproval_mode = "approve"\n\n'
-    config.write_text(provider + installed)
+    config.write_text(top + installed + provider)
     host_env = dict(env, OPENAI_API_KEY="sk-test-dummy", CODEX_HOME=str(home / ".codex"))
     cmd = [*argv, "exec", "--skip-git-repo-check", PROMPT]
     return cmd, host_env
