@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import harness, hostbin, idle
+from . import harness, hostbin, idle, two_tuis
 
 KEYS = list(hostbin.PACKAGES)
 _runs: dict[str, harness.HostRun] = {}
@@ -260,3 +260,35 @@ def test_codex_idle_session_is_woken_by_a_message(
     assert quiet.queued == 0
     assert not quiet.read_after
     assert "codex wake: off" in quiet.install_output
+
+
+def test_two_codex_tuis_on_one_codex_home_are_two_sessions(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Two interactive `codex` sessions of one CODEX_HOME share one app-server daemon (the
+    host process of both threads' hooks and servers). Each is its own mesh session, keyed
+    on its thread id; a message sent to one reaches only that thread's model requests;
+    when A quits, its session is stopped within seconds (the installed
+    `thread_unload_delay_secs = 0`) and the mail left for it reaches B's model."""
+    two = two_tuis.run_two_tuis(tmp_path_factory.mktemp("codex-two"))
+    if two.skip_reason:
+        pytest.skip(two.skip_reason)
+    where = f"codex two TUIs ({two.version}); screens in {tmp_path_factory.getbasetemp()}"
+    assert two.idle_reached, f"{where}: a first turn never ended"
+    assert set(two.threads) == {"A", "B"}, f"{where}: threads seen {two.threads}"
+    servers = [s for s in two.sessions if s["metadata"].get("client") == "mesh-mcp"]
+    assert {s["metadata"].get("host_session_id") for s in servers} == set(two.threads.values()), (
+        f"{where}: {two.sessions}"
+    )
+    assert [s for s in two.sessions if s["metadata"].get("client") == "mesh-hook"] == []
+    for mine, other in (("A", "B"), ("B", "A")):
+        seen = two.thread_requests(mine)
+        assert any(two_tuis.TEXT[mine] in r.text for r in seen), (
+            f"{where}: {mine} never got its own"
+        )
+        assert not any(two_tuis.TEXT[other] in r.text for r in seen), (
+            f"{where}: {mine} got {other}'s"
+        )
+    assert two.stopped_after is not None and two.stopped_after < 10, where
+    assert two.left_to == "B", f"{where}: the mail left for A went to {two.left_to}"
+    assert any(two_tuis.LEFT in r.text for r in two.thread_requests("B")), where
