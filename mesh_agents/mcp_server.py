@@ -30,7 +30,7 @@ from mesh_core.delivery import (
     defang,
     frame_messages,
 )
-from mesh_core.host_sessions import HOST_SESSION_KEY
+from mesh_core.host_sessions import BOUND_KEY, HOST_SESSION_KEY
 from mesh_core.lifecycle import host_metadata
 from mesh_core.liveness import host_process
 from mesh_core.mesh import Mesh
@@ -218,6 +218,7 @@ class MeshMCP(MeshTools):
         if thread_id is None or thread_id == self._host_session_id or self._closing.is_set():
             return
         self._host_session_id = self._metadata[HOST_SESSION_KEY] = thread_id
+        self._metadata[BOUND_KEY] = True
         taken = self.mesh.bind_host_session(self.session_id, self.host_pid, thread_id)
         if taken:
             self.participant.poll_now()  # their mail is ours now

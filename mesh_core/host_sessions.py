@@ -9,11 +9,13 @@ session id (`host_session_id` in the metadata): the `session_id` of the hook inp
 each `tools/call` `_meta`.
 
 - A hook with a session id acts as the live session of its host process that carries that
-  id. Failing that it claims the host's one session that carries no id yet, but only
-  while nothing shows the host runs several (no second unclaimed session, none carrying
-  another id): Claude Code's `mesh mcp` never learns the session id.
-- `mesh mcp`, once it learns its session id, records it and takes over the session the
-  hooks of that host session registered meanwhile (its unread mail moves over).
+  id. Failing that it claims the host process's only live session, unless that one's
+  server learned its own id from the client: Claude Code's `mesh mcp` never learns the
+  session id, and its `/clear` starts a new session id in the same process and server.
+  A second live session of the host process means it runs several: nothing is guessed.
+- `mesh mcp`, once the client names its host session, records the id as its own
+  (`host_session_bound`) and takes over the sessions the hooks of that host session
+  registered meanwhile (their unread mail moves over).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .sessions import reap_dead
 from .store import EXPIRES_SQL, Store
 
 HOST_SESSION_KEY = "host_session_id"
+BOUND_KEY = "host_session_bound"  # the id came from the server's own client, not a hook
 MAX_HOST_SESSION_ID = 200
 
 
@@ -92,10 +95,9 @@ def hook_host_session(
         for row, meta in rows:
             if meta.get(HOST_SESSION_KEY) == host_session_id:
                 return row
-        unclaimed = [(r, m) for r, m in rows if HOST_SESSION_KEY not in m]
-        if len(unclaimed) != 1 or len(rows) != 1:
-            return None  # none, or the host runs several sessions: not ours to guess
-        row, meta = unclaimed[0]
+        if len(rows) != 1 or rows[0][1].get(BOUND_KEY) is True:
+            return None  # none, another host session's own, or several: not ours to guess
+        row, meta = rows[0]
         meta[HOST_SESSION_KEY] = host_session_id
         conn.execute(
             "UPDATE agent_sessions SET metadata = ? WHERE session_id = ?",
@@ -126,6 +128,7 @@ def bind_host_session(
             return []
         meta = parse_metadata(own["metadata"])
         meta[HOST_SESSION_KEY] = host_session_id
+        meta[BOUND_KEY] = True
         conn.execute(
             "UPDATE agent_sessions SET metadata = ? WHERE session_id = ?",
             (json.dumps(meta), session_id),

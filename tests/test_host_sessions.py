@@ -27,6 +27,7 @@ from mesh_core.models import Agent
 TIMEOUT = 30.0
 THREAD_A = "01a234ce-76db-76a0-9b56-d05c0ac0b3fe"
 THREAD_B = "01a234ce-78e1-7d02-a69d-c1aebe83f2bd"
+THREAD_C = "01a234cf-1111-7222-8333-944445555666"
 CODEX_INIT = {
     "protocolVersion": "2025-06-18",
     "capabilities": {"experimental": {"codex/auth-change": {}}},
@@ -198,6 +199,14 @@ def test_hooks_before_the_first_tool_call_wait_in_their_own_session_then_merge(
         first.call(THREAD_A)
         assert by_client(mesh, "mesh-hook") == []  # A's hook session went to A's server
         assert len(by_client(mesh, "mesh-mcp")) == 2
+    # B's server gone, A's is the daemon's only session: a new thread's hook still does
+    # not take it, since A's server knows its own thread.
+    second.close()
+    servers.remove(second)
+    with Mesh(db_path) as mesh:
+        hook(db_path, repo, "SessionStart", THREAD_C, source="startup")
+        (third,) = by_client(mesh, "mesh-hook")
+        assert third.metadata["host_session_id"] == THREAD_C
 
 
 def test_session_end_stops_only_its_own_threads_hook_session(
@@ -235,6 +244,17 @@ def test_a_lone_host_session_keeps_one_mesh_session(db_path: Path, repo: Path) -
             (only,) = [a for a in sessions(mesh) if a.status.value == "active"]
             assert only.metadata["client"] == "mesh-mcp"
             assert only.metadata["host_session_id"] == "9c1b6a1e-claude-session"
+            # `/clear`: a new session id, the same process and server: still that session.
+            hook(db_path, repo, "SessionStart", "after-clear-session", source="clear")
+            (same,) = [a for a in sessions(mesh) if a.status.value == "active"]
+            assert same.session_id == only.session_id
+            assert same.metadata["host_session_id"] == "after-clear-session"
+            peer = mesh.register("peer", kind="cli").session_id
+            mesh.send(peer, "alpha", "after the clear")
+            got = context(
+                hook(db_path, repo, "UserPromptSubmit", "after-clear-session", prompt="x")
+            )
+            assert "after the clear" in got
     finally:
         server.close()
     with Mesh(db_path) as mesh:
