@@ -209,11 +209,17 @@ def test_shim_logs_each_step_of_a_push_when_asked(
 ) -> None:
     """AGENT_MESH_EXTENSION_LOG: the extension writes when it received a push, handed it
     to session.send, saw it accepted and had it acknowledged (marked read), in that order;
-    the host suite splits a push's latency into ours and Copilot's with it."""
+    AGENT_MESH_LOG: `mesh mcp` writes when it saw the change and when it had written the
+    notification (before writing it). The host suite splits a push's latency into ours and Copilot's with them."""
     workspace = tmp_path / "web-app"
     workspace.mkdir()
-    log = tmp_path / "extension.jsonl"
-    node = Node(extension, workspace, AGENT_MESH_EXTENSION_LOG=str(log))
+    log, server_log = tmp_path / "extension.jsonl", tmp_path / "mesh.log"
+    node = Node(
+        extension,
+        workspace,
+        AGENT_MESH_EXTENSION_LOG=str(log),
+        AGENT_MESH_LOG=str(server_log),
+    )
     try:
         node.next("joined")
         with Mesh(db_path) as mesh:
@@ -236,3 +242,8 @@ def test_shim_logs_each_step_of_a_push_when_asked(
     assert entries[-1]["marked"] == [message_id]
     times = [e["t"] for e in entries]
     assert times == sorted(times) and abs(times[0] / 1000 - time.time()) < TIMEOUT
+    lines = [line.split(" ", 4) for line in server_log.read_text().splitlines()]
+    pushed = [float(t) for t, _, _, _, text in lines if text == f"pushing message {message_id}"]
+    seen = [float(t) for t, _, _, _, text in lines if text == "change seen"]
+    assert len(pushed) == 1 and any(t <= pushed[0] for t in seen), lines
+    assert pushed[0] <= times[0] / 1000 + 0.002  # before the extension read it (to the ms)
