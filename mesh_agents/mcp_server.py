@@ -202,6 +202,7 @@ class MeshMCP(MeshTools):
         return result
 
     def _on_change(self) -> None:
+        log.debug("change seen")
         self.waker.notify()
         self._offer_pushes()
 
@@ -239,6 +240,7 @@ class MeshMCP(MeshTools):
             },
         }
         notification = Notification[dict[str, Any], str](method=CHANNEL_METHOD, params=params)
+        log.debug("pushing message %d", message.message_id)
         future = asyncio.run_coroutine_threadsafe(
             session.send_notification(notification),  # type: ignore[arg-type]
             loop,
