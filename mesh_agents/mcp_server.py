@@ -224,6 +224,7 @@ class MeshMCP(MeshTools):
             self.participant.poll_now()  # their mail is ours now
 
     def _on_change(self) -> None:
+        log.debug("change seen")
         self.waker.notify()
         self._offer_pushes()
 
@@ -261,6 +262,7 @@ class MeshMCP(MeshTools):
             },
         }
         notification = Notification[dict[str, Any], str](method=CHANNEL_METHOD, params=params)
+        log.debug("pushing message %d", message.message_id)
         future = asyncio.run_coroutine_threadsafe(
             session.send_notification(notification),  # type: ignore[arg-type]
             loop,

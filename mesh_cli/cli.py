@@ -216,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")  # never crash on an odd terminal
     parser = build_parser()
     args = parser.parse_args(argv)
+    _debug_log(os.environ.get("AGENT_MESH_LOG"))
     mesh: Mesh | None = None
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
@@ -240,6 +241,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             mesh.close()
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _debug_log(path: str | None) -> None:
+    """`AGENT_MESH_LOG=FILE`: our loggers' lines, debug included, each with its epoch time
+    and pid, appended to FILE instead of stderr — to see what a `mesh mcp` that a host
+    started did, and when (a push's steps, say)."""
+    if not path:
+        return
+    import logging
+
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(created).6f %(process)d %(name)s %(levelname)s %(message)s")
+    )
+    for name in ("mesh_core", "mesh_agents", "mesh_cli"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).parent / "bench" / "run.py"
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
 
 
 def _figures() -> tuple[str, ...]:
@@ -32,8 +33,10 @@ def _figures() -> tuple[str, ...]:
 
 @pytest.mark.slow
 def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# before\n{START}\nold table\n{END}\n# after\n", encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, str(RUN), "--quick"],
+        [sys.executable, str(RUN), "--quick", "--readme", str(readme)],
         check=False,
         capture_output=True,
         text=True,
@@ -52,3 +55,17 @@ def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
         assert row is not None, f"no row for {figure!r} in:\n{done.stdout}"
         assert row.rstrip().endswith(("PASS", "MISS", "info")), row
     assert "BROKEN" not in done.stdout
+    written = readme.read_text(encoding="utf-8")
+    assert written.startswith(f"# before\n{START}\n```text\n") and written.endswith(
+        f"```\n{END}\n# after\n"
+    ), written
+    assert "old table" not in written
+    block = written.split(START, 1)[1].split(END, 1)[0].splitlines()
+    assert sum(line.startswith("figure ") for line in block) == 1, written  # one table
+    assert [line for line in block if line.startswith(_figures())] == table_rows(lines), written
+
+
+def table_rows(lines: list[str]) -> list[str]:
+    """The rows of the final table (the run also prints each row as it comes)."""
+    header = max(i for i, line in enumerate(lines) if line.startswith("figure "))
+    return [line for line in lines[header + 2 :] if line.startswith(_figures())]

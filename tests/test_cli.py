@@ -12,13 +12,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import TIMEOUT, mesh_argv, wait_until
 
 from mesh_cli.cli import main
 from mesh_cli.render import ago
@@ -51,7 +51,6 @@ MESSAGE_KEYS = {
     "read_at",
     "expires_at",
 }
-TIMEOUT = 60  # generous: a loaded 2-core machine must not make these flake
 
 
 def _env(name: str) -> dict[str, str]:
@@ -71,10 +70,6 @@ def _env(name: str) -> dict[str, str]:
     return env
 
 
-def _command(db: Path, args: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "mesh_cli", "--db", str(db), *args]
-
-
 def run_mesh(
     db: Path,
     *args: str,
@@ -84,7 +79,7 @@ def run_mesh(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `mesh` as its own process, as user `name`."""
     result = subprocess.run(
-        _command(db, args),
+        mesh_argv(db, *args),
         input=stdin,
         capture_output=True,
         timeout=TIMEOUT,
@@ -101,22 +96,12 @@ def run_mesh(
 
 def start_mesh(db: Path, *args: str, name: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        _command(db, args),
+        mesh_argv(db, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(name),
     )
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -676,7 +661,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
     for _ in range(10):  # ~100 KB of table, ~200 KB of JSON: more than a pipe holds
         live.send(alice.session_id, bob.session_id, "✓" * 3_400)
     reader = subprocess.Popen(
-        _command(db_path, ("show", "1", *mode)),
+        mesh_argv(db_path, "show", "1", *mode),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,

@@ -81,8 +81,9 @@ def extension(tmp_path: Path, db_path: Path) -> Path:
 class Node:
     """The extension process, its stdout read line by line in a thread."""
 
-    def __init__(self, script: Path, cwd: Path) -> None:
+    def __init__(self, script: Path, cwd: Path, **extra_env: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+        env.update(extra_env)
         self.proc = subprocess.Popen(
             ["node", str(script)],
             cwd=cwd,
@@ -201,3 +202,48 @@ def test_shim_says_what_to_do_when_mesh_cannot_start(extension: Path, tmp_path: 
     assert done.returncode != 0 and done.stdout == ""  # never joined the session
     assert "agent-mesh: could not start" in done.stderr
     assert "mesh install copilot" in done.stderr
+
+
+def test_shim_logs_each_step_of_a_push_when_asked(
+    extension: Path, db_path: Path, tmp_path: Path
+) -> None:
+    """AGENT_MESH_EXTENSION_LOG: the extension writes when it received a push, handed it
+    to session.send, saw it accepted and had it acknowledged (marked read), in that order;
+    AGENT_MESH_LOG: `mesh mcp` writes when it saw the change and when it had written the
+    notification (before writing it). The host suite splits a push's latency into ours and Copilot's with them."""
+    workspace = tmp_path / "web-app"
+    workspace.mkdir()
+    log, server_log = tmp_path / "extension.jsonl", tmp_path / "mesh.log"
+    node = Node(
+        extension,
+        workspace,
+        AGENT_MESH_EXTENSION_LOG=str(log),
+        AGENT_MESH_LOG=str(server_log),
+    )
+    try:
+        node.next("joined")
+        with Mesh(db_path) as mesh:
+            ops = mesh.register("ops", kind="cli").session_id
+            message_id = mesh.send(ops, "web-app", "is the API up?").message_id
+            assert f"#{message_id}" in node.next("send")["prompt"]
+            deadline = time.monotonic() + TIMEOUT
+            while not mesh.get(message_id).read:
+                assert time.monotonic() < deadline, "the push was never acknowledged"
+                time.sleep(0.02)
+        entries: list[dict[str, Any]] = []
+        while [e["step"] for e in entries][-1:] != ["acked"]:
+            assert time.monotonic() < deadline, f"no 'acked' in the log: {entries}"
+            time.sleep(0.02)
+            entries = [json.loads(line) for line in log.read_text().splitlines()]
+    finally:
+        node.close()
+    assert [e["step"] for e in entries] == ["received", "send", "accepted", "acked"]
+    assert {e["message_id"] for e in entries} == {message_id}
+    assert entries[-1]["marked"] == [message_id]
+    times = [e["t"] for e in entries]
+    assert times == sorted(times) and abs(times[0] / 1000 - time.time()) < TIMEOUT
+    lines = [line.split(" ", 4) for line in server_log.read_text().splitlines()]
+    pushed = [float(t) for t, _, _, _, text in lines if text == f"pushing message {message_id}"]
+    seen = [float(t) for t, _, _, _, text in lines if text == "change seen"]
+    assert len(pushed) == 1 and any(t <= pushed[0] for t in seen), lines
+    assert pushed[0] <= times[0] / 1000 + 0.002  # before the extension read it (to the ms)

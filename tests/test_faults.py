@@ -19,10 +19,11 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from mesh_core import Mesh, MeshConfig, Message, Participant
 from mesh_core.errors import DatabasePermission, DatabaseUnusable
@@ -279,14 +280,6 @@ def watcher(tmp_path: Path) -> Iterator[Watcher]:
     handle = Watcher(folder / "mesh.db")
     yield handle
     handle.close()
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check.__doc__ or check}")
-        time.sleep(0.05)
 
 
 def reaches(db: Path, name: str, watcher: Watcher, text: str) -> bool:

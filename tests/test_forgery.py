@@ -12,7 +12,6 @@ structured content; `mesh hook`) and on what the `mesh` command prints.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import run_mesh
 from mcp.client.session import ClientSession
 from mcp_types import CallToolResult
 from test_hooks import claude_input, run_hook
@@ -156,14 +156,7 @@ def assert_structured_clean(structured: dict[str, Any], text: str) -> None:
 
 def mesh_cmd(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`mesh ARGS` into a pipe, 200 columns wide so no table drops a column."""
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_cli", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return run_mesh(db, *args, env={"COLUMNS": "200"})
 
 
 def send_through_the_door(db: Path, tmp_path: Path) -> int:

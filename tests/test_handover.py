@@ -11,18 +11,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import TIMEOUT, mesh_argv, wait_until
 
 from mesh_core import Mesh
 from mesh_core.handover import hand_over, reader_gone, unread_bytes
 from mesh_core.models import Message
 from mesh_core.participant import Participant
-
-TIMEOUT = 60  # generous: a loaded 2-core machine must not make these flake
 
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="a pipe's fill level is read on Linux only"
@@ -39,23 +36,9 @@ for _ in range(int(sys.argv[1])):
 NEVER_READS = "import time; time.sleep(1.5)"
 
 
-def _command(db: Path, args: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "mesh_cli", "--db", str(db), *args]
-
-
 def _env(name: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"AGENT_MESH_DB", "FORCE_COLOR"}}
     return env | {"AGENT_MESH_NAME": name, "COLUMNS": "120"}
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _waiting(db: Path, count: int) -> list[int]:
@@ -79,7 +62,7 @@ def _read_ids(db: Path) -> set[int]:
 def _pipeline(db: Path, mesh_args: tuple[str, ...], reader: list[str]) -> tuple[str, int]:
     """`mesh … | reader`: the reader's output and the mesh command's exit code."""
     producer = subprocess.Popen(
-        _command(db, mesh_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env("bob")
+        mesh_argv(db, *mesh_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env("bob")
     )
     assert producer.stdout is not None
     consumer = subprocess.Popen(reader, stdin=producer.stdout, stdout=subprocess.PIPE, text=True)
@@ -132,7 +115,7 @@ def test_inbox_into_a_file_is_delivered_on_write(db_path: Path, tmp_path: Path) 
     target = tmp_path / "out.json"
     with target.open("wb") as file:
         done = subprocess.run(
-            _command(db_path, ("inbox", "--json")),
+            mesh_argv(db_path, "inbox", "--json"),
             check=False,
             stdout=file,
             env=_env("bob"),
@@ -212,7 +195,7 @@ def test_acknowledge_mode_marks_read_only_what_the_consumer_acknowledged(
         with Mesh(db_path) as other:
             sent = [other.send(senders[i // 10], "bob", f"m{i}").message_id for i in range(25)]
         participant.poll_now()
-        first = wait_until(lambda: len(got) >= 20 and list(got), "the first batch")
+        first = wait_until(lambda: list(got) if len(got) >= 20 else None, "the first batch")
         time.sleep(0.3)
         participant.poll_now()
         time.sleep(0.3)

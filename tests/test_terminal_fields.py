@@ -9,26 +9,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_mesh
 
 from mesh_core import Mesh
 
 TITLE = "\x1b]0;pwned\x1b\\"
 CLIPBOARD = "\x1b]52;c;cHduZWQ=\x07"
 CSI_8BIT = "\x9b2J"
-
-
-def _mesh(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh_cli", "--db", str(db), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _assert_clean(result: subprocess.CompletedProcess[str]) -> None:
@@ -71,7 +61,7 @@ def hostile_db(db_path: Path) -> tuple[Path, int]:
 
 def test_show_escapes_every_field(hostile_db: tuple[Path, int]) -> None:
     db, message_id = hostile_db
-    result = _mesh(db, "show", str(message_id))
+    result = run_mesh(db, "show", str(message_id))
     _assert_clean(result)
     # Decoded in rows.py: an unknown priority reads as normal, a text parent id as none.
     assert "normal" in result.stdout
@@ -79,14 +69,14 @@ def test_show_escapes_every_field(hostile_db: tuple[Path, int]) -> None:
 
 def test_inbox_escapes_every_field(hostile_db: tuple[Path, int]) -> None:
     db, _ = hostile_db
-    result = _mesh(db, "inbox", "--from", "bob")
+    result = run_mesh(db, "inbox", "--from", "bob")
     _assert_clean(result)
     assert "hi" in result.stdout
 
 
 def test_reply_escapes_the_thread_id_and_priority(hostile_db: tuple[Path, int]) -> None:
     db, message_id = hostile_db
-    result = _mesh(db, "reply", str(message_id), "answer", "--from", "bob")
+    result = run_mesh(db, "reply", str(message_id), "answer", "--from", "bob")
     _assert_clean(result)
 
 
@@ -95,5 +85,5 @@ def test_roster_and_status_escape_every_field(
     hostile_db: tuple[Path, int], args: list[str]
 ) -> None:
     db, _ = hostile_db
-    result = _mesh(db, *args)
+    result = run_mesh(db, *args)
     _assert_clean(result)

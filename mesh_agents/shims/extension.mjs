@@ -8,7 +8,7 @@
 // model before its next call, as the original Node.js extension did. No mesh logic lives here.
 
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,19 @@ import { joinSession } from "@github/copilot-sdk/extension";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHANNEL = "notifications/claude/channel";
 const PROTOCOL = "2025-11-25";
+
+// `AGENT_MESH_EXTENSION_LOG=FILE`: one JSON line per step of each push (received, handed
+// to session.send, accepted, acknowledged), with the epoch time in ms, so the time from a
+// send to the model request can be split into ours and Copilot's. Off unless set.
+const LOG_FILE = process.env.AGENT_MESH_EXTENSION_LOG;
+function trace(step, id, extra = {}) {
+  if (!LOG_FILE) return;
+  try {
+    appendFileSync(LOG_FILE, JSON.stringify({ t: Date.now(), step, message_id: id, ...extra }) + "\n");
+  } catch {
+    // a log that cannot be written must not stop delivery
+  }
+}
 
 // The command that runs `mesh` (written by `mesh install copilot`), else `mesh` on PATH.
 function meshCommand() {
@@ -62,6 +75,7 @@ class MeshServer {
       return;
     }
     if (message.method === CHANNEL) {
+      trace("received", Number(message.params?.meta?.message_id));
       this.onChannel(message.params);
     } else if (message.method !== undefined && message.id !== undefined) {
       this.write({ id: message.id, result: {} }); // ping
@@ -111,10 +125,16 @@ let session = null;
 // the per-call notice (the server offers each message once per session).
 function deliver(params) {
   const id = Number(params.meta?.message_id);
+  trace("send", id);
   session
     .send({ prompt: params.content, mode: "immediate" })
-    .then(() => (Number.isInteger(id) ? server.request("agent-mesh/ack", { message_ids: [id] }) : null))
+    .then(() => {
+      trace("accepted", id);
+      return Number.isInteger(id) ? server.request("agent-mesh/ack", { message_ids: [id] }) : null;
+    })
+    .then((acked) => acked && trace("acked", id, { marked: acked.marked }))
     .catch((error) => {
+      trace("failed", id, { error: String(error) });
       session.log?.(`agent-mesh: message ${params.meta?.message_id} not delivered: ${error}`);
     });
 }

@@ -112,3 +112,18 @@ def percentile(values: list[float], fraction: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+README_START = "<!-- bench-table:start -->"
+README_END = "<!-- bench-table:end -->"
+
+
+def replace_readme_block(readme: str, lines: list[str]) -> str:
+    """The README with the text between the benchmark's markers replaced by `lines` in a
+    fenced block: the results section is the run's own output, never pasted by hand."""
+    if README_START not in readme or README_END not in readme:
+        raise ValueError(f"no {README_START} … {README_END} block")
+    head, rest = readme.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    block = "\n".join(["```text", *lines, "```"])
+    return f"{head}{README_START}\n{block}\n{README_END}{tail}"

@@ -36,7 +36,7 @@ from mesh_core.db import connect
 from . import live, startup
 from .dataset import PROBE_THREAD, Dataset, build
 from .live import Child
-from .report import Report, median_ms
+from .report import Report, median_ms, replace_readme_block
 
 BLOCK = 50  # sends, then raw inserts, alternating (measure_throughput)
 
@@ -407,26 +407,36 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="messages in the large database (default 1,000,000; e.g. 100000)",
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        metavar="PATH",
+        help="write this run's table into PATH between its bench-table markers",
+    )
     args = parser.parse_args(argv)
+    if args.readme is not None and not args.readme.is_file():
+        parser.error(f"--readme: {args.readme} is not a file")
     sizes = QUICK if args.quick else FULL
     if args.big is not None:
         if args.big < sizes.small:
             parser.error(f"--big must be at least {sizes.small}")
         sizes = replace(sizes, big=args.big)
     began = time.monotonic()
-    print(f"agent-mesh benchmark ({'quick' if args.quick else 'full'}): {machine()}")
+    heading = f"agent-mesh benchmark ({'quick' if args.quick else 'full'}): {machine()}"
+    print(heading)
+    load_before = os.getloadavg()[0]
     report = Report()
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         work = Path(tmp)
         start = time.monotonic()
         small = build(work / "small.db", sizes.small, sizes.sessions)
         big = build(work / "big.db", sizes.big, sizes.sessions)
-        print(
+        built = (
             f"built {sizes.small:,} and {sizes.big:,} messages, {sizes.sessions:,} sessions "
             f"each, {small.unread} unread, in {time.monotonic() - start:.1f} s "
-            f"({big.path.stat().st_size / 1e6:.0f} MB)",
-            flush=True,
+            f"({big.path.stat().st_size / 1e6:.0f} MB)"
         )
+        print(built, flush=True)
         live.measure_delivery(
             report, work, sizes.latency_messages, sizes.echo_messages, FIGURES[0:5]
         )
@@ -441,12 +451,19 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table())
     misses = sum(row.passed is False for row in report.rows)
-    print(
-        f"\n{sum(row.passed is True for row in report.rows)} PASS, {misses} MISS "
-        f"in {time.monotonic() - began:.0f} s"
+    summary = (
+        f"{sum(row.passed is True for row in report.rows)} PASS, {misses} MISS "
+        f"in {time.monotonic() - began:.0f} s; load average {load_before:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end"
     )
+    print(f"\n{summary}")
     for problem in report.broken:
         print(f"BROKEN: {problem}")
+    if args.readme is not None and not report.broken:
+        lines = [heading, built, report.table(), "", summary]
+        readme = args.readme.read_text(encoding="utf-8")
+        args.readme.write_text(replace_readme_block(readme, lines), encoding="utf-8")
+        print(f"wrote the table into {args.readme}")
     return 1 if report.broken else 0
 
 

@@ -88,6 +88,7 @@ class HostRun:
     requests: list[Logged] = field(default_factory=list)
     start_id: int = 0
     mid_id: int = 0
+    mid_sent_at: float = 0.0  # epoch seconds, when the mid-session send returned
     db: Path = Path()
     sessions: list[dict[str, Any]] = field(default_factory=list)
     peer_inbox: list[str] = field(default_factory=list)
@@ -103,6 +104,8 @@ class HostRun:
     later_sent_at: float = 0.0
     unread_after_exit: list[int] = field(default_factory=list)
     transcripts: str = ""
+    # Copilot: the extension's log of each push (AGENT_MESH_EXTENSION_LOG).
+    extension_log: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def hook_runs(self) -> list[str]:
@@ -148,6 +151,26 @@ class HostRun:
                     return text
         return None
 
+    def acked(self, message_id: int) -> bool:
+        """The extension pushed this message and `mesh mcp` marked it read on its ack."""
+        return any(
+            e.get("step") == "acked" and message_id in (e.get("marked") or [])
+            for e in self.extension_log
+        )
+
+    def mid_latency(self) -> float | None:
+        """Seconds from the mid-session send to the first model request carrying it."""
+        route = self.route(self.mid_id)
+        if route is None or not self.mid_sent_at:
+            return None
+        return self.model_requests[route.request].at - self.mid_sent_at
+
+    def mid_in_next_request(self) -> bool:
+        """The mid-session message was in the first model request made after its send."""
+        route = self.route(self.mid_id)
+        later = [i for i, r in enumerate(self.model_requests) if r.at >= self.mid_sent_at]
+        return route is not None and bool(later) and route.request == later[0]
+
     def notice_seen(self) -> bool:
         return any(NOTICE.search(text) for r in self.model_requests for _, text in segments(r))
 
@@ -186,6 +209,9 @@ class HostRun:
             "mid_route": mid.origin if mid else None,
             "start_framed": _framed_ok(self.framed_text(self.start_id), self.start_id),
             "mid_framed": _framed_ok(self.framed_text(self.mid_id), self.mid_id),
+            "mid_acked": self.acked(self.mid_id),
+            "mid_seconds": None if (late := self.mid_latency()) is None else round(late, 3),
+            "mid_next": self.mid_in_next_request(),
             "round_trip": any("round trip" in m for m in self.peer_inbox),
             "active_after_exit": len(self.active_after_exit()),
             "sessions": len([s for s in self.sessions if s["agent_name"] == WORKSPACE]),
@@ -380,6 +406,7 @@ def run_host(
     def on_step(step: int) -> None:
         if step == MID_STEP and not run.mid_id:
             run.mid_id = mesh.send(peer_sid, WORKSPACE, MID_TEXT, priority="urgent").message_id
+            run.mid_sent_at = time.time()
         if step == LATE_STEP and pkg.host == "claude" and not run.late_id:
             run.late_id = mesh.send(peer_sid, WORKSPACE, LATE_TEXT, priority="urgent").message_id
             threading.Thread(target=send_later, daemon=True).start()
@@ -426,6 +453,9 @@ def run_host(
         p.read_text(errors="replace")
         for p in sorted((home / ".claude").glob("projects/**/*.jsonl"))
     )
+    extension_log = tmp / "extension.jsonl"
+    if extension_log.exists():
+        run.extension_log = [json.loads(line) for line in extension_log.read_text().splitlines()]
     mesh.close()
     results[key] = run.to_json()
     (tmp / "stdout.txt").write_text(run.stdout)
@@ -588,6 +618,7 @@ def copilot_cmd(
         COPILOT_PROVIDER_BASE_URL=f"{url}/v1",
         COPILOT_PROVIDER_API_KEY="test-dummy",
         COPILOT_MODEL="test-model",
+        AGENT_MESH_EXTENSION_LOG=str(tmp / "extension.jsonl"),
     )
     cmd = [*argv, "-p", PROMPT, "--experimental", "--allow-all-tools"]
     return cmd, host_env

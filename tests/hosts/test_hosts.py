@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import harness, hostbin, idle, two_tuis
+from . import harness, hostbin, idle, push, two_tuis
 
 KEYS = list(hostbin.PACKAGES)
 _runs: dict[str, harness.HostRun] = {}
@@ -80,10 +80,11 @@ def test_mail_sent_mid_session_reaches_the_model_framed(run: harness.HostRun) ->
 
 def test_unread_notice_reaches_the_model(run: harness.HostRun) -> None:
     """While mail waits, the model is told so on its next tool result. A host whose
-    extension pushed the mid-session message (and acknowledged it, so it is read) has
-    nothing left waiting to be told of: the push itself is then what the model saw."""
+    extension pushed the mid-session message and acknowledged it (its log says so: the
+    message was marked read on the ack) has nothing left waiting to be told of: the push
+    itself is then what the model saw."""
     mid = run.route(run.mid_id)
-    pushed = mid is not None and mid.origin == "push"
+    pushed = mid is not None and mid.origin == "push" and run.acked(run.mid_id)
     assert pushed or run.notice_seen(), (
         f"{_where(run)}: no model request carries the '[agent-mesh] N unread messages … wait' "
         "notice (the mid-session message waited while tools were called)"
@@ -292,3 +293,40 @@ def test_two_codex_tuis_on_one_codex_home_are_two_sessions(
     assert two.stopped_after is not None and two.stopped_after < 10, where
     assert two.left_to == "B", f"{where}: the mail left for A went to {two.left_to}"
     assert any(two_tuis.LEFT in r.text for r in two.thread_requests("B")), where
+
+
+def test_copilot_idle_session_gets_each_message_pushed(
+    tmp_path_factory: pytest.TempPathFactory, results: dict[str, Any]
+) -> None:
+    """The interactive `copilot` TUI, idle after its first turn: each message a peer sends
+    starts a turn with nobody typing, and the model request of that turn carries it
+    framed; the extension logged each step (received, send, accepted) and the message is
+    read afterwards (acknowledged). What each step took is recorded for the README's
+    performance section, with a prompt typed into the same session as the reference
+    (Copilot's own time for a prompt); no time is asserted."""
+    pushed = push.run_copilot_push(tmp_path_factory.mktemp("copilot-push"))
+    if pushed.skip_reason:
+        pytest.skip(pushed.skip_reason)
+    where = f"copilot idle ({pushed.version}); screen at {tmp_path_factory.getbasetemp()}"
+    assert pushed.idle_reached, f"{where}: the first turn never ended"
+    total = push.median([s.after("request") for s in pushed.samples])
+    # Read by table.py: the copilot row's idle column and the performance section.
+    results["copilot-idle"] = {
+        "idle": (
+            "pushed: the extension's session.send starts a turn "
+            f"({total / 1000:.1f} s after the send, median of {len(pushed.samples)})"
+            if total is not None
+            else "**not pushed**: waits for the next prompt"
+        ),
+        "push": pushed.to_json(),
+    }
+    assert len(pushed.samples) == push.SAMPLES, where
+    for sample in pushed.samples:
+        assert sample.request_at is not None, (
+            f"{where}: message #{sample.message_id} reached no model request within "
+            f"{push.WAIT:.0f}s"
+        )
+        missing = [step for step in push.STEPS if sample.after(step) is None]
+        assert not missing, f"{where}: #{sample.message_id}: no {missing} in the logs"
+        assert sample.read, f"{where}: #{sample.message_id} is still unread (never acked)"
+    assert all(t is not None for t in pushed.typed), f"{where}: a typed prompt never went out"
