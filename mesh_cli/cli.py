@@ -220,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mesh: Mesh | None = None
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    # ctrl+c as our own exception, unless SIGINT is ignored or someone else handles it.
+    own_sigint = on_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if own_sigint:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         if getattr(args, "open_mesh", True):
             mesh = Mesh(args.db)
@@ -229,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeshError as exc:
         print(f"mesh: {safe_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt):
         print("mesh: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -241,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             mesh.close()
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if own_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _debug_log(path: str | None) -> None:
@@ -259,6 +265,18 @@ def _debug_log(path: str | None) -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.DEBUG)
         logger.addHandler(handler)
+
+
+class Interrupted(BaseException):
+    """ctrl+c, raised instead of KeyboardInterrupt. CPython (3.11 here) marks the
+    interpreter to die by SIGINT at exit whenever a KeyboardInterrupt leaves an `exec`
+    of source text, even one caught later: dataclasses build their methods that way, so
+    a ctrl+c landing in an import (watchdog's, during `send --wait`) turned exit 130 into
+    death by signal. Not an Exception, so no `except Exception` swallows it."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -547,6 +547,37 @@ def test_ctrl_c_exits_130_without_a_traceback_and_releases_the_session(
     assert alice.status.value == "stopped"
 
 
+CTRL_C_IN_EXEC = """
+import os, signal, sys
+import mesh_cli.cli as cli
+
+def status(args, mesh):
+    # ctrl+c lands while code built from source text runs, as in a dataclass's methods
+    # being made during an import
+    exec("os.kill(os.getpid(), signal.SIGINT)\\nwhile True: pass", {"os": os, "signal": signal})
+
+cli.cmd_status = status
+sys.exit(cli.main(["--db", sys.argv[1], "status"]))
+"""
+
+
+def test_ctrl_c_inside_exec_of_source_text_still_exits_130(db_path: Path, tmp_path: Path) -> None:
+    """CPython marks the process to die by SIGINT when a KeyboardInterrupt leaves an
+    `exec` of source text, caught or not (seen at exit when run with `-m`, as
+    `python -m mesh_cli` is); `mesh` raises its own exception instead."""
+    (tmp_path / "ctrl_c_probe.py").write_text(CTRL_C_IN_EXEC, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_probe", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and "interrupted" in done.stderr
+
+
 def _lines(stream: Any) -> queue.Queue[str]:
     """Read `stream` line by line in a thread, so a test can wait with a time-out."""
     lines: queue.Queue[str] = queue.Queue()
