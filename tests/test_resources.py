@@ -165,8 +165,9 @@ def test_mesh_mcp_fds_stay_flat_over_bursts_of_calls(tmp_path: Path) -> None:
     # The first two bursts set the level (SQLite keeps the fd of a connection closed while
     # others are open, for reuse); later ones may not add to it. A burst's worker threads
     # live until the next burst prunes them, so how many hold a connection when we count
-    # moves by one or two (two fds each). Without the pool: 25, 31, 40, 53.
-    assert max(counts[2:]) <= max(counts[:2]) + 4, counts
+    # moves with the machine's load (two fds each: 45, 43, 43, 50, 45 was seen at load 4).
+    # Without the pool every burst adds 6 to 13: 25, 31, 40, 53.
+    assert max(counts[2:]) <= max(counts[:2]) + 8, counts
 
 
 def server_pid(db: Path) -> int:
