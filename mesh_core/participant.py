@@ -28,7 +28,7 @@ from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
 from .models import Agent, Message
 from .store import database_gone
-from .watch import SETTLE_SECONDS, CommitWatch
+from .watch import SETTLE_SECONDS, CommitWatch, SafetyCheck, next_on_grid
 
 log = logging.getLogger(__name__)
 
@@ -42,48 +42,6 @@ FILE_CHECK_SECONDS = 2.0
 MISSES_BEFORE_POLLING = 2
 # mark_read False: how many unread messages one poll looks at.
 PEEK_LIMIT = 500
-
-
-def _next_on_grid(due: float, interval: float, now: float) -> float:
-    """The first time after `now` on the grid `due + k * interval`: timers of equal
-    intervals started together stay in one wake-up instead of drifting apart."""
-    if interval <= 0:
-        return now
-    return due + ((now - due) // interval + 1) * interval
-
-
-class SafetyCheck:
-    """How long a watching loop sleeps, with no event, before it checks data_version.
-
-    It starts at `first`. Once the watch has reported a write (this process's own
-    heartbeat will do: every connection to a WAL file is on this machine, so another
-    process's writes reach the same kernel and raise the same events), each round that
-    finds nothing new doubles it, up to `longest`. A commit the timer found with no event
-    for it (a miss) brings it back to `first`; commits that came with their events prove
-    the watch works and leave it as it is. A watch that never reported anything keeps
-    `first`, so a blind one is still found out (MISSES_BEFORE_POLLING) at that pace."""
-
-    def __init__(self, first: float, longest: float) -> None:
-        self.first = first
-        self.longest = max(first, longest)
-        self.interval = first
-        self.proven = False
-
-    def after_round(self, *, evented: bool, changed: bool, missed: bool) -> float:
-        """The interval after a round that saw `evented` (new file events), `changed`
-        (another connection committed) and `missed` (a commit with no event for it)."""
-        if evented:
-            self.proven = True
-        if missed:
-            self.interval = self.first
-        elif not evented and not changed and self.proven:
-            self.interval = min(self.longest, self.interval * 2)
-        return self.interval
-
-    def restart(self) -> None:
-        """A new watch (the file was replaced): nothing proven about it yet."""
-        self.interval = self.first
-        self.proven = False
 
 
 class Participant:
@@ -283,7 +241,7 @@ class Participant:
                 if changed or asked or now >= next_poll:
                     self._poll()
                     if now >= next_poll:  # a poll for a commit keeps the timer's grid
-                        next_poll = _next_on_grid(next_poll, cfg.poll_interval, now)
+                        next_poll = next_on_grid(next_poll, cfg.poll_interval, now)
                     if (changed or asked) and self.on_change is not None:
                         try:
                             self.on_change()
@@ -294,10 +252,10 @@ class Participant:
                         self.mesh.heartbeat(self.session_id)
                     except SessionNotFound:  # another client deleted our row: rejoin
                         self.agent = self.mesh.register(**self._register_args)
-                    next_beat = _next_on_grid(next_beat, cfg.heartbeat_interval, now)
+                    next_beat = next_on_grid(next_beat, cfg.heartbeat_interval, now)
                 if now >= next_cleanup:
                     self.mesh.maybe_cleanup()
-                    next_cleanup = _next_on_grid(next_cleanup, cfg.cleanup_every, now)
+                    next_cleanup = next_on_grid(next_cleanup, cfg.cleanup_every, now)
                 backoff = 0.0
                 if self._failing is not None:
                     log.info("mesh participant: working again after: %s", self._failing)

@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from mesh_core import Mesh, MeshConfig, Message, Participant
-from mesh_core.participant import SafetyCheck
-from mesh_core.watch import CommitWatch
+from mesh_core.watch import CommitWatch, SafetyCheck
 
 DEADLINE = 10.0  # far below every timer of SLOW: only an event delivers in time
 SLOW = MeshConfig(
