@@ -22,8 +22,10 @@ shape it:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mesh_core.delivery import (
@@ -56,6 +58,9 @@ SERVER_NAME = "agent-mesh"
 CHANNEL_CAPABILITY = "claude/channel"
 CHANNEL_METHOD = "notifications/claude/channel"
 PUSH_TIMEOUT = 10.0
+# The participant loop (its watch's start, its first round) starts with the client's
+# first message after `initialize`, or this long after serving began, whichever is first.
+LOOP_START_DELAY = 1.0
 PUSH_BATCH = 20  # messages offered per change; the rest on the next one
 ACK_METHOD = "agent-mesh/ack"
 
@@ -115,9 +120,9 @@ class MeshMCP(MeshTools):
         is handled from this moment, not after the slow SDK import, so a client that
         gives up during start-up still leaves the session marked stopped."""
         self._install_signal_handlers()
-        # The loop (its watch's start, its first round) waits until the tools are built:
-        # until then nothing can be pushed, and its work would share the interpreter
-        # with the import below.
+        # The loop (its watch's start, its first round) waits until `initialize` is
+        # answered (LOOP_START_DELAY): until then nothing can be pushed, and its work
+        # would share the interpreter with the import below and with that answer.
         agent = self.participant.start(loop=False)
         # The SDK's import starts the moment the session is written, on its own thread,
         # so none of our remaining start-up runs before it begins.
@@ -171,7 +176,6 @@ class MeshMCP(MeshTools):
         from mcp.server.stdio import stdio_server
 
         app = self.build()
-        self.participant.start_loop()  # before the first request: pushes need it
         # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
         # in-memory client reaches the low-level server the same way.
         lowlevel = app._lowlevel_server
@@ -181,8 +185,20 @@ class MeshMCP(MeshTools):
         self._loop = asyncio.get_running_loop()
         # Our stdin: the SDK drops a line holding a lone surrogate without an answer.
         with repaired_stdin() as wire:
-            async with stdio_server(stdin=anyio.wrap_file(wire)) as (read_stream, write_stream):
+            async with (
+                stdio_server(stdin=anyio.wrap_file(wire)) as (read_stream, write_stream),
+                anyio.create_task_group() as tasks,
+            ):
+                tasks.start_soon(self._start_loop_later)
                 await lowlevel.run(read_stream, write_stream, options)
+                tasks.cancel_scope.cancel()
+
+    async def _start_loop_later(self) -> None:
+        """The loop's start would share the interpreter with answering `initialize`."""
+        import anyio
+
+        await anyio.sleep(LOOP_START_DELAY)
+        self.participant.start_loop()
 
     def _add_ack_handler(self, lowlevel: Any) -> None:
         import mcp_types
@@ -202,6 +218,8 @@ class MeshMCP(MeshTools):
         if ctx.method == "tools/call":
             self._bind_host_session(thread_id_of(ctx.params))
         result = await call_next(ctx)
+        if ctx.method != "initialize":
+            self.participant.start_loop()  # once; pushes need it
         session = ctx.session
         if ctx.method == "notifications/initialized" or session.client_capabilities is not None:
             self._session = session
@@ -294,11 +312,31 @@ class MeshMCP(MeshTools):
         from mcp.server.mcpserver import MCPServer
 
         bind_annotations()
-        app: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
+        with _without_rich():
+            app: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
         app.middleware.append(self._observe)
         for name, description in TOOL_DESCRIPTIONS.items():
             app.add_tool(getattr(self, name), name=name, description=description)
         return app
+
+
+@contextmanager
+def _without_rich() -> Iterator[None]:
+    """Build the server as the SDK does without its `rich` extra, which we do not ask for:
+    its log set-up imports rich when it finds it (our CLI needs it), a cost of start-up
+    for a log handler that only decorates stderr. It falls back to logging's own handler."""
+    names = ("rich", "rich.console", "rich.logging")
+    saved = {name: sys.modules.get(name) for name in names}
+    for name in names:
+        sys.modules[name] = None  # type: ignore[assignment]  # None: `import` raises ImportError
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
 
 
 def _import_sdk() -> None:

@@ -43,8 +43,11 @@ class MeshConfig:
     # check wakes a thread and costs CPU: shorter delivers sooner and costs more.
     watch_interval: float = 0.05
     # While the file-system watch runs, the data_version check that still runs on a timer:
-    # the safety net for an event the watch misses.
+    # the safety net for an event the watch misses. A participant whose watch has reported
+    # a write lengthens it while nothing happens, doubling up to `watch_safety_max`, and
+    # goes back to `watch_safety_interval` at the next commit of another process.
     watch_safety_interval: float = 1.0
+    watch_safety_max: float = 5.0
     busy_timeout_ms: int = 5000
     # How long a write keeps retrying while another process holds the write lock
     # (busy_timeout already waits per attempt) before the user is told it is busy.

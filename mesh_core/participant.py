@@ -3,12 +3,13 @@
 It registers at once (so the session is visible before anything else happens), then in a
 background thread: sleeps until the file system reports a write to the database (see
 watch.py), confirms with `PRAGMA data_version` that another connection committed, and
-polls the inbox at once. It checks data_version every `watch_safety_interval` anyway (an
-event the watch missed), every `watch_interval` when the file system cannot be watched
-or proved blind (a commit seen with no event, twice in a row), and polls the inbox
-every `poll_interval` whatever happens; heartbeats every `heartbeat_interval`; runs the
-shared clean-up at most once a minute. It marks the session stopped on a clean exit and
-on SIGTERM.
+polls the inbox at once. It checks data_version on a timer anyway (an event the watch
+missed): every `watch_safety_interval`, lengthened while nothing happens up to
+`watch_safety_max` (SafetyCheck); every `watch_interval` when the file system cannot be
+watched or proved blind (a commit seen with no event, twice in a row). It polls the
+inbox every `poll_interval` whatever happens; heartbeats every `heartbeat_interval`;
+runs the shared clean-up at most once a minute. It marks the session stopped on a clean
+exit and on SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
 from .models import Agent, Message
 from .store import database_gone
-from .watch import SETTLE_SECONDS, CommitWatch
+from .watch import SETTLE_SECONDS, CommitWatch, SafetyCheck, next_on_grid
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF = 5.0
 # How often the loop checks that the path still names the file it has open (deleted,
-# moved or replaced databases are noticed within this time).
+# moved or replaced databases are noticed then). A watching loop does not wake for it: it
+# checks in its next round, at the latest after the safety check's sleep.
 FILE_CHECK_SECONDS = 2.0
 # Commits in a row found by the timer with no file-system event for them: the watch is
 # blind on this file system (a network share, say), so the loop polls instead.
@@ -213,27 +215,33 @@ class Participant:
         misses = 0
         settling = False  # an event came that data_version did not confirm (yet)
         backoff = 0.0
+        safety = SafetyCheck(cfg.watch_safety_interval, cfg.watch_safety_max)
         while not self._stop.is_set():
             try:
-                if time.monotonic() >= next_file_check or self._failing is not None:
-                    next_file_check = time.monotonic() + FILE_CHECK_SECONDS
-                    self._check_file()
+                now = time.monotonic()
+                if now >= next_file_check or self._failing is not None:
+                    next_file_check = now + FILE_CHECK_SECONDS
+                    if self._check_file():
+                        safety.restart()
                 self._wake.clear()  # whatever woke us, data_version says what changed
                 asked, self._poll_asked = self._poll_asked, False
                 version = self.mesh.data_version()
                 now = time.monotonic()
                 changed = last_version is not None and version != last_version
                 last_version = version
-                evented = False
+                evented = missed = False
                 if self.watch is not None and self.watch.active:
                     evented = self.watch.events != events_seen
                     if not settling:  # a settle look's find is the earlier event's commit
+                        missed = changed and not evented
                         misses = self._audit_watch(changed, events_seen, misses)
                     events_seen = self.watch.events
+                    safety.after_round(evented=evented, changed=changed, missed=missed)
                 settling = evented and not changed
                 if changed or asked or now >= next_poll:
                     self._poll()
-                    next_poll = now + cfg.poll_interval
+                    if now >= next_poll:  # a poll for a commit keeps the timer's grid
+                        next_poll = next_on_grid(next_poll, cfg.poll_interval, now)
                     if (changed or asked) and self.on_change is not None:
                         try:
                             self.on_change()
@@ -244,10 +252,10 @@ class Participant:
                         self.mesh.heartbeat(self.session_id)
                     except SessionNotFound:  # another client deleted our row: rejoin
                         self.agent = self.mesh.register(**self._register_args)
-                    next_beat = now + cfg.heartbeat_interval
+                    next_beat = next_on_grid(next_beat, cfg.heartbeat_interval, now)
                 if now >= next_cleanup:
                     self.mesh.maybe_cleanup()
-                    next_cleanup = now + cfg.cleanup_every
+                    next_cleanup = next_on_grid(next_cleanup, cfg.cleanup_every, now)
                 backoff = 0.0
                 if self._failing is not None:
                     log.info("mesh participant: working again after: %s", self._failing)
@@ -267,8 +275,8 @@ class Participant:
                 continue
             if self.watching:
                 # Sleep until an event, or until the next thing due: no wake-up for nothing.
-                due = min(next_poll, next_beat, next_cleanup, next_file_check)
-                timeout = min(cfg.watch_safety_interval, max(0.0, due - time.monotonic()))
+                due = min(next_poll, next_beat, next_cleanup)
+                timeout = min(safety.interval, max(0.0, due - time.monotonic()))
                 if settling:
                     timeout = min(timeout, SETTLE_SECONDS)
             else:
@@ -305,16 +313,18 @@ class Participant:
             except Exception:  # a callback's bug must not kill the session
                 log.exception("on_error callback failed")
 
-    def _check_file(self) -> None:
+    def _check_file(self) -> bool:
         """Notice a database deleted, moved or replaced under us: SQLite would go on
         using the old, unlinked file and nobody would see this session. Wait while the
         path is empty (it is not ours to recreate); once a file is back, reopen it and
-        register again so the session is visible there."""
+        register again so the session is visible there. True when it reopened the file."""
+        reopened = False
         if self.mesh.file_changed():
             if not self.mesh.path.exists():
                 raise database_gone(self.mesh.path)
             self._rejoin = True  # stays set until a register in the new file worked
             self.mesh.reconnect()
+            reopened = True
             if self.watch is not None and self.watch.reason is None:
                 self.watch.stop()  # the folder may be a new one too: watch it afresh
                 self.watch.start()
@@ -322,6 +332,7 @@ class Participant:
             self.agent = self.mesh.register(**self._register_args)
             self._rejoin = False
             self._wake.set()  # poll at once: hand-over may have brought mail
+        return reopened
 
     def _poll(self) -> None:
         if not self.take_inbox:

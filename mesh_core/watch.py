@@ -149,6 +149,49 @@ class CommitWatch:
             self._wake()
 
 
+def next_on_grid(due: float, interval: float, now: float) -> float:
+    """The first time after `now` on the grid `due + k * interval`: timers of equal
+    intervals started together stay in one wake-up instead of drifting apart."""
+    if interval <= 0:
+        return now
+    return due + ((now - due) // interval + 1) * interval
+
+
+class SafetyCheck:
+    """How long a watching loop sleeps, with no event, before it checks data_version.
+
+    It starts at `first`. Once the watch has reported a write (this process's own
+    heartbeat will do: every connection to a WAL file is on this machine, so another
+    process's writes reach the same kernel and raise the same events), each round that
+    finds nothing new doubles it, up to `longest`. A commit the timer found with no event
+    for it (a miss) brings it back to `first`; commits that came with their events prove
+    the watch works and leave it as it is. A watch that never reported anything keeps
+    `first`, so a blind one is still found out (the participant's MISSES_BEFORE_POLLING)
+    at that pace."""
+
+    def __init__(self, first: float, longest: float) -> None:
+        self.first = first
+        self.longest = max(first, longest)
+        self.interval = first
+        self.proven = False
+
+    def after_round(self, *, evented: bool, changed: bool, missed: bool) -> float:
+        """The interval after a round that saw `evented` (new file events), `changed`
+        (another connection committed) and `missed` (a commit with no event for it)."""
+        if evented:
+            self.proven = True
+        if missed:
+            self.interval = self.first
+        elif not evented and not changed and self.proven:
+            self.interval = min(self.longest, self.interval * 2)
+        return self.interval
+
+    def restart(self) -> None:
+        """A new watch (the file was replaced): nothing proven about it yet."""
+        self.interval = self.first
+        self.proven = False
+
+
 class _Handler:
     """The watchdog handler: dispatch() is all the observer calls."""
 

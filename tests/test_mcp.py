@@ -569,3 +569,25 @@ def test_a_serving_server_leaves_at_once_on_a_signal_with_stdin_open(
             proc.kill()
         proc.wait()
     assert all(r["status"] == "stopped" for r in session_rows(db_path, "alpha"))
+
+
+def test_building_the_server_does_not_import_rich(tmp_path: Path) -> None:
+    """The SDK's log set-up imports rich when it can (its optional `rich` extra, which we
+    do not ask for; our CLI installs rich): built as without the extra, the server pays
+    no rich import on the way to `initialize`, and still has its six tools."""
+    probe = f"""
+import asyncio, sys
+from mesh_core.mesh import Mesh
+from mesh_agents.mcp_server import MeshMCP
+mesh = Mesh({str(tmp_path / "mesh.db")!r})
+server = MeshMCP(mesh, "alpha", cwd={str(tmp_path)!r})
+server.start()
+app = server.build()
+tools = asyncio.run(app.list_tools())
+print(len(tools), sorted(m for m in sys.modules if m == "rich" or m.startswith("rich.")))
+server.participant.stop()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=180
+    )
+    assert done.stdout.split() == ["6", "[]"], done.stderr

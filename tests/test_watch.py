@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from mesh_core import Mesh, MeshConfig, Message, Participant
-from mesh_core.watch import CommitWatch
+from mesh_core.watch import CommitWatch, SafetyCheck
 
 DEADLINE = 10.0  # far below every timer of SLOW: only an event delivers in time
 SLOW = MeshConfig(
@@ -318,3 +318,73 @@ def test_the_stop_race_of_the_library_is_not_logged(
         inotify_log.error("InotifyEmitter.queue_events() called when the thread is inactive")
         inotify_log.error("something else went wrong")
     assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]
+
+
+# -- quiet while idle: the safety check backs off ---------------------------------------
+
+
+def test_the_safety_check_backs_off_only_once_the_watch_reported_a_write() -> None:
+    safety = SafetyCheck(1.0, 5.0)
+
+    def step(evented: bool = False, changed: bool = False) -> float:
+        return safety.after_round(evented=evented, changed=changed, missed=changed and not evented)
+
+    assert [step() for _ in range(3)] == [1.0, 1.0, 1.0]  # nothing proven yet
+    assert step(evented=True) == 1.0  # our own write's event: proven
+    assert [step() for _ in range(5)] == [2.0, 4.0, 5.0, 5.0, 5.0]
+    assert step(evented=True, changed=True) == 5.0  # a commit delivered by the watch
+    assert step(changed=True) == 1.0  # a commit found by the timer alone: a miss
+    assert step() == 2.0
+    safety.restart()  # a new watch (the file was replaced) has to prove itself again
+    assert step() == 1.0
+    assert SafetyCheck(60.0, 5.0).after_round(evented=True, changed=False, missed=False) == 60.0
+
+
+IDLE = MeshConfig(
+    heartbeat_interval=60.0,
+    poll_interval=60.0,
+    watch_interval=60.0,
+    watch_safety_interval=0.05,
+    watch_safety_max=0.8,
+)
+
+
+def test_an_idle_participant_checks_data_version_less_and_less_often(
+    tmp_path: Path, start: Start
+) -> None:
+    """Once its watch delivered a commit, an idle participant's timer lengthens its sleep
+    up to watch_safety_max: over 3 s a fixed 50 ms check would look 60 times."""
+    db = tmp_path / "mesh.db"
+    participant, inbox = start(db, "listener", IDLE)
+    checks: list[int] = []
+    data_version = participant.mesh.data_version
+
+    def counted() -> int:
+        checks.append(data_version())
+        return checks[-1]
+
+    participant.mesh.data_version = counted  # type: ignore[method-assign]
+    send_from_another_process(db, "listener", "proves the watch")
+    inbox.wait_for(1)
+    checks.clear()
+    time.sleep(3.0)
+    # 0.1 + 0.2 + 0.4 + 0.8 s, then every 0.8 s: about 7 looks in 3 s.
+    assert 1 <= len(checks) <= 15, f"{len(checks)} data_version checks in 3 s of idle"
+
+
+def test_the_backed_off_timer_still_finds_a_commit_the_watch_missed(
+    tmp_path: Path, start: Start
+) -> None:
+    """A watch that stops raising events after it proved itself: the next commit is
+    found by the timer, whose sleep stays bounded by watch_safety_max."""
+    db = tmp_path / "mesh.db"
+    config = IDLE.with_overrides(watch_safety_max=0.5)
+    participant, inbox = start(db, "listener", config)
+    send_from_another_process(db, "listener", "proves the watch")
+    inbox.wait_for(1)
+    time.sleep(1.5)  # backed off to the longest sleep
+    watch = participant.watch
+    assert watch is not None and participant.watching
+    watch._wake = lambda: None  # deaf from now on (events are still counted)
+    send_from_another_process(db, "listener", "missed by the watch")
+    assert [m.content for m in inbox.wait_for(2)][1:] == ["missed by the watch"]
