@@ -55,6 +55,8 @@ _OURS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9
 def iso(when: datetime) -> str:
     """`2026-11-23T14:03:07.123Z`: UTC, milliseconds, `Z`."""
     # isoformat() is C and twice as fast as strftime (every send formats three of these).
+    if when.tzinfo is UTC:  # what every clock gives: only the "+00:00" to replace
+        return when.isoformat(timespec="milliseconds")[:-6] + "Z"
     return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
