@@ -27,87 +27,9 @@ from .rules import (
     validate_message_id,
     validate_priority,
 )
+from .send_sql import COUNTS, INSERT, RECENT, RESOLVE, RULES, SENT, fetch
 from .sessions import current_session, pick_recipient, session_row, stop_dead
 from .store import Store
-
-# The send path's statements, as constant text: sqlite3 prepares each once per connection
-# (its statement cache is keyed by the text) and reuses it for every send.
-# The sender, the target and the target workspace's sessions; each row also carries the
-# mesh's rate limit from mesh_meta (read in this transaction, so always the file's own).
-_RESOLVE_SQL = (
-    "SELECT session_id, agent_name, status, metadata, last_heartbeat, registered_at, "
-    "agent_name = :target COLLATE NOCASE AS by_name, "
-    "(SELECT value FROM mesh_meta WHERE key = 'rate_limit') AS mesh_rate_limit, "
-    "(SELECT value FROM mesh_meta WHERE key = 'rate_window') AS mesh_rate_window "
-    "FROM agent_sessions WHERE session_id IN (:sender, :target) "
-    "OR agent_name = :target COLLATE NOCASE"
-)
-_INSERT_SQL = (
-    "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
-    "original_message_id, priority, created_at, read, read_at, expires_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)"
-)
-# What a row of _pair_sql is: the session pair's newest message each way (auto-thread),
-# the recipient's unread count before this message (queue depth), and one of the
-# workspace pair's recent sends (rate limit).
-_SENT, _RECEIVED, _UNREAD, _RECENT = 1, 0, 2, 3
-
-
-def _pair_sql(sender_named: bool, recipient_named: bool) -> str:
-    """The one read of the rules, for a sender and a recipient with or without a
-    workspace name (a nameless session is a workspace of its own): four constant texts.
-
-    Auto-thread: idx_messages_pair, the session pair's newest message each way since the
-    thread window's start. Queue depth: idx_messages_unread, capped at the flood
-    threshold. Rate limit: the workspace pair's sends in the window, newest first. When
-    the sender's workspace is the sender alone, from idx_messages_pair for each session
-    of the recipient's workspace (covering: a few seeks, however busy the recipient is);
-    else from idx_messages_recipient for each session of the recipient's workspace,
-    each message checked for its sender's workspace (a workspace's old sessions cost one
-    seek each, not one per pair of sessions). A one-row gate picks the branch before
-    either reads a message."""
-    recipients = (
-        "r.agent_name = :r_name COLLATE NOCASE AND r.agent_name = :r_name"  # the index, exact
-        if recipient_named
-        else "r.session_id = :r_id"
-    )
-    by_pair = (
-        "SELECT m.created_at FROM {gate} agent_sessions r "
-        "CROSS JOIN agent_messages m INDEXED BY idx_messages_pair "
-        "ON m.sender_session_id = :s_id AND m.recipient_session_id = r.session_id "
-        f"AND m.created_at >= :window WHERE {recipients}"
-    )
-    if sender_named:
-        alone = (
-            "(SELECT count(*) FROM (SELECT 1 FROM agent_sessions WHERE "
-            "agent_name = :s_name COLLATE NOCASE AND agent_name = :s_name LIMIT 2)) = 1"
-        )
-        recent = (
-            by_pair.format(gate=f"(SELECT 1 WHERE {alone}) CROSS JOIN")
-            + f" UNION ALL SELECT m.created_at FROM (SELECT 1 WHERE NOT {alone}) "
-            "CROSS JOIN agent_sessions r "
-            "CROSS JOIN agent_messages m INDEXED BY idx_messages_recipient "
-            "ON m.recipient_session_id = r.session_id AND m.created_at >= :window "
-            "JOIN agent_sessions s ON s.session_id = m.sender_session_id "
-            f"WHERE {recipients} AND s.agent_name = :s_name"
-        )
-    else:
-        recent = by_pair.format(gate="")
-    return (
-        f"SELECT * FROM (SELECT {_SENT} AS kind, message_id, original_message_id, created_at"
-        "  FROM agent_messages WHERE sender_session_id = :s_id AND recipient_session_id = :r_id"
-        "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1) "
-        f"UNION ALL SELECT * FROM (SELECT {_RECEIVED}, message_id, original_message_id, created_at"
-        "  FROM agent_messages WHERE sender_session_id = :r_id AND recipient_session_id = :s_id"
-        "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1) "
-        f"UNION ALL SELECT {_UNREAD}, (SELECT count(*) FROM (SELECT 1 FROM agent_messages"
-        "  WHERE recipient_session_id = :r_id AND read = 0 LIMIT :depth)), NULL, NULL "
-        f"UNION ALL SELECT * FROM (SELECT {_RECENT}, NULL, NULL, created_at FROM ({recent}) "
-        "  ORDER BY created_at DESC LIMIT :limit)"
-    )
-
-
-_PAIR_SQL = {(s, r): _pair_sql(s, r) for s in (True, False) for r in (True, False)}
 
 
 def send(
@@ -186,10 +108,10 @@ def _resolve(
     a session nobody runs; `reap_dead`'s rule). One query reads the sender, the target,
     the workspace's sessions and the limit for all of that; it is read again only when
     a dead session was just stopped."""
-    params = {"sender": sender_id, "target": target}
-    rows = conn.execute(_RESOLVE_SQL, params).fetchall()
+    params = (sender_id, target)
+    rows = fetch(conn, RESOLVE, params)
     if stop_dead(conn, store, [r for r in rows if r["by_name"] and r["status"] == "active"]):
-        rows = conn.execute(_RESOLVE_SQL, params).fetchall()
+        rows = fetch(conn, RESOLVE, params)
     sender = next((r for r in rows if r["session_id"] == sender_id), None)
     if sender is None:
         raise SessionNotFound(sender_id)
@@ -271,46 +193,34 @@ def _insert(
     window_start = iso(limits.since(now_dt))
     thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
 
-    # One read for the rules: the session pair's newest message each way, the
-    # recipient's unread count, the workspace pair's sends in the rate window.
-    rows = conn.execute(
-        _PAIR_SQL[bool(sender_name), bool(recipient_workspace)],
-        {
-            "s_id": sender_id,
-            "r_id": recipient_id,
-            "s_name": sender_name,
-            "r_name": recipient_workspace,
-            "since": thread_since,
-            "window": window_start,
-            "limit": limits.limit,
-            "depth": max(0, cfg.flood_threshold),
-        },
-    ).fetchall()
-    pair: list[tuple[sqlite3.Row, str]] = []
-    recent: list[str] = []
-    unread_before = 0
-    for r in rows:
-        # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
-        if r[0] == _UNREAD:
-            unread_before = int(r[1])
-        elif r[0] == _RECENT:
-            at = text(r[3]) or ""
-            if at > window_start:
-                recent.append(at)
-        else:
-            pair.append((r, text(r[3]) or ""))
+    # One read for the rules: the session pair's newest message each way in the thread
+    # window, the recipient's unread count, the workspace pair's sends in the rate window.
+    kind = (bool(sender_name), bool(recipient_workspace))
+    params = (
+        sender_id,
+        recipient_id,
+        sender_name,
+        recipient_workspace,
+        thread_since,
+        window_start,
+        limits.limit,
+        max(0, cfg.flood_threshold),
+    )
+    rows = fetch(conn, RULES[kind], params)
+    pair = [row for row in rows if row[0] != COUNTS]
+    _, unread_before, recent, _ = next(row for row in rows if row[0] == COUNTS)
 
     # The rate limit: the mesh's numbers, counted per workspace pair (every session of
     # the sender's workspace to every session of the recipient's).
-    limits.check(recent, now_dt, recipient_name)
+    if recent >= limits.limit:
+        sent = [row[0] for row in fetch(conn, RECENT[kind], params[:7])]  # newest first
+        limits.check(sent, now_dt, recipient_name)
 
     # Auto-thread: join the pair's thread if they spoke within the window (the newest
     # message either way; on a tie, the sender's own).
-    if root is None and not new_thread:
-        newest = max((p for p in pair if p[1] >= thread_since), key=_at, default=None)
-        if newest is not None:
-            found = newest[0]
-            root = row_id(found["original_message_id"]) or int(found["message_id"])
+    if root is None and not new_thread and pair:
+        newest = max(pair, key=_newest)
+        root = row_id(newest[2]) or int(newest[1])
 
     # A recipient not active (stopped, or another client's own status such as 'idle'):
     # the message waits 24 h for it (or its successor), as for a stopped one.
@@ -319,9 +229,12 @@ def _insert(
         expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
-    message_id = conn.execute(
-        _INSERT_SQL, (sender_id, recipient_id, content, root, priority, now, expires)
-    ).lastrowid
+    message_id = int(
+        conn.execute(
+            INSERT, (sender_id, recipient_id, content, root, priority, now, expires)
+        ).lastrowid
+        or 0  # an INSERT always sets it
+    )
 
     warnings: list[str] = []
     # Queue depth with this message: the count read before it (capped), plus one.
@@ -360,5 +273,6 @@ def _insert(
     )
 
 
-def _at(pair_row: tuple[sqlite3.Row, str]) -> str:
-    return pair_row[1]
+def _newest(row: sqlite3.Row) -> tuple[str, bool]:
+    """The newest message of the pair's; on a tie, the sender's own."""
+    return (row[3], row[0] == SENT)
