@@ -9,7 +9,10 @@ its mail moves to a live session instead of waiting on nobody.
 from __future__ import annotations
 
 import os
+import select
 import socket
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,19 @@ def is_dead(metadata: Mapping[str, Any]) -> bool:
         return False
     if pid <= 0:
         return False
+    recorded = metadata.get("pid_start")
+    if isinstance(recorded, str):
+        known = _HELD.exited((pid, recorded))
+        if known is not None:
+            return known
+    dead = _judge(pid, recorded)
+    if not dead and isinstance(recorded, str):
+        _HELD.hold(pid, recorded)
+    return dead
+
+
+def _judge(pid: int, recorded: object) -> bool:
+    """The full check: the pid answers, is not a zombie, and started when recorded."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,8 +114,79 @@ def is_dead(metadata: Mapping[str, Any]) -> bool:
     fields = stat.rsplit(")", 1)[-1].split()
     if fields and fields[0] == "Z":
         return True  # exited, not yet reaped by its parent
-    recorded = metadata.get("pid_start")
     return isinstance(recorded, str) and len(fields) > 19 and fields[19] != recorded
+
+
+class _Held:
+    """Processes found alive, each held by a pidfd (Linux): the kernel makes it readable
+    when that very process exits (a zombie included), so the next check of it is one
+    poll, exact, with no time-based cache. A pid reused by a newer process is another
+    process: its pidfd was never this one's. At most KEEP are held (the least recently
+    checked is let go); where pidfds do not exist, nothing is held and every check is
+    the full one."""
+
+    KEEP = 32
+
+    def __init__(self) -> None:
+        self._fds: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._lock = threading.Lock()  # no fd is polled while another thread closes it
+
+    def exited(self, key: tuple[int, str]) -> bool | None:
+        """Whether the held process of `key` exited; None if it is not held."""
+        with self._lock:
+            fd = self._fds.get(key)
+            if fd is None:
+                return None
+            if not _readable(fd):
+                self._fds.move_to_end(key)
+                return False
+            del self._fds[key]
+            os.close(fd)
+            return True
+
+    def hold(self, pid: int, recorded: str) -> None:
+        """Hold the process `pid` if it is the one that started at `recorded`: checked
+        after the pidfd is open, so the pidfd cannot be a newer process's."""
+        opener = getattr(os, "pidfd_open", None)
+        if opener is None:
+            return
+        try:
+            fd = opener(pid)
+        except OSError:  # no pidfds in this kernel, or the process just went
+            return
+        stat = _read_stat(pid)
+        fields = stat.rsplit(")", 1)[-1].split() if stat else []
+        same = len(fields) > 19 and fields[0] != "Z" and fields[19] == recorded
+        if not same or _readable(fd):
+            os.close(fd)
+            return
+        with self._lock:
+            old = self._fds.pop((pid, recorded), None)
+            self._fds[(pid, recorded)] = fd
+            while len(self._fds) > self.KEEP:
+                _, evicted = self._fds.popitem(last=False)
+                os.close(evicted)
+        if old is not None:
+            os.close(old)
+
+    def forget(self) -> None:
+        """In a forked child: let go of the parent's copies (and of its lock's state)."""
+        self._lock = threading.Lock()
+        fds, self._fds = self._fds, OrderedDict()
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+_HELD = _Held()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HELD.forget)
 
 
 def _read_stat(pid: int) -> str | None:

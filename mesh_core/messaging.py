@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
-from typing import Any
 
 from .clock import iso
 from .errors import (
@@ -19,7 +18,7 @@ from .errors import (
     UnknownRecipient,
 )
 from .models import Message
-from .rows import latest, row_id, status_text, text, to_message
+from .rows import latest, row_id, shown, status_text, text
 from .rules import (
     BROADCAST,
     RateLimit,
@@ -28,34 +27,9 @@ from .rules import (
     validate_message_id,
     validate_priority,
 )
+from .send_sql import COUNTS, INSERT, RECENT, RESOLVE, RULES, SENT, fetch
 from .sessions import current_session, pick_recipient, session_row, stop_dead
 from .store import Store
-
-# The send path's statements, as constant text: sqlite3 prepares each once per connection
-# (its statement cache is keyed by the text) and reuses it for every send.
-_RESOLVE_SQL = (
-    "SELECT *, agent_name = :target COLLATE NOCASE AS by_name FROM agent_sessions "
-    "WHERE session_id IN (:sender, :target) OR agent_name = :target COLLATE NOCASE"
-)
-# One read of idx_messages_pair serves auto-threading: this session pair's newest message
-# each way since the thread window's start; a last row (kind 2) carries the recipient's
-# unread count before this message, up to the flood threshold (idx_messages_unread).
-# The rate limit counts per workspace pair, in `_recent_sends`.
-_PAIR_SQL = (
-    "SELECT * FROM (SELECT 1 AS kind, message_id, original_message_id, created_at"
-    "  FROM agent_messages WHERE sender_session_id = :a AND recipient_session_id = :b"
-    "  AND created_at >= :since ORDER BY created_at DESC LIMIT :limit) "
-    "UNION ALL SELECT * FROM (SELECT 0, message_id, original_message_id, created_at"
-    "  FROM agent_messages WHERE sender_session_id = :b AND recipient_session_id = :a"
-    "  AND created_at >= :since ORDER BY created_at DESC LIMIT 1) "
-    "UNION ALL SELECT 2, (SELECT count(*) FROM (SELECT 1 FROM agent_messages"
-    "  WHERE recipient_session_id = :b AND read = 0 LIMIT :depth)), NULL, NULL"
-)
-_INSERT_SQL = (
-    "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
-    "original_message_id, priority, created_at, read, read_at, expires_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)"
-)
 
 
 def send(
@@ -84,11 +58,13 @@ def send(
             ).fetchall()
             if not recipients:
                 raise NoBroadcastRecipients()
+            limits = rate_limit(conn)
         else:
-            sender, recipient = _resolve(conn, store, sender_session_id, target)
+            sender, recipient, limits = _resolve(conn, store, sender_session_id, target)
             recipients = [recipient]
         return [
-            _insert(store, conn, sender, r, content, priority, None, new_thread) for r in recipients
+            _insert(store, conn, sender, r, content, priority, None, new_thread, limits)
+            for r in recipients
         ]
 
     return store.write(body)
@@ -116,30 +92,33 @@ def reply(
         )
         recipient = current_session(conn, store, other)
         root = row_id(original["original_message_id"]) or original["message_id"]
-        return _insert(store, conn, sender, recipient, content, priority, root, False)
+        limits = rate_limit(conn)
+        return _insert(store, conn, sender, recipient, content, priority, root, False, limits)
 
     return store.write(body)
 
 
 def _resolve(
     conn: sqlite3.Connection, store: Store, sender_id: str, target: str
-) -> tuple[sqlite3.Row, sqlite3.Row]:
-    """The sender's row, and the recipient: a session id exactly, else a workspace name
-    (exact, then any case), one of its active sessions (`pick_recipient`), else its most
-    recently seen stopped one. Active sessions of that name whose process is gone are
-    stopped first (mail must not go to a session nobody runs; `reap_dead`'s rule). One
-    query reads the sender, the target and the workspace's sessions for all of that; it
-    is read again only when a dead session was just stopped."""
-    params = {"sender": sender_id, "target": target}
-    rows = conn.execute(_RESOLVE_SQL, params).fetchall()
+) -> tuple[sqlite3.Row, sqlite3.Row, RateLimit]:
+    """The sender's row, the recipient and the mesh's rate limit. The recipient: a
+    session id exactly, else a workspace name (exact, then any case), one of its active
+    sessions (`pick_recipient`), else its most recently seen stopped one. Active
+    sessions of that name whose process is gone are stopped first (mail must not go to
+    a session nobody runs; `reap_dead`'s rule). One query reads the sender, the target,
+    the workspace's sessions and the limit for all of that; it is read again only when
+    a dead session was just stopped."""
+    params = (sender_id, target)
+    rows = fetch(conn, RESOLVE, params)
     if stop_dead(conn, store, [r for r in rows if r["by_name"] and r["status"] == "active"]):
-        rows = conn.execute(_RESOLVE_SQL, params).fetchall()
+        rows = fetch(conn, RESOLVE, params)
     sender = next((r for r in rows if r["session_id"] == sender_id), None)
     if sender is None:
         raise SessionNotFound(sender_id)
+    limits = RateLimit.parse(sender["mesh_rate_limit"], sender["mesh_rate_window"])
     exact = next((r for r in rows if r["session_id"] == target), None)
     if exact is not None:
-        return sender, exact
+        return sender, exact, limits
     named = [r for r in rows if r["by_name"]]
     candidates = [r for r in named if r["agent_name"] == target] or named
     if not candidates:
@@ -153,7 +132,7 @@ def _resolve(
         ]
         raise UnknownRecipient(target, known)
     active = [r for r in candidates if r["status"] == "active"]
-    return sender, pick_recipient(active, store) if active else latest(candidates)
+    return sender, pick_recipient(active, store) if active else latest(candidates), limits
 
 
 RATE_LIMIT_SQL = "SELECT key, value FROM mesh_meta WHERE key IN ('rate_limit', 'rate_window')"
@@ -189,44 +168,6 @@ def set_rate_limit(store: Store, limit: int, window: float) -> RateLimit:
     return wanted
 
 
-def _recent_sends(
-    conn: sqlite3.Connection,
-    sender: sqlite3.Row,
-    recipient: sqlite3.Row,
-    since: str,
-    limit: int,
-) -> list[str]:
-    """When the sender's workspace last sent to the recipient's, newest first, since
-    `since`, at most `limit`: every session of either workspace counts (a new session
-    does not start a new count). A session without a name counts on its own."""
-    by_recipient = (
-        "r.agent_name = :r_name COLLATE NOCASE AND r.agent_name = :r_name"  # the index, exact
-        if recipient["agent_name"]
-        else "r.session_id = :r_id"
-    )
-    by_sender = "s.agent_name = :s_name" if sender["agent_name"] else "s.session_id = :s_id"
-    # From each session of the recipient's workspace, that session's messages of the
-    # window (idx_messages_recipient): a workspace's old sessions cost one seek each.
-    rows = conn.execute(
-        "SELECT m.created_at FROM agent_sessions r "
-        "JOIN agent_messages m INDEXED BY idx_messages_recipient "
-        "  ON m.recipient_session_id = r.session_id AND m.created_at >= :since "
-        "JOIN agent_sessions s ON s.session_id = m.sender_session_id "
-        f"WHERE {by_recipient} AND {by_sender} "
-        "ORDER BY m.created_at DESC LIMIT :limit",
-        {
-            "r_name": recipient["agent_name"],
-            "s_name": sender["agent_name"],
-            "r_id": recipient["session_id"],
-            "s_id": sender["session_id"],
-            "since": since,
-            "limit": limit,
-        },
-    ).fetchall()
-    # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
-    return [at for at in (text(row[0]) or "" for row in rows) if at > since]
-
-
 def _insert(
     store: Store,
     conn: sqlite3.Connection,
@@ -236,49 +177,50 @@ def _insert(
     priority: str,
     root: int | None,
     new_thread: bool,
+    limits: RateLimit,
 ) -> Message:
-    """Store one message after the per-message rules: no self-message, the rate limit,
-    auto-threading, expiry for a stopped recipient, the queue-depth warning."""
+    """Store one message after the per-message rules: no self-message, the rate limit
+    (`limits`, the mesh's), auto-threading, expiry for a stopped recipient, the
+    queue-depth warning."""
     cfg = store.config
     sender_id, recipient_id = sender["session_id"], recipient["session_id"]
-    recipient_name = recipient["agent_name"] or recipient_id
+    sender_name, recipient_workspace = sender["agent_name"], recipient["agent_name"]
+    recipient_name = recipient_workspace or recipient_id
     if sender_id == recipient_id:
         raise SelfMessage(recipient_name)
     now_dt = store.now_dt()
     now = iso(now_dt)
+    window_start = iso(limits.since(now_dt))
+    thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
+
+    # One read for the rules: the session pair's newest message each way in the thread
+    # window, the recipient's unread count, the workspace pair's sends in the rate window.
+    kind = (bool(sender_name), bool(recipient_workspace))
+    params = (
+        sender_id,
+        recipient_id,
+        sender_name,
+        recipient_workspace,
+        thread_since,
+        window_start,
+        limits.limit,
+        max(0, cfg.flood_threshold),
+    )
+    rows = fetch(conn, RULES[kind], params)
+    pair = [row for row in rows if row[0] != COUNTS]
+    _, unread_before, recent, _ = next(row for row in rows if row[0] == COUNTS)
 
     # The rate limit: the mesh's numbers, counted per workspace pair (every session of
     # the sender's workspace to every session of the recipient's).
-    limits = rate_limit(conn)
-    window_start = iso(limits.since(now_dt))
-    recent = _recent_sends(conn, sender, recipient, window_start, limits.limit)
-    limits.check(recent, now_dt, recipient_name)
-
-    thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
-    *pair_rows, unread_before = conn.execute(
-        _PAIR_SQL,
-        {
-            "a": sender_id,
-            "b": recipient_id,
-            "since": thread_since,
-            "limit": 1,
-            "depth": max(0, cfg.flood_threshold),
-        },
-    ).fetchall()
-
-    # Another client's created_at may be a BLOB or a number: compared as (escaped) text.
-    pair = [(r, text(r["created_at"]) or "") for r in pair_rows]
+    if recent >= limits.limit:
+        sent = [row[0] for row in fetch(conn, RECENT[kind], params[:7])]  # newest first
+        limits.check(sent, now_dt, recipient_name)
 
     # Auto-thread: join the pair's thread if they spoke within the window (the newest
     # message either way; on a tie, the sender's own).
-    if root is None and not new_thread:
-        newest = max(
-            (r for r, at in pair if at >= thread_since),
-            key=lambda r: text(r["created_at"]) or "",
-            default=None,
-        )
-        if newest is not None:
-            root = row_id(newest["original_message_id"]) or int(newest["message_id"])
+    if root is None and not new_thread and pair:
+        newest = max(pair, key=_newest)
+        root = row_id(newest[2]) or int(newest[1])
 
     # A recipient not active (stopped, or another client's own status such as 'idle'):
     # the message waits 24 h for it (or its successor), as for a stopped one.
@@ -287,25 +229,16 @@ def _insert(
         expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
-    message_id = conn.execute(
-        _INSERT_SQL, (sender_id, recipient_id, content, root, priority, now, expires)
-    ).lastrowid
-    row: dict[str, Any] = {
-        "message_id": message_id,
-        "sender_session_id": sender_id,
-        "recipient_session_id": recipient_id,
-        "content": content,
-        "original_message_id": root,
-        "priority": priority,
-        "created_at": now,
-        "read": 0,
-        "read_at": None,
-        "expires_at": expires,
-    }
+    message_id = int(
+        conn.execute(
+            INSERT, (sender_id, recipient_id, content, root, priority, now, expires)
+        ).lastrowid
+        or 0  # an INSERT always sets it
+    )
 
     warnings: list[str] = []
     # Queue depth with this message: the count read before it (capped), plus one.
-    depth = int(unread_before["message_id"]) + 1
+    depth = unread_before + 1
     if is_flooded(depth, cfg):
         warnings.append(
             f"{recipient_name} has more than {cfg.flood_threshold} unread messages; "
@@ -321,5 +254,25 @@ def _insert(
             f"{recipient_name} is {state}: the message waits until {expires} for it "
             "(or for a new session of that workspace)"
         )
-    known = {sender_id: sender["agent_name"], recipient_id: recipient["agent_name"]}
-    return to_message(row, known, tuple(warnings))
+    # The row as stored, decoded as `to_message` decodes a read one: the ids came from the
+    # file (any value another client wrote), the rest is ours and already in its form.
+    return Message(
+        message_id=message_id,
+        sender_session_id=shown(sender_id) or "",
+        sender_name=text(sender_name),
+        recipient_session_id=shown(recipient_id) or "",
+        recipient_name=text(recipient_workspace),
+        content=content,
+        original_message_id=root,
+        priority=priority,
+        created_at=now,
+        read=False,
+        read_at=None,
+        expires_at=expires,
+        warnings=tuple(warnings),
+    )
+
+
+def _newest(row: sqlite3.Row) -> tuple[str, bool]:
+    """The newest message of the pair's; on a tie, the sender's own."""
+    return (row[3], row[0] == SENT)

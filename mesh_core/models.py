@@ -87,7 +87,7 @@ class Agent:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Message:
     message_id: int
     sender_session_id: str
@@ -103,6 +103,40 @@ class Message:
     expires_at: str | None
     # Not stored: what `send` wants its caller to know (queue depth, stopped recipient).
     warnings: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        message_id: int,
+        sender_session_id: str,
+        sender_name: str | None,
+        recipient_session_id: str,
+        recipient_name: str | None,
+        content: str,
+        original_message_id: int | None,
+        priority: str,
+        created_at: str,
+        read: bool,
+        read_at: str | None,
+        expires_at: str | None,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        # One dict update: the frozen dataclass's own __init__ sets each field through
+        # object.__setattr__, which costs twice as much (every send and read makes these).
+        self.__dict__.update(
+            message_id=message_id,
+            sender_session_id=sender_session_id,
+            sender_name=sender_name,
+            recipient_session_id=recipient_session_id,
+            recipient_name=recipient_name,
+            content=content,
+            original_message_id=original_message_id,
+            priority=priority,
+            created_at=created_at,
+            read=read,
+            read_at=read_at,
+            expires_at=expires_at,
+            warnings=warnings,
+        )
 
     @property
     def thread_id(self) -> int:

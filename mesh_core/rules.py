@@ -7,6 +7,7 @@ directly, so a cap or an order cannot drift between front-ends. See docs/contrac
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -190,6 +191,13 @@ class RateLimit:
     def parse(cls, limit: object, window: object) -> RateLimit:
         """From mesh_meta's text; a missing or odd value (another client's) is the
         contract's default, so every reader of the file gets the same numbers."""
+        try:
+            return _parse_rate_limit(limit, window)
+        except TypeError:  # an unhashable value (a caller's, never the file's)
+            return cls._parse(limit, window)
+
+    @classmethod
+    def _parse(cls, limit: object, window: object) -> RateLimit:
         default = cls()
         try:
             found_limit = int(str(limit))
@@ -221,6 +229,12 @@ class RateLimit:
     def since(self, now: datetime) -> datetime:
         """Where the window begins."""
         return now - timedelta(seconds=self.window)
+
+
+@functools.lru_cache(maxsize=16, typed=True)  # typed: 1 and 1.0 parse differently
+def _parse_rate_limit(limit: object, window: object) -> RateLimit:
+    """Every send parses the file's two values, which rarely change: parsed once each."""
+    return RateLimit._parse(limit, window)
 
 
 # Messages sent in the window, per (sender session, recipient session), from message id

@@ -268,6 +268,8 @@ HOT_QUERIES = {
     "thread fetch": (r"OR original_message_id = ", "idx_messages_thread"),
     # the workspace pair's sends: from each session of the recipient's workspace
     "rate-limit count": (r"INDEXED BY idx_messages_recipient", "idx_messages_recipient"),
+    # ... or, for a sender whose workspace is itself alone, per recipient session's pair
+    "rate-limit count, one-session sender": (r"INDEXED BY idx_messages_pair", "idx_messages_pair"),
     # the session pair's newest message each way
     "auto-thread lookup": (r"SELECT 1 AS kind", "idx_messages_pair"),
     "name lookup": (r"agent_name = .* COLLATE NOCASE", "idx_sessions_name"),

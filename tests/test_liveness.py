@@ -163,3 +163,26 @@ def test_mesh_inbox_takes_a_bounded_batch_and_says_how_many_more(tmp_path: Path)
     assert "5 more messages wait: run `mesh inbox` again" in done.stderr
     with Mesh(db) as mesh:
         assert len(mesh.peek_inbox(mesh.session_for("bob").agent.session_id)) == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux's")
+def test_held_processes_are_bounded_and_their_exit_is_seen_by_the_next_check() -> None:
+    """A live process is held by a pidfd (the next check is one poll): at most KEEP are
+    held, and a held process that exits (a zombie, not yet reaped) is dead at once."""
+    from mesh_core.liveness import _HELD
+
+    procs = [subprocess.Popen(["sleep", "600"]) for _ in range(_HELD.KEEP + 5)]
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        facts = [process_facts(p.pid) for p in procs]
+        assert not any(is_dead(f) for f in facts)
+        assert not any(is_dead(f) for f in facts)  # held ones answer from their pidfd
+        assert len(os.listdir("/proc/self/fd")) <= before + _HELD.KEEP
+        last = procs[-1]
+        os.kill(last.pid, signal.SIGKILL)
+        os.waitid(os.P_PID, last.pid, os.WEXITED | os.WNOWAIT)  # exited, still a zombie
+        assert is_dead(facts[-1])
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()

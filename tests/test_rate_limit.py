@@ -138,3 +138,45 @@ def test_odd_values_another_client_stored_read_as_the_contracts(db_path: Path) -
             conn.execute("DELETE FROM mesh_meta WHERE key LIKE 'rate_%'")
         conn.close()
         assert mesh.rate_limit() == RateLimit(10, 60.0)
+
+
+SET_LIMIT = """
+import sys
+from mesh_core import Mesh
+with Mesh(sys.argv[1]) as mesh:
+    mesh.set_rate_limit(1, 60.0)
+"""
+
+
+def test_a_limit_another_process_sets_holds_for_the_very_next_send(db_path: Path) -> None:
+    """The limit is read inside each send's transaction (no copy kept between sends):
+    a change committed by another process applies to this process's next send."""
+    with Mesh(db_path) as mesh:
+        alice, bob = mesh.register("alice"), mesh.register("bob")
+        mesh.send(alice.session_id, "bob", "one")  # under the default 10 in 60 s
+        subprocess.run([sys.executable, "-c", SET_LIMIT, str(db_path)], check=True, timeout=60)
+        with pytest.raises(RateLimited, match="1 messages to 'bob' in 60 s"):
+            mesh.send(alice.session_id, "bob", "two")
+        mesh.send(bob.session_id, "alice", "the other way has its own count")
+
+
+def test_a_one_session_sender_counts_every_session_of_the_recipients_workspace(
+    db_path: Path,
+) -> None:
+    """The one-session sender's branch (idx_messages_pair per recipient session) counts
+    the recipient workspace's older sessions too; a second sender session switches to
+    the other branch with the same count."""
+    with Mesh(db_path) as mesh:
+        mesh.set_rate_limit(3, 60.0)
+        alice = mesh.register("alice").session_id
+        old = mesh.register("bob").session_id
+        mesh.send(alice, old, "to the old session")
+        mesh.deregister(old)
+        mesh.register("bob")
+        mesh.send(alice, "bob", "to the new one")
+        mesh.send(alice, old, "to the old one again")
+        with pytest.raises(RateLimited):
+            mesh.send(alice, "bob", "fourth")
+        again = mesh.register("alice").session_id  # alice now has two sessions
+        with pytest.raises(RateLimited):
+            mesh.send(again, "bob", "still the fourth")

@@ -724,3 +724,21 @@ def test_text_that_is_not_utf8_is_refused(mesh: Mesh, reg: Register, db_path: Pa
     with pytest.raises(InvalidContent, match="UTF-8"):
         mesh.send(alice.session_id, "bob", "half a pair \ud800")
     assert count_messages(db_path) == 0
+
+
+def test_a_message_is_a_frozen_value_with_every_field_set() -> None:
+    """Message sets its fields in one go (not through the dataclass's __init__): it is
+    still frozen, compares by value and is rebuilt by dataclasses.replace."""
+    import dataclasses
+
+    from mesh_core.models import Message
+
+    fields = [f.name for f in dataclasses.fields(Message)]
+    values = {name: f"v{n}" for n, name in enumerate(fields)}
+    message = Message(**values)  # type: ignore[arg-type]
+    assert [getattr(message, name) for name in fields] == list(values.values())
+    assert message == Message(**values)  # type: ignore[arg-type]
+    assert Message(**{**values, "warnings": ()}).warnings == ()  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.content = "changed"  # type: ignore[misc]
+    assert dataclasses.replace(message, content="other").content == "other"

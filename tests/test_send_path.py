@@ -24,18 +24,19 @@ def _statements(mesh: Mesh, action: Callable[[], object]) -> list[str]:
     return seen
 
 
-def test_a_send_is_one_transaction_of_seven_statements(mesh: Mesh, tmp_path: Path) -> None:
-    """BEGIN, one read of the sender and the recipient's workspace (also the liveness
-    check), the mesh's rate limit, the workspace pair's recent sends, one read of the
-    session pair (thread, queue depth), the INSERT, COMMIT: no separate liveness read and
-    no separate queue-depth count."""
+def test_a_send_is_one_transaction_of_five_statements(mesh: Mesh, tmp_path: Path) -> None:
+    """BEGIN, one read of the sender, the recipient's workspace (also the liveness check)
+    and the mesh's rate limit, one read of the rules (the session pair's thread, the
+    queue depth, the workspace pair's recent sends), the INSERT, COMMIT: no separate read
+    of mesh_meta, of the recent sends, of liveness or of the queue depth."""
     alice = mesh.register("alice", cwd=tmp_path).session_id
     mesh.register("bob", cwd=tmp_path)
     mesh.send(alice, "bob", "warm-up")
     first = _statements(mesh, lambda: mesh.send(alice, "bob", "one"))
     assert first[0] == "BEGIN IMMEDIATE" and first[-1] == "COMMIT", first
-    assert len(first) == 7, first
+    assert len(first) == 5, first
     assert sum(s.lstrip().upper().startswith("INSERT") for s in first) == 1
+    assert sum("mesh_meta" in s for s in first) == 1, first
 
 
 def test_every_send_runs_the_same_statement_text(mesh: Mesh, tmp_path: Path) -> None:
