@@ -18,6 +18,7 @@ from . import mailbox, maintenance, messaging, sessions
 from .clock import Clock
 from .config import MeshConfig
 from .models import Agent, CleanupReport, Message, Status
+from .rows import AgentMemo
 from .rules import BROADCAST, RateLimit, reported_status
 from .sessions import SessionClaim
 from .store import Store
@@ -135,9 +136,10 @@ class Mesh:
     def agent(self, session_id: str) -> Agent:
         return sessions.agent(self.store, session_id)
 
-    def agents(self, status: str = "active") -> list[Agent]:
-        """The roster: active | stale | stopped | all | online (active and stale)."""
-        return sessions.agents(self.store, status)
+    def agents(self, status: str = "active", memo: AgentMemo | None = None) -> list[Agent]:
+        """The roster: active | stale | stopped | all | online (active and stale).
+        `memo`: a caller's decode cache, for one that reads the roster again and again."""
+        return sessions.agents(self.store, status, memo)
 
     def reported_status(self, stored: str | None, last_heartbeat: str | None) -> Status:
         return reported_status(stored, last_heartbeat, self.clock.now(), self.config)

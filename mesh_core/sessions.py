@@ -17,7 +17,7 @@ from .errors import CannotForget, InvalidName, SessionNotFound
 from .identity import identify
 from .liveness import is_dead, process_facts
 from .models import Agent, Status, parse_metadata
-from .rows import epoch, latest, text, to_agent
+from .rows import AgentMemo, epoch, latest, text, to_agent
 from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
 from .store import EXPIRES_SQL, Store
 
@@ -356,10 +356,12 @@ def agent(store: Store, session_id: str) -> Agent:
     return to_agent(row, store.now_dt(), store.config, unread)
 
 
-def agents(store: Store, status: str = "active") -> list[Agent]:
+def agents(store: Store, status: str = "active", memo: AgentMemo | None = None) -> list[Agent]:
     """The roster with reported status and unread counts, in the roster order.
 
-    `status`: active | stale | other | stopped | all | online (all but stopped)."""
+    `status`: active | stale | other | stopped | all | online (all but stopped).
+    `memo`: kept by a caller that reads the roster again and again (a monitor), so only
+    the rows that changed are decoded again."""
     validate_status_filter(status)
     if status in ("active", "stale", "other", "online"):
         # Not only 'active': another client's own status ('idle', NULL) shows as other.
@@ -370,7 +372,11 @@ def agents(store: Store, status: str = "active") -> list[Agent]:
         rows = store.read("SELECT * FROM agent_sessions")
     unread = unread_counts(store)
     now = store.now_dt()
-    found = [to_agent(row, now, store.config, unread.get(row["session_id"], 0)) for row in rows]
+    found = (
+        memo.decode(rows, now, store.config, unread)
+        if memo is not None
+        else [to_agent(row, now, store.config, unread.get(row["session_id"], 0)) for row in rows]
+    )
     if status in ("active", "stale", "other", "stopped"):
         found = [a for a in found if a.status is Status(status)]
     elif status == "online":  # an odd status long silent reads as stopped: not online

@@ -3,11 +3,13 @@ and style names themselves are mesh_core.present's, shared with the CLI)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from rich.text import Text
 
-from mesh_core.present import PRIORITY_MARKS, elapsed
+from mesh_core.clock import parse_ts_or_none
+from mesh_core.present import PRIORITY_MARKS, elapsed_since
 from mesh_core.present import priority_mark as _mark
 
 __all__ = ["PRIORITY_MARKS", "age", "priority_mark", "sparkline"]
@@ -17,7 +19,13 @@ SPARK = " ▁▂▃▄▅▆▇█"
 
 def age(when: str | None, now: datetime) -> str:
     """How long ago, in the largest unit that fits: `12s`, `4m`, `3h`, `2d`."""
-    return elapsed(when, now) or "?"
+    return elapsed_since(_parsed(when), now) or "?"
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed(when: str | None) -> datetime | None:
+    """A refresh shows the age of every heartbeat and thread: each stamp is parsed once."""
+    return parse_ts_or_none(when)
 
 
 def sparkline(values: tuple[int, ...]) -> str:

@@ -20,6 +20,7 @@ from mesh_core.identity import default_person_name
 from mesh_core.mesh import Mesh
 from mesh_core.models import Message
 from mesh_core.participant import Participant
+from mesh_core.rows import AgentMemo
 from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.notices import LoggedNotice
 from mesh_tui.search import SearchIndex
@@ -80,6 +81,7 @@ class AppCore(App[None]):
         self.snapshot: MeshSnapshot | None = None
         # last-hour counts kept between refreshes: each reads only new messages
         self.activity = views.Activity()
+        self.agent_memo = AgentMemo()  # session rows decoded before, reused while unchanged
         self.unseen: dict[int, set[int]] = {}  # thread -> delivered, not yet opened
         self._open_messages: list[Message] = []  # of open_thread, as last loaded
         self._marker: tuple[int, int | None] | None = None  # (thread, first unread id)
