@@ -215,6 +215,7 @@ class MeshApp(NavigationPart):
             )
         if self.snapshot is not None:
             self._update_status()
+        self._refresh_notifications()  # no toast over the notice, nor over the composer
 
     # -- leaving ------------------------------------------------------------------------
 

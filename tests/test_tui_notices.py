@@ -85,3 +85,52 @@ async def test_urgent_message_rings_and_counts_in_the_title(world: World) -> Non
         assert len(rings) == before  # normal: no bell
         assert app.window_title == "(2) mesh-tui"
     other.close()
+
+
+async def _three_long_toasts(app: MeshApp, pilot: object) -> None:
+    for n in range(3):
+        app.notify(f"notice {n}: " + "a long line of text " * 12, title="t", timeout=60)
+        await pilot.pause()  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+def _shown_toasts(app: MeshApp) -> list[Toast]:
+    """Toasts actually on screen (a hidden rack or holder shows none)."""
+    return [t for t in app.screen.query(Toast) if _visible(app, t)]
+
+
+def _visible(app: MeshApp, widget: object) -> bool:
+    try:
+        app.screen.find_widget(widget)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - not in the compositor's map: not on screen
+        return False
+    return True
+
+
+async def test_toasts_never_cover_the_composer_at_80x24(world: World) -> None:
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        app.query_one(Roster).select_key(world.ids["api-server"])
+        await pilot.press("n")
+        await _three_long_toasts(app, pilot)
+        composer = app.query_one("#composer").region
+        shown = _shown_toasts(app)
+        assert shown, "no toast on screen"
+        for toast in shown:
+            assert not toast.region.overlaps(composer), (toast.region, composer)
+
+
+async def test_toasts_never_cover_the_terminal_too_small_notice(world: World) -> None:
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=(50, 12), notifications=True) as pilot:
+        await settle(pilot)
+        await _three_long_toasts(app, pilot)
+        notice = app.query_one("#too-small")
+        assert "Make the terminal larger" in str(notice.render())
+        for toast in _shown_toasts(app):
+            assert not toast.region.overlaps(notice.content_region), toast.region
+        assert [n.text for n in app.notice_log if n.text.startswith("notice")]  # logged
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause()
+        assert _shown_toasts(app)  # back once there is room

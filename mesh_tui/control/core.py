@@ -109,6 +109,7 @@ class AppCore(App[None]):
         self._conversation_pane: Conversation | None = None
         self._bars: dict[str, Text] = {}  # bars and pane titles, as last shown
         self._index_busy = threading.Lock()  # held by the index worker while it runs
+        self._toast_heights: dict[str, int] = {}  # toast holder id -> rows it takes
 
     def _panes_gone(self) -> bool:
         """Worker results that arrive while the app shuts down have no panes to go to.
