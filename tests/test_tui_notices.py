@@ -4,11 +4,14 @@ bell and the terminal title for a high or urgent message to the person."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
 from textual.widgets._toast import Toast, ToastRack
 from tui_fixtures import World, build_world, settle
 
@@ -134,3 +137,25 @@ async def test_toasts_never_cover_the_terminal_too_small_notice(world: World) ->
         await pilot.resize_terminal(120, 36)
         await pilot.pause()
         assert _shown_toasts(app)  # back once there is room
+
+
+async def test_a_notice_time_on_another_day_shows_its_date(world: World) -> None:
+    """Local and relative, with the date when it is not today (toast and log alike)."""
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    now = world.clock.now()
+    later = (now + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    today = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        app.notify(f"waits until {later}, sent {today}", markup=False, timeout=60)
+        await pilot.pause()
+        await pilot.pause()
+        shown = " ".join(str(t.render()) for t in _shown_toasts(app))
+        day = (now + timedelta(days=3)).astimezone().strftime("%b %d")
+        assert f"until {day} " in shown and "(in 3d)" in shown
+        assert f"sent {now.astimezone().strftime('%H:%M:%S')} (0s ago)" in shown
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        console = Console(file=io.StringIO(), width=120)
+        console.print(app.screen.query_one(Static).content)
+        assert f"{day} " in console.file.getvalue()  # type: ignore[attr-defined]
