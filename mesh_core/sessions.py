@@ -143,8 +143,9 @@ def deregister(store: Store, session_id: str) -> None:
 
 def forget_session(store: Store, session_id: str) -> Agent:
     """Remove a stopped session from the registry (the roster's copy of an old run);
-    returns it as it was. Its messages stay, readable by id and in their threads (its
-    name is no longer known there). Refused (CannotForget) for a session that is not
+    returns it as it was. Its messages stay, readable by id and in their threads (a
+    process that read its row, this one included, still shows its name there; a new
+    one shows its id). Refused (CannotForget) for a session that is not
     stopped, or while unread mail waits for it (the workspace's next session would
     take it over, see adopt_mail): nothing is lost by forgetting."""
     now = store.now()
@@ -169,6 +170,7 @@ def forget_session(store: Store, session_id: str) -> Agent:
                 "workspace's next session; forget it once read or expired",
             )
         conn.execute("DELETE FROM agent_sessions WHERE session_id = ?", (session_id,))
+        _remember(store, [(row["session_id"], row["agent_name"])])
         return found
 
     return store.write(body)
@@ -372,6 +374,7 @@ def agents(store: Store, status: str = "active", memo: AgentMemo | None = None) 
         rows = store.read("SELECT * FROM agent_sessions")
     unread = unread_counts(store)
     now = store.now_dt()
+    _remember(store, ((row["session_id"], row["agent_name"]) for row in rows))
     found = (
         memo.decode(rows, now, store.config, unread)
         if memo is not None
@@ -395,15 +398,37 @@ def unread_counts(store: Store) -> dict[str, int]:
 
 
 def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
-    """Workspace names of these sessions, in one query per 500 (not one per row)."""
+    """Workspace names of these sessions, in one query per 500 (not one per row). A
+    session forgotten since this process last read it keeps the name it had then."""
     ids = list(set(session_ids))
     found: dict[str, str | None] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for row in store.read(
+        rows = store.read(
             f"SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})",
             chunk,
-        ):
+        )
+        _remember(store, ((row[0], row[1]) for row in rows))
+        for row in rows:
             found[row[0]] = text(row[1])
+    seen = store.names_seen
+    for sid in ids:
+        if sid not in found and isinstance(sid, str) and sid in seen:
+            found[sid] = seen[sid]
     return found
+
+
+NAMES_KEPT = 100_000  # sessions whose names a process remembers (then it starts again)
+
+
+def _remember(store: Store, pairs: Iterable[tuple[object, object]]) -> None:
+    """Keep the names of the session rows just read (see Store.names_seen)."""
+    seen = store.names_seen
+    for sid, name in pairs:
+        if isinstance(sid, str) and name is not None:
+            shown = text(name)
+            if shown is not None and seen.get(sid) != shown:
+                if len(seen) >= NAMES_KEPT:
+                    seen.clear()
+                seen[sid] = shown

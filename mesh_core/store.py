@@ -79,6 +79,9 @@ class Store:
         self._generation = 0
         self._file_id: tuple[int, int] | None = None
         self._opened = False  # after the first open, a missing file is never recreated
+        # Workspace names of the sessions this process has read, kept when a session is
+        # forgotten (its row deleted), so its messages still show its name (sessions.names).
+        self.names_seen: dict[str, str] = {}
         self.connection()  # open now: a bad database is reported at once
 
     # -- connections --------------------------------------------------------------------
