@@ -232,6 +232,11 @@ class Mesh:
         """Mark messages read once their reader has them (a host's ack, a drained pipe)."""
         return mailbox.mark_read(self.store, session_id, message_ids)
 
+    def unread_after(self, session_id: str, after: int | None, limit: int = 100) -> list[Message]:
+        """Unread messages to `session_id` with ids above `after` (None: the newest),
+        marking nothing read."""
+        return mailbox.unread_after(self.store, session_id, after, limit)
+
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""
         return mailbox.peek_inbox(self.store, session_id, limit)

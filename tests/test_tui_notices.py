@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,8 @@ from textual.widgets import Static
 from textual.widgets._toast import Toast, ToastRack
 from tui_fixtures import World, build_world, settle
 
-from mesh_core import Mesh
+from mesh_core import Mesh, iso
+from mesh_core.participant import PEEK_LIMIT
 from mesh_tui.app import MeshApp
 from mesh_tui.notices import NotificationLog, humanize_times, osc_notification
 from mesh_tui.widgets.roster import Roster
@@ -159,3 +161,37 @@ async def test_a_notice_time_on_another_day_shows_its_date(world: World) -> None
         console = Console(file=io.StringIO(), width=120)
         console.print(app.screen.query_one(Static).content)
         assert f"{day} " in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def test_a_new_message_is_noticed_however_many_wait_unread(world: World) -> None:
+    """The person left 600 messages unread: a new one from another process still gets
+    its toast and counts in the title, and stays unread in the database until shown."""
+    conn = sqlite3.connect(world.mesh.path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
+            "priority, created_at, read) VALUES (?, ?, ?, 'normal', ?, 0)",
+            [
+                (world.ids["test-runner"], world.me, f"backlog {i}", iso(world.clock.now()))
+                for i in range(PEEK_LIMIT + 100)
+            ],
+        )
+    other = Mesh(world.mesh.path, clock=world.clock)
+    app = MeshApp(world.mesh, live=True, session_id=world.me, name="alice", interval=60)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        loop = asyncio.get_running_loop()
+        sent = other.send(world.ids["web-frontend"], "alice", "one more, normal priority")
+        deadline = loop.time() + 20
+        while not any("one more" in n.text for n in app.notice_log):
+            assert loop.time() < deadline, "the new message was never noticed"
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        assert any("one more" in str(t.render()) for t in _shown_toasts(app))
+        assert sent.message_id in app.unseen[sent.thread_id]
+        (read,) = conn.execute(
+            "SELECT read FROM agent_messages WHERE message_id = ?", (sent.message_id,)
+        ).fetchone()
+        assert read == 0
+    conn.close()
+    other.close()
