@@ -426,7 +426,7 @@ def _remember(store: Store, pairs: Iterable[tuple[object, object]]) -> None:
     """Keep the names of the session rows just read (see Store.names_seen)."""
     seen = store.names_seen
     for sid, name in pairs:
-        if isinstance(sid, str) and name is not None:
+        if isinstance(sid, str) and name is not None and seen.get(sid) != name:
             shown = text(name)
             if shown is not None and seen.get(sid) != shown:
                 if len(seen) >= NAMES_KEPT:
