@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import App
 from textual.reactive import var
 from textual.timer import Timer
+from textual.widget import Widget
 
 from mesh_core import views
 from mesh_core.identity import default_person_name
@@ -110,6 +111,7 @@ class AppCore(App[None]):
         self._bars: dict[str, Text] = {}  # bars and pane titles, as last shown
         self._index_busy = threading.Lock()  # held by the index worker while it runs
         self._toast_heights: dict[str, int] = {}  # toast holder id -> rows it takes
+        self._focus_before_small: Widget | None = None  # focus when the screen got too small
 
     def _panes_gone(self) -> bool:
         """Worker results that arrive while the app shuts down have no panes to go to.

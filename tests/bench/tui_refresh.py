@@ -200,9 +200,7 @@ def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> 
             ),
             (
                 "snapshot: one agent's threads",
-                timed(
-                    lambda: views.snapshot(mesh, me, agent, activity=activity, memo=memo), runs
-                ),
+                timed(lambda: views.snapshot(mesh, me, agent, activity=activity, memo=memo), runs),
             ),
             (
                 "snapshot, cold (first refresh: the whole hour)",
