@@ -117,17 +117,18 @@ class AgentMemo:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[tuple[object, ...], tuple[Agent, datetime | None]] = {}
+        self._seen: dict[tuple[tuple[Any, ...], int], tuple[Agent, datetime | None]] = {}
 
     def decode(
         self,
         rows: Sequence[sqlite3.Row],
         now: datetime,
         config: MeshConfig,
-        unread: Mapping[object, int],
+        unread: Mapping[str, int],
     ) -> list[Agent]:
         with self._lock:
-            seen, kept = self._seen, {}
+            seen = self._seen
+            kept: dict[tuple[tuple[Any, ...], int], tuple[Agent, datetime | None]] = {}
             found = []
             for row in rows:
                 raw = tuple(row)

@@ -120,5 +120,6 @@ async def test_a_forgotten_sessions_messages_keep_its_name(world: World) -> None
         text = screen_text(app)
         assert "handing over the checkout work" in text
         assert "retired-bot" in text and retired[:8] not in text
+        assert app.snapshot is not None
         summary = next(t for t in app.snapshot.threads if t.thread_id == sent.message_id)
         assert summary.participants[0] == "retired-bot"

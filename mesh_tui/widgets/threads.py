@@ -70,6 +70,10 @@ class ThreadList(KeyedTable):
             self.sync(thread_rows(threads, now, unseen, self.main_width), height=2)
 
 
+_RowKey = tuple[ThreadSummary, str, int, int]
+_last_built: dict[_RowKey, Row] = {}
+
+
 def thread_rows(
     threads: Sequence[ThreadSummary], now: datetime, unseen: dict[int, int], width: int
 ) -> list[Row]:
@@ -78,7 +82,8 @@ def thread_rows(
     A row whose inputs (its age as shown included) are those of the last build reuses
     its cells; only the last build's rows are kept."""
     global _last_built
-    before, built = _last_built, {}
+    before: dict[_RowKey, Row] = _last_built
+    built: dict[_RowKey, Row] = {}
     result = []
     for thread in threads:
         waiting = unseen.get(thread.thread_id, 0)
@@ -90,9 +95,6 @@ def thread_rows(
         result.append(cells)
     _last_built = built  # one assignment: a build on another thread sees either dict
     return result
-
-
-_last_built: dict[tuple[object, ...], Row] = {}
 
 
 def _row(thread: ThreadSummary, now: datetime, unseen: int, width: int) -> Row:
