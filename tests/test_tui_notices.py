@@ -117,9 +117,12 @@ async def test_toasts_never_cover_the_composer_at_80x24(world: World) -> None:
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         app.query_one(Roster).select_key(world.ids["api-server"])
+        await _three_long_toasts(app, pilot)  # before the composer opens
         await pilot.press("n")
-        await _three_long_toasts(app, pilot)
+        await pilot.pause()
+        await pilot.pause()
         composer = app.query_one("#composer").region
+        assert composer.height
         shown = _shown_toasts(app)
         assert shown, "no toast on screen"
         for toast in shown:

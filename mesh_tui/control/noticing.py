@@ -88,6 +88,9 @@ class NoticingPart(ViewPart):
         if base is self.screen and composer is not None and composer.region.height:
             limit = composer.region.y
         unknown = False
+        current = {h.id for rack in self.screen.query(ToastRack) for h in rack.children}
+        for gone in [k for k in self._toast_heights if k not in current]:
+            del self._toast_heights[gone]
         for rack in self.screen.query(ToastRack):
             bottom = rack.styles.margin.top  # docked at the top of the screen
             for holder in rack.children:
