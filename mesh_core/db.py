@@ -27,7 +27,7 @@ from .errors import (
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-_DECODE_TEXT = functools.partial(str, encoding="utf-8", errors="backslashreplace")
+DECODE_TEXT = functools.partial(str, encoding="utf-8", errors="backslashreplace")
 SCHEMA_VERSION = 1
 MESH_TABLES = frozenset({"agent_sessions", "agent_messages"})
 # Tables this project may add beside the original two; anything else means "not ours".
@@ -241,8 +241,9 @@ def connect(path: Path, config: MeshConfig, *, create: bool = True) -> sqlite3.C
         conn.row_factory = sqlite3.Row
         # Another client may store TEXT that is not UTF-8 (CAST(X'68ff69' AS TEXT)): the
         # default decoder raises on the whole fetch, jamming every row behind it. Show the
-        # bad bytes escaped (`h\\xffi`) instead; a C-level decode, as fast as the default.
-        conn.text_factory = _DECODE_TEXT
+        # bad bytes escaped (`h\\xffi`) instead. (Store.read fetches with the default
+        # decoder, which is several times faster, and falls back to this one.)
+        conn.text_factory = DECODE_TEXT
         conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

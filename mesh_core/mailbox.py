@@ -238,6 +238,26 @@ def peek_inbox(store: Store, session_id: str, limit: int = 100) -> list[Message]
     return messages(store, sorted(rows, key=delivery_order))
 
 
+def unread_after(
+    store: Store, session_id: str, after: int | None, limit: int = 100
+) -> list[Message]:
+    """This session's unread messages with ids above `after` (None: the newest), at most
+    `limit`, in delivery order, marking nothing read: what arrived since the last look,
+    however many older ones wait unread. Ids grow in commit order (AUTOINCREMENT, one
+    writer at a time), so a page that was full continues from its highest id."""
+    live = f"recipient_session_id = ? AND read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
+    if after is None:
+        sql = f"SELECT * FROM agent_messages WHERE {live} ORDER BY message_id DESC LIMIT ?"
+        params: tuple[object, ...] = (session_id, store.now(), limit)
+    else:
+        sql = (
+            f"SELECT * FROM agent_messages WHERE {live} AND message_id > ? "
+            "ORDER BY message_id LIMIT ?"
+        )
+        params = (session_id, store.now(), after, limit)
+    return messages(store, sorted(store.read(sql, params), key=delivery_order))
+
+
 def get(store: Store, message_id: int) -> Message:
     message_id = validate_message_id(message_id)
     rows = store.read("SELECT * FROM agent_messages WHERE message_id = ?", (message_id,))

@@ -18,6 +18,7 @@ from . import host_sessions, mailbox, maintenance, messaging, sessions
 from .clock import Clock
 from .config import MeshConfig
 from .models import Agent, CleanupReport, Message, Status
+from .rows import AgentMemo
 from .rules import BROADCAST, RateLimit, reported_status
 from .sessions import SessionClaim
 from .store import Store
@@ -147,9 +148,10 @@ class Mesh:
     def agent(self, session_id: str) -> Agent:
         return sessions.agent(self.store, session_id)
 
-    def agents(self, status: str = "active") -> list[Agent]:
-        """The roster: active | stale | stopped | all | online (active and stale)."""
-        return sessions.agents(self.store, status)
+    def agents(self, status: str = "active", memo: AgentMemo | None = None) -> list[Agent]:
+        """The roster: active | stale | stopped | all | online (active and stale).
+        `memo`: a caller's decode cache, for one that reads the roster again and again."""
+        return sessions.agents(self.store, status, memo)
 
     def reported_status(self, stored: str | None, last_heartbeat: str | None) -> Status:
         return reported_status(stored, last_heartbeat, self.clock.now(), self.config)
@@ -241,6 +243,11 @@ class Mesh:
     def mark_read(self, session_id: str, message_ids: Iterable[int]) -> list[int]:
         """Mark messages read once their reader has them (a host's ack, a drained pipe)."""
         return mailbox.mark_read(self.store, session_id, message_ids)
+
+    def unread_after(self, session_id: str, after: int | None, limit: int = 100) -> list[Message]:
+        """Unread messages to `session_id` with ids above `after` (None: the newest),
+        marking nothing read."""
+        return mailbox.unread_after(self.store, session_id, after, limit)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""

@@ -40,7 +40,7 @@ FILE_CHECK_SECONDS = 2.0
 # Commits in a row found by the timer with no file-system event for them: the watch is
 # blind on this file system (a network share, say), so the loop polls instead.
 MISSES_BEFORE_POLLING = 2
-# mark_read False: how many unread messages one poll looks at.
+# mark_read False: at most this many new unread messages one poll reads.
 PEEK_LIMIT = 500
 
 
@@ -72,7 +72,11 @@ class Participant:
         then is it marked read. A message never acknowledged stays unread for the next
         route (docs/contract.md §4.12). `mark_read=False`: each new unread message is
         handed on once and left unread, with no acknowledgement awaited, for a client
-        that marks it read itself much later, once a person has seen it (mesh-tui)."""
+        that marks it read itself much later, once a person has seen it (mesh-tui); a
+        poll reads only what arrived since the last one (ids above the highest handed
+        on), never the whole unread inbox, which may hold thousands. The first poll
+        hands on the newest PEEK_LIMIT; mail moved to this session later by a hand-over
+        (older ids) is not handed on, but stays unread in its threads."""
         self.mesh = mesh
         self._register_args: dict[str, Any] = {
             "name": name,
@@ -90,7 +94,7 @@ class Participant:
         self.on_error = on_error
         self.take_inbox = take_inbox
         self.mark_read = mark_read
-        self._handed: set[int] = set()  # mark_read False: unread messages handed on
+        self._handed_up_to: int | None = None  # mark_read False: highest id handed on
         self.acknowledges = acknowledge
         self._offered: set[int] = set()  # handed to on_message, until gone from the inbox
         self._acked: set[int] = set()  # of those, acknowledged (marked read)
@@ -323,6 +327,7 @@ class Participant:
             if not self.mesh.path.exists():
                 raise database_gone(self.mesh.path)
             self._rejoin = True  # stays set until a register in the new file worked
+            self._handed_up_to = None  # another file: its ids start again
             self.mesh.reconnect()
             reopened = True
             if self.watch is not None and self.watch.reason is None:
@@ -342,11 +347,12 @@ class Participant:
         elif self.mark_read:
             taken = self.mesh.inbox(self.session_id)
         else:
-            unread = self.mesh.peek_inbox(self.session_id, PEEK_LIMIT)
-            taken = [m for m in unread if m.message_id not in self._handed]
-            # forget those read (or gone) since; a full page may hide older ones
-            ids = {m.message_id for m in unread}
-            self._handed = ids if len(unread) < PEEK_LIMIT else self._handed | ids
+            taken = self.mesh.unread_after(self.session_id, self._handed_up_to, PEEK_LIMIT)
+            if taken:
+                newest = max(m.message_id for m in taken)
+                self._handed_up_to = max(self._handed_up_to or 0, newest)
+                if len(taken) >= PEEK_LIMIT:
+                    self.poll_now()  # a full page: the rest comes with the next poll
         for message in taken:
             if self.on_message is not None:
                 try:

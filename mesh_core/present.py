@@ -31,7 +31,11 @@ def priority_mark(priority: str) -> tuple[str, str]:
 def elapsed(when: str | None, now: datetime) -> str | None:
     """How long ago, in the largest unit that fits (`12s`, `4m`, `3h`, `2d`); `0s` for a
     time ahead of `now`; None when `when` is not a timestamp."""
-    then = parse_ts_or_none(when)
+    return elapsed_since(parse_ts_or_none(when), now)
+
+
+def elapsed_since(then: datetime | None, now: datetime) -> str | None:
+    """`elapsed` of a time already parsed (None: not a timestamp)."""
     if then is None:
         return None
     seconds = max(0, int((now - then).total_seconds()))

@@ -6,7 +6,9 @@ row goes through these functions so each column is decoded the same way everywhe
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from .clock import canonical, parse_ts_or_none
 from .config import MeshConfig
 from .models import Agent, Message, parse_metadata
-from .rules import PRIORITY_ORDER, priority_rank, reported_status
+from .rules import PRIORITY_ORDER, priority_rank, reported_status, status_since
 from .text import safe_line
 
 Row = sqlite3.Row | Mapping[str, Any]
@@ -100,6 +102,53 @@ def to_agent(row: Row, now: datetime, config: MeshConfig, unread: int = 0) -> Ag
         metadata=metadata(row["metadata"]),
         unread=unread,
     )
+
+
+class AgentMemo:
+    """Session rows decoded before, by their raw values, so that a roster read every
+    second decodes only the rows that changed; the status (it moves with the clock) is
+    worked out again each time. The result is exactly `to_agent`'s.
+
+    The key is the raw tuple. A REAL can equal a value that decodes apart (1.0 == 1),
+    so a row holding one is decoded afresh (the columns' TEXT affinity stores numbers
+    as text, so this is only for a table another client made otherwise). Only the rows
+    of the last read are kept. Agents handed out are shared between reads: their
+    metadata must not be changed. Locked: two reads may overlap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[tuple[Any, ...], int], tuple[Agent, datetime | None]] = {}
+
+    def decode(
+        self,
+        rows: Sequence[sqlite3.Row],
+        now: datetime,
+        config: MeshConfig,
+        unread: Mapping[str, int],
+    ) -> list[Agent]:
+        with self._lock:
+            seen = self._seen
+            kept: dict[tuple[tuple[Any, ...], int], tuple[Agent, datetime | None]] = {}
+            found = []
+            for row in rows:
+                raw = tuple(row)
+                count = unread.get(row["session_id"], 0)
+                if float in map(type, raw):
+                    found.append(to_agent(row, now, config, count))
+                    continue
+                key = (raw, count)
+                known = seen.get(key)
+                if known is None:
+                    agent = to_agent(row, now, config, count)
+                    known = (agent, parse_ts_or_none(agent.last_heartbeat or None))
+                else:
+                    status = status_since(row["status"], known[1], now, config)
+                    if status is not known[0].status:
+                        known = (dataclasses.replace(known[0], status=status), known[1])
+                kept[key] = known
+                found.append(known[0])
+            self._seen = kept
+            return found
 
 
 def to_message(

@@ -161,7 +161,15 @@ def reported_status(
     'stopped' are ours: a BLOB spelling them is another client's value like any other."""
     if stored == "stopped":
         return Status.STOPPED
-    seen = parse_ts_or_none(last_heartbeat)
+    return status_since(stored, parse_ts_or_none(last_heartbeat), now, config)
+
+
+def status_since(
+    stored: object, seen: datetime | None, now: datetime, config: MeshConfig
+) -> Status:
+    """`reported_status` with the heartbeat already parsed (None: it does not parse)."""
+    if stored == "stopped":
+        return Status.STOPPED
     age = (now - seen).total_seconds() if seen is not None else None
     if stored != "active":
         # Another client's own status ('idle', NULL, a number): never active (so never

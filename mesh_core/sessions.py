@@ -17,7 +17,7 @@ from .errors import CannotForget, InvalidName, SessionNotFound
 from .identity import identify
 from .liveness import is_dead, process_facts
 from .models import Agent, Status, parse_metadata
-from .rows import epoch, latest, text, to_agent
+from .rows import AgentMemo, epoch, latest, text, to_agent
 from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
 from .store import EXPIRES_SQL, Store
 
@@ -143,8 +143,9 @@ def deregister(store: Store, session_id: str) -> None:
 
 def forget_session(store: Store, session_id: str) -> Agent:
     """Remove a stopped session from the registry (the roster's copy of an old run);
-    returns it as it was. Its messages stay, readable by id and in their threads (its
-    name is no longer known there). Refused (CannotForget) for a session that is not
+    returns it as it was. Its messages stay, readable by id and in their threads (a
+    process that read its row, this one included, still shows its name there; a new
+    one shows its id). Refused (CannotForget) for a session that is not
     stopped, or while unread mail waits for it (the workspace's next session would
     take it over, see adopt_mail): nothing is lost by forgetting."""
     now = store.now()
@@ -169,6 +170,7 @@ def forget_session(store: Store, session_id: str) -> Agent:
                 "workspace's next session; forget it once read or expired",
             )
         conn.execute("DELETE FROM agent_sessions WHERE session_id = ?", (session_id,))
+        _remember(store, [(row["session_id"], row["agent_name"])])
         return found
 
     return store.write(body)
@@ -332,10 +334,12 @@ def agent(store: Store, session_id: str) -> Agent:
     return to_agent(row, store.now_dt(), store.config, unread)
 
 
-def agents(store: Store, status: str = "active") -> list[Agent]:
+def agents(store: Store, status: str = "active", memo: AgentMemo | None = None) -> list[Agent]:
     """The roster with reported status and unread counts, in the roster order.
 
-    `status`: active | stale | other | stopped | all | online (all but stopped)."""
+    `status`: active | stale | other | stopped | all | online (all but stopped).
+    `memo`: kept by a caller that reads the roster again and again (a monitor), so only
+    the rows that changed are decoded again."""
     validate_status_filter(status)
     if status in ("active", "stale", "other", "online"):
         # Not only 'active': another client's own status ('idle', NULL) shows as other.
@@ -346,7 +350,12 @@ def agents(store: Store, status: str = "active") -> list[Agent]:
         rows = store.read("SELECT * FROM agent_sessions")
     unread = unread_counts(store)
     now = store.now_dt()
-    found = [to_agent(row, now, store.config, unread.get(row["session_id"], 0)) for row in rows]
+    _remember(store, ((row["session_id"], row["agent_name"]) for row in rows))
+    found = (
+        memo.decode(rows, now, store.config, unread)
+        if memo is not None
+        else [to_agent(row, now, store.config, unread.get(row["session_id"], 0)) for row in rows]
+    )
     if status in ("active", "stale", "other", "stopped"):
         found = [a for a in found if a.status is Status(status)]
     elif status == "online":  # an odd status long silent reads as stopped: not online
@@ -365,15 +374,37 @@ def unread_counts(store: Store) -> dict[str, int]:
 
 
 def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
-    """Workspace names of these sessions, in one query per 500 (not one per row)."""
+    """Workspace names of these sessions, in one query per 500 (not one per row). A
+    session forgotten since this process last read it keeps the name it had then."""
     ids = list(set(session_ids))
     found: dict[str, str | None] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for row in store.read(
+        rows = store.read(
             f"SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})",
             chunk,
-        ):
+        )
+        _remember(store, ((row[0], row[1]) for row in rows))
+        for row in rows:
             found[row[0]] = text(row[1])
+    seen = store.names_seen
+    for sid in ids:
+        if sid not in found and isinstance(sid, str) and sid in seen:
+            found[sid] = seen[sid]
     return found
+
+
+NAMES_KEPT = 100_000  # sessions whose names a process remembers (then it starts again)
+
+
+def _remember(store: Store, pairs: Iterable[tuple[object, object]]) -> None:
+    """Keep the names of the session rows just read (see Store.names_seen)."""
+    seen = store.names_seen
+    for sid, name in pairs:
+        if isinstance(sid, str) and name is not None and seen.get(sid) != name:
+            shown = text(name)
+            if shown is not None and seen.get(sid) != shown:
+                if len(seen) >= NAMES_KEPT:
+                    seen.clear()
+                seen[sid] = shown

@@ -41,6 +41,8 @@ Params = Sequence[Any] | dict[str, Any]
 # of this process holds a lock on the file (every WAL connection holds one), so only reuse
 # keeps a process that runs its work on short-lived threads at a flat fd count.
 IDLE_CONNECTIONS = 4
+# How sqlite3 says a TEXT value is not UTF-8 (Store.read then reads it again, escaped).
+_UNDECODABLE = "Could not decode to UTF-8"
 
 
 class _Slot:
@@ -77,6 +79,9 @@ class Store:
         self._generation = 0
         self._file_id: tuple[int, int] | None = None
         self._opened = False  # after the first open, a missing file is never recreated
+        # Workspace names of the sessions this process has read, kept when a session is
+        # forgotten (its row deleted), so its messages still show its name (sessions.names).
+        self.names_seen: dict[str, str] = {}
         self.connection()  # open now: a bad database is reported at once
 
     # -- connections --------------------------------------------------------------------
@@ -224,9 +229,22 @@ class Store:
                 raise
 
     def read(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        """All rows of one query on this thread's connection, errors as the mesh's."""
+        """All rows of one query on this thread's connection, errors as the mesh's.
+
+        Fetched with Python's own UTF-8 decoder (the escaping `text_factory` costs a
+        Python call per value, most of a roster read); a value that is not UTF-8 fails
+        that fetch, and the query is read again with the escaping one."""
         try:
-            return self.connection().execute(sql, params).fetchall()
+            conn = self.connection()
+            try:
+                conn.text_factory = str
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith(_UNDECODABLE):
+                    raise
+            finally:
+                conn.text_factory = db.DECODE_TEXT
+            return conn.execute(sql, params).fetchall()
         except (UnicodeEncodeError, sqlite3.Error) as exc:
             if _is_bad_argument(exc):
                 raise _bad_argument(exc) from exc

@@ -25,7 +25,7 @@ from . import mailbox
 from .clock import iso
 from .mesh import Mesh
 from .models import Agent, Message, Status
-from .rows import text
+from .rows import AgentMemo, text
 from .rules import (
     PRIORITY_ORDER,
     PRIORITY_RANK_SQL,
@@ -105,13 +105,15 @@ def snapshot(
     agent: str | None = None,
     thread_limit: int = THREAD_LIMIT,
     activity: Activity | None = None,
+    memo: AgentMemo | None = None,
 ) -> MeshSnapshot:
     """The roster and the newest threads (of `agent`, else of the whole mesh), as seen by
     session `me` (whose unread messages are counted per thread). A monitor keeps one
-    `Activity` and passes it each time: then a refresh reads only what changed."""
+    `Activity` and one `AgentMemo` and passes them each time: then a refresh reads only
+    what changed and decodes only the session rows that changed."""
     return MeshSnapshot(
         taken_at=mesh.clock.now(),
-        roster=tuple(roster(mesh, activity)),
+        roster=tuple(roster(mesh, activity, memo)),
         threads=tuple(threads(mesh, me, agent, thread_limit)),
     )
 
@@ -245,14 +247,17 @@ class Activity:
         return self._series[1]
 
 
-def roster(mesh: Mesh, activity: Activity | None = None) -> list[RosterRow]:
+def roster(
+    mesh: Mesh, activity: Activity | None = None, memo: AgentMemo | None = None
+) -> list[RosterRow]:
     """Every session with its unread depth, last-hour activity and rate-limited peers;
     the ones that need attention first, then active, stale, stopped, by name.
 
-    Pass the same `activity` to every refresh so only new messages are read."""
+    Pass the same `activity` and `memo` to every refresh so only new messages are read
+    and only changed session rows decoded."""
     cfg = mesh.config
     now = mesh.clock.now()
-    agents = mesh.agents("all")  # with unread counts
+    agents = mesh.agents("all", memo)  # with unread counts
     names = {a.session_id: a.agent_name for a in agents}
 
     counts = (activity if activity is not None else Activity()).update(mesh, now)

@@ -204,7 +204,14 @@ class MeshApp(NavigationPart):
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         screen.set_class(width < NARROW_BELOW, "-narrow")
         small = width < MIN_WIDTH or height < MIN_HEIGHT
+        was_small = screen.has_class("-too-small")
+        if small and not was_small and screen is self.screen:
+            self._focus_before_small = self.focused  # hiding the panes drops the focus
         screen.set_class(small, "-too-small")
+        if was_small and not small:
+            before, self._focus_before_small = self._focus_before_small, None
+            if before is not None and before.is_attached:
+                self.call_after_refresh(before.focus)  # back in the draft, say
         if small:
             self.query_one("#too-small", Static).update(
                 Text(
@@ -215,6 +222,7 @@ class MeshApp(NavigationPart):
             )
         if self.snapshot is not None:
             self._update_status()
+        self._refresh_notifications()  # no toast over the notice, nor over the composer
 
     # -- leaving ------------------------------------------------------------------------
 

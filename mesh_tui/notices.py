@@ -24,6 +24,7 @@ from textual.widgets import Static
 
 from mesh_core.clock import parse_ts_or_none
 from mesh_core.text import safe_line, safe_text
+from mesh_tui.format import local_moment
 
 MAX_TOASTS = 3
 LOG_LIMIT = 200
@@ -43,14 +44,14 @@ def relative(delta_seconds: float) -> str:
 
 
 def humanize_times(text: str, now: datetime) -> str:
-    """Every ISO timestamp in `text` as local time with how far from now."""
+    """Every ISO timestamp in `text` as local time (with the day when not today) and how
+    far from now."""
 
     def local(match: re.Match[str]) -> str:
         moment = parse_ts_or_none(match.group(0))
         if moment is None:
             return match.group(0)
-        stamp = moment.astimezone().strftime("%H:%M:%S")
-        return f"{stamp} ({relative((moment - now).total_seconds())})"
+        return f"{local_moment(moment, now)} ({relative((moment - now).total_seconds())})"
 
     return ISO_TIME.sub(local, text)
 
@@ -115,7 +116,7 @@ class NotificationLog(ModalScreen[None]):
         table.add_column()
         styles = {"warning": "yellow", "error": "bold red"}
         for notice in reversed(self.notices):
-            when = notice.at.astimezone().strftime("%H:%M:%S")
+            when = local_moment(notice.at, self.now)
             ago = relative((notice.at - self.now).total_seconds())
             line = Text()
             if notice.title:

@@ -3,6 +3,7 @@ message reaches on_message once, and stays unread in the file until the client m
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from seedfile import plain_rows
 
-from mesh_core import Mesh, MeshConfig, Message, Participant
+from mesh_core import Mesh, MeshConfig, Message, Participant, iso
+from mesh_core.participant import PEEK_LIMIT
 
 FAST = MeshConfig(heartbeat_interval=0.2, poll_interval=0.05, watch_interval=0.02)
 DEADLINE = 20.0
@@ -81,6 +83,51 @@ def test_each_message_is_handed_on_once_and_left_unread(db_path: Path, tmp_path:
         time.sleep(0.3)
         assert sorted(got) == first + later
         assert unread_ids(db_path, me) == first[1:] + later
+    finally:
+        participant.stop()
+        mesh.close()
+
+
+def test_a_new_message_is_handed_on_however_many_wait_unread(db_path: Path, tmp_path: Path) -> None:
+    """Thousands unread (never shown to the person): a poll reads only what is new, and
+    a new message is handed on, even one that sorts after all the waiting ones."""
+    got: list[int] = []
+    mesh = Mesh(db_path, config=FAST)
+    participant = Participant(
+        mesh,
+        "person",
+        kind="human",
+        cwd=str(tmp_path),
+        on_message=lambda m: got.append(m.message_id),
+        mark_read=False,
+    )
+    me = participant.start(loop=False).session_id
+    # as another client would have left them (more than the rate limit lets one send)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
+            "priority, created_at, read) VALUES ('someone', ?, ?, 'normal', ?, 0)",
+            [(me, f"old {i}", iso(mesh.clock.now())) for i in range(PEEK_LIMIT + 100)],
+        )
+    conn.close()
+    waiting = unread_ids(db_path, me)
+    participant.start_loop()
+    try:
+        end = time.monotonic() + DEADLINE
+        while len(got) < PEEK_LIMIT:
+            assert time.monotonic() < end, f"handed on: {len(got)}"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert sorted(got) == waiting[-PEEK_LIMIT:]  # the first look: the newest only
+        later = send_from_another_process(db_path, "person", "new, normal priority")
+        end = time.monotonic() + DEADLINE
+        while later[0] not in got:
+            assert time.monotonic() < end, "the new message was never handed on"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert got.count(later[0]) == 1 and len(got) == PEEK_LIMIT + 1
+        assert unread_ids(db_path, me) == waiting + later  # nothing marked read
     finally:
         participant.stop()
         mesh.close()

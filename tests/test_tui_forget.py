@@ -15,6 +15,7 @@ from mesh_tui.app import MeshApp
 from mesh_tui.screens.agent import AgentDetail
 from mesh_tui.screens.confirm import Confirm
 from mesh_tui.widgets.roster import Roster
+from mesh_tui.widgets.threads import ThreadList
 
 SIZE = (120, 36)
 
@@ -91,3 +92,34 @@ async def test_the_mesh_refusing_is_shown_and_changes_nothing(world: World) -> N
         await settle(pilot)
         assert isinstance(app.screen, AgentDetail)  # no question asked
         assert world.ids["api-server"] in sessions(world)
+
+
+async def test_a_forgotten_sessions_messages_keep_its_name(world: World) -> None:
+    """After forgetting, the conversation and the thread list still name the sender
+    (from the session's last known row), not its id."""
+    retired = world.mesh.register("retired-bot", cwd="/home/alice/src/retired").session_id
+    sent = world.mesh.send(retired, "api-server", "handing over the checkout work")
+    world.mesh.mark_read(world.ids["api-server"], [sent.message_id])
+    world.mesh.deregister(retired)
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        roster = app.query_one(Roster)
+        roster.focus()
+        assert roster.select_key(retired)
+        await pilot.press("i", "f")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert retired not in sessions(world)  # gone from the database
+        threads = app.query_one(ThreadList)
+        threads.focus()
+        assert threads.select_key(str(sent.message_id))
+        await pilot.press("enter")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "handing over the checkout work" in text
+        assert "retired-bot" in text and retired[:8] not in text
+        assert app.snapshot is not None
+        summary = next(t for t in app.snapshot.threads if t.thread_id == sent.message_id)
+        assert summary.participants[0] == "retired-bot"

@@ -11,7 +11,10 @@ import pytest
 from tui_fixtures import World, build_world, make_app, open_person_thread, settle
 
 from mesh_core.views import roster_counts
+from mesh_tui.app import MeshApp
+from mesh_tui.widgets.composer import Composer
 from mesh_tui.widgets.conversation import MessageView
+from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList, fit_names
 
 
@@ -103,3 +106,28 @@ async def test_thread_row_previews_the_newest_message(world: World) -> None:
         await settle(pilot)
         cell = app.query_one(ThreadList).get_cell(str(world.person_thread), "main")
     assert cell.plain.splitlines()[1].startswith("Not yet: card payments")  # not the root's
+
+
+async def test_a_draft_in_progress_survives_a_too_small_terminal(world: World) -> None:
+    """Typing, the terminal gets too small and large again: the composer has the focus
+    back with the draft, and ctrl+j sends it (the database has it)."""
+    app = MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.query_one(Roster).select_key(world.ids["api-server"])
+        await pilot.press("n")
+        await pilot.press(*"still here")
+        await pilot.resize_terminal(50, 12)
+        await pilot.pause()
+        assert app.screen.has_class("-too-small")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        await pilot.pause()
+        composer = app.query_one(Composer)
+        assert app.focused is not None and composer in app.focused.ancestors_with_self
+        await pilot.press("ctrl+j")
+        await settle(pilot)
+        rows = world.mesh.connection().execute(
+            "SELECT recipient_session_id FROM agent_messages WHERE content = 'still here'"
+        )
+        assert [r[0] for r in rows] == [world.ids["api-server"]]

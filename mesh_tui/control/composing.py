@@ -37,6 +37,7 @@ class ComposingPart(ReadingPart):
         self.query_one(Composer).open(
             self._new_label(name), f"to:{name}", self._draft_for(f"to:{name}")
         )
+        self.call_after_refresh(self._fit_toasts)  # the toasts end above it
 
     @staticmethod
     def _new_label(name: str) -> Text:
@@ -60,6 +61,7 @@ class ComposingPart(ReadingPart):
         self.query_one(Composer).open(
             self._reply_label(summary.thread_id), key, self._draft_for(key)
         )
+        self.call_after_refresh(self._fit_toasts)  # the toasts end above it
 
     def _reply_label(self, thread_id: int) -> Text:
         """Who a reply in `thread_id` goes to, as the mesh decides it: the sender of its

@@ -14,12 +14,14 @@ from rich.text import Text
 from textual.app import App
 from textual.reactive import var
 from textual.timer import Timer
+from textual.widget import Widget
 
 from mesh_core import views
 from mesh_core.identity import default_person_name
 from mesh_core.mesh import Mesh
 from mesh_core.models import Message
 from mesh_core.participant import Participant
+from mesh_core.rows import AgentMemo
 from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.notices import LoggedNotice
 from mesh_tui.search import SearchIndex
@@ -80,6 +82,7 @@ class AppCore(App[None]):
         self.snapshot: MeshSnapshot | None = None
         # last-hour counts kept between refreshes: each reads only new messages
         self.activity = views.Activity()
+        self.agent_memo = AgentMemo()  # session rows decoded before, reused while unchanged
         self.unseen: dict[int, set[int]] = {}  # thread -> delivered, not yet opened
         self._open_messages: list[Message] = []  # of open_thread, as last loaded
         self._marker: tuple[int, int | None] | None = None  # (thread, first unread id)
@@ -107,6 +110,8 @@ class AppCore(App[None]):
         self._conversation_pane: Conversation | None = None
         self._bars: dict[str, Text] = {}  # bars and pane titles, as last shown
         self._index_busy = threading.Lock()  # held by the index worker while it runs
+        self._toast_heights: dict[str, int] = {}  # toast holder id -> rows it takes
+        self._focus_before_small: Widget | None = None  # focus when the screen got too small
 
     def _panes_gone(self) -> bool:
         """Worker results that arrive while the app shuts down have no panes to go to.

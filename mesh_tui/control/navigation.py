@@ -16,6 +16,7 @@ from mesh_core.errors import MeshError
 from mesh_core.text import safe_line
 from mesh_core.views import RosterRow
 from mesh_tui.control.composing import ComposingPart
+from mesh_tui.format import local_stamp
 from mesh_tui.messages import MeshChanged, Notice
 from mesh_tui.screens.agent import AgentDetail
 from mesh_tui.screens.confirm import Confirm
@@ -23,7 +24,7 @@ from mesh_tui.screens.help import HelpScreen
 from mesh_tui.search import MIN_QUERY
 from mesh_tui.visible import earlier_selves, visible_threads
 from mesh_tui.widgets.composer import Composer
-from mesh_tui.widgets.conversation import Conversation, local_stamp
+from mesh_tui.widgets.conversation import Conversation
 from mesh_tui.widgets.keyed_table import KeyedTable
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList

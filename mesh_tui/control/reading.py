@@ -63,7 +63,9 @@ class ReadingPart(NoticingPart):
         result being handled and its thread returning. The table cells are built here
         too, for `view`, so the event loop only has to update the cells that changed."""
         try:
-            snapshot = views.snapshot(self.mesh, me, scope, activity=self.activity)
+            snapshot = views.snapshot(
+                self.mesh, me, scope, activity=self.activity, memo=self.agent_memo
+            )
             if scope is not None and scope == me:
                 snapshot = self._with_earlier_selves(snapshot, me)
             messages = views.thread_messages(self.mesh, thread_id) if thread_id else None

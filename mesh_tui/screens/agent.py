@@ -18,8 +18,7 @@ from mesh_core.models import Status
 from mesh_core.text import safe_line
 from mesh_core.views import RosterRow, ThreadSummary
 
-from ..format import age
-from ..widgets.conversation import local_stamp
+from ..format import age, local_stamp
 
 
 class AgentDetail(ModalScreen[str | None]):

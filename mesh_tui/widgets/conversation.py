@@ -18,23 +18,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message as TextualMessage
 from textual.widgets import Static
 
-from mesh_core.clock import parse_ts_or_none
 from mesh_core.models import Message
 from mesh_core.text import safe_line, safe_text
 
-from ..format import PRIORITY_MARKS, age
+from ..format import PRIORITY_MARKS, age, local_stamp
 
 EMPTY = "Pick a thread to read it here. n writes to the selected agent; r replies."
-
-
-def local_stamp(when: str | None, now: datetime) -> str:
-    """A time as the person reads it: local, with the day only when it is not today."""
-    moment = parse_ts_or_none(when)
-    if moment is None:
-        return "?"
-    local = moment.astimezone()
-    same_day = local.date() == now.astimezone().date()
-    return local.strftime("%H:%M:%S" if same_day else "%b %d %H:%M")
 
 
 def delivery_state(message: Message, later: Sequence[Message], now: datetime) -> Text:

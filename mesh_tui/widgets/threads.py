@@ -70,11 +70,31 @@ class ThreadList(KeyedTable):
             self.sync(thread_rows(threads, now, unseen, self.main_width), height=2)
 
 
+_RowKey = tuple[ThreadSummary, str, int, int]
+_last_built: dict[_RowKey, Row] = {}
+
+
 def thread_rows(
     threads: Sequence[ThreadSummary], now: datetime, unseen: dict[int, int], width: int
 ) -> list[Row]:
-    """The cells of every row: plain Rich objects, so a worker thread can build them."""
-    return [_row(t, now, unseen.get(t.thread_id, 0), width) for t in threads]
+    """The cells of every row: plain Rich objects, so a worker thread can build them.
+
+    A row whose inputs (its age as shown included) are those of the last build reuses
+    its cells; only the last build's rows are kept."""
+    global _last_built
+    before: dict[_RowKey, Row] = _last_built
+    built: dict[_RowKey, Row] = {}
+    result = []
+    for thread in threads:
+        waiting = unseen.get(thread.thread_id, 0)
+        key = (thread, age(thread.last_activity, now), waiting, width)
+        cells = before.get(key)
+        if cells is None:
+            cells = _row(thread, now, waiting, width)
+        built[key] = cells
+        result.append(cells)
+    _last_built = built  # one assignment: a build on another thread sees either dict
+    return result
 
 
 def _row(thread: ThreadSummary, now: datetime, unseen: int, width: int) -> Row:

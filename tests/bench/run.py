@@ -285,6 +285,7 @@ def measure_tui(report: Report, small: Dataset, big: Dataset, sizes: Sizes) -> N
     import asyncio
 
     from mesh_core import views
+    from mesh_core.rows import AgentMemo
 
     from .tui_refresh import app_numbers
 
@@ -292,13 +293,14 @@ def measure_tui(report: Report, small: Dataset, big: Dataset, sizes: Sizes) -> N
         mesh = Mesh(data.path)
         try:
             me = data.active[1][0]
-            # As the app does: one Activity kept across refreshes, so a refresh reads
-            # only what changed (the first one, which counts the whole hour, is the
+            # As the app does: one Activity and one AgentMemo kept across refreshes, so a
+            # refresh reads only what changed and decodes only changed session rows (the first one, which counts the whole hour, is the
             # warm-up here; tests/bench/tui_refresh.py reports it on its own).
-            activity = views.Activity()
-            views.snapshot(mesh, me=me, activity=activity)
+            activity, memo = views.Activity(), AgentMemo()
+            views.snapshot(mesh, me=me, activity=activity, memo=memo)
             refresh = median_ms(
-                lambda: views.snapshot(mesh, me=me, activity=activity), sizes.refreshes
+                lambda: views.snapshot(mesh, me=me, activity=activity, memo=memo),
+                sizes.refreshes,
             )
             thread = median_ms(
                 lambda: views.thread_messages(mesh, data.thread_root), sizes.iterations

@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: import the rest as `tests.benc
     __package__ = "tests.bench"
 
 from mesh_core import Mesh, views
+from mesh_core.rows import AgentMemo
 from mesh_tui.app import MeshApp
 from mesh_tui.messages import SnapshotLoaded
 from mesh_tui.search import SearchIndex
@@ -190,15 +191,16 @@ def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> 
     mesh = Mesh(data.path)
     try:
         me, agent = data.active[0][0], data.active[1][0]
-        activity = views.Activity()  # as the app keeps it: warm after the first refresh
+        # as the app keeps them: warm after the first refresh
+        activity, memo = views.Activity(), AgentMemo()
         rows = [
             (
                 "snapshot: roster + newest 100 threads",
-                timed(lambda: views.snapshot(mesh, me, activity=activity), runs),
+                timed(lambda: views.snapshot(mesh, me, activity=activity, memo=memo), runs),
             ),
             (
                 "snapshot: one agent's threads",
-                timed(lambda: views.snapshot(mesh, me, agent, activity=activity), runs),
+                timed(lambda: views.snapshot(mesh, me, agent, activity=activity, memo=memo), runs),
             ),
             (
                 "snapshot, cold (first refresh: the whole hour)",
