@@ -105,6 +105,20 @@ def stop_daemon_updater(codex_home: Path) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
+def stop_codex_daemon(argv: list[str], codex_env: dict[str, str], codex_home: Path) -> None:
+    """End the app-server daemon a Codex TUI left (as the user's `codex` would leave it),
+    its updater loop, and its own copy of the Codex binaries (hundreds of MB a run)."""
+    subprocess.run(
+        [*argv, "app-server", "daemon", "stop"],
+        env=codex_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    stop_daemon_updater(codex_home)
+    shutil.rmtree(codex_home / "packages", ignore_errors=True)
+
+
 def queue_writes(path: Path) -> int:
     """How many times anything was queued into Codex's queue database (0 if none)."""
     if not path.exists():
@@ -184,17 +198,8 @@ def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
             os.close(fd)
             # Codex 0.171's TUI runs its session in an app-server daemon that outlives it
             # (with `mesh mcp` as its child): stop it as the user's `codex` would leave it.
-            subprocess.run(
-                [*argv, "app-server", "daemon", "stop"],
-                env=codex_env,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-            stop_daemon_updater(home / ".codex")
+            stop_codex_daemon(argv, codex_env, home / ".codex")
             run.queued = queue_writes(home / ".codex" / "queue_1.sqlite")
-            # The daemon's own copy of the Codex binaries (hundreds of MB a run).
-            shutil.rmtree(home / ".codex" / "packages", ignore_errors=True)
             run.screen = bytes(term.output).decode("utf-8", "replace")
             (tmp / "screen.txt").write_text(run.screen)
             mesh.close()

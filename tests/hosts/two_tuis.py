@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 from mesh_core import Mesh
 
 from . import harness, hostbin
-from .idle import IDLE_SCRIPT, Terminal, stop_daemon_updater
+from .idle import IDLE_SCRIPT, Terminal, stop_codex_daemon
 from .model_server import Logged, ModelServer
 
 START_WAIT = 120.0
@@ -193,15 +191,7 @@ def run_two_tuis(tmp: Path) -> TwoRun:
             for pid, fd, term in tuis.values():
                 term.close()
                 _end(pid, fd)
-            subprocess.run(
-                [*argv, "app-server", "daemon", "stop"],
-                env=codex_env,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-            stop_daemon_updater(home / ".codex")
-            shutil.rmtree(home / ".codex" / "packages", ignore_errors=True)
+            stop_codex_daemon(argv, codex_env, home / ".codex")
             for label, (_, _, term) in tuis.items():
                 (tmp / f"screen{label}.txt").write_bytes(bytes(term.output))
             mesh.close()
