@@ -373,7 +373,12 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
             if sid not in seen:
                 seen.append(sid)
     names = mesh.names({sid for sids in order.values() for sid in sids})
-    return {tid: tuple(names.get(sid) or sid[:8] for sid in sids) for tid, sids in order.items()}
+    # One name once: a workspace's sessions (a person's restarts, an agent's new session)
+    # are one participant.
+    return {
+        tid: tuple(dict.fromkeys(names.get(sid) or sid[:8] for sid in sids))
+        for tid, sids in order.items()
+    }
 
 
 def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:

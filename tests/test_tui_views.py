@@ -143,6 +143,19 @@ def test_thread_summaries(world: World) -> None:
     assert [m.created_at for m in messages] == sorted(m.created_at for m in messages)
 
 
+def test_a_workspace_with_two_sessions_in_a_thread_is_one_participant(mesh: Mesh) -> None:
+    """Two sessions of one workspace in a thread (a person's restarted mesh-tui, to
+    which the old session's unread mail moved) are named once, not once per session."""
+    agent = mesh.register("agent1").session_id
+    first = mesh.register("root", kind="human").session_id
+    again = mesh.register("root", kind="human").session_id
+    assert again != first
+    question = mesh.send(agent, first, "hello").message_id
+    mesh.reply(again, question, "back again")
+    [thread] = views.threads(mesh, again)
+    assert thread.participants == ("agent1", "root")
+
+
 def test_views_mark_nothing_read(world: World) -> None:
     before = read_flags(world.mesh)
     views.snapshot(world.mesh, world.me)
