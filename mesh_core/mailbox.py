@@ -327,7 +327,7 @@ def wait_for_reply(
     reply; it looks every `watch_safety_interval` anyway, and every `watch_interval`
     where the folder cannot be watched. `should_stop` is asked at least every
     STOP_CHECK seconds."""
-    from .watch import SETTLE_SECONDS, CommitWatch  # not on the path of a plain `mesh send`
+    from .watch import CommitWatch, Settle  # not on the path of a plain `mesh send`
 
     timeout = validate_timeout(timeout)
     cfg = store.config
@@ -339,12 +339,15 @@ def wait_for_reply(
         last_version: int | None = None
         last_full = 0.0
         events_seen = watch.events
+        settle = Settle()  # an event data_version does not confirm yet: look again soon
         while True:
             woken.clear()
             version = store.data_version()
             now = time.monotonic()
-            # An event data_version does not confirm yet: look again in a moment.
-            settling = watch.events != events_seen and version == last_version
+            settle.after_look(
+                evented=watch.events != events_seen,
+                changed=last_version is not None and version != last_version,
+            )
             events_seen = watch.events
             if version != last_version or now - last_full >= cfg.watch_safety_interval:
                 found = take_reply(store, session_id, message_id)
@@ -354,8 +357,7 @@ def wait_for_reply(
             if now >= deadline or (should_stop is not None and should_stop()):
                 return None
             wait = cfg.watch_safety_interval if watch.active else cfg.watch_interval
-            if settling:
-                wait = min(wait, SETTLE_SECONDS)
+            wait = min(wait, settle.delay)
             if should_stop is not None:
                 wait = min(wait, STOP_CHECK)
             woken.wait(min(wait, max(0.0, deadline - now)))

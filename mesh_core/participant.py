@@ -28,7 +28,7 @@ from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
 from .models import Agent, Message
 from .store import database_gone
-from .watch import SETTLE_SECONDS, CommitWatch, SafetyCheck, next_on_grid
+from .watch import CommitWatch, SafetyCheck, Settle, next_on_grid
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class Participant:
         last_version: int | None = None
         events_seen = 0
         misses = 0
-        settling = False  # an event came that data_version did not confirm (yet)
+        settle = Settle()  # looks after an event data_version did not confirm (yet)
         backoff = 0.0
         safety = SafetyCheck(cfg.watch_safety_interval, cfg.watch_safety_max)
         while not self._stop.is_set():
@@ -236,12 +236,12 @@ class Participant:
                 evented = missed = False
                 if self.watch is not None and self.watch.active:
                     evented = self.watch.events != events_seen
-                    if not settling:  # a settle look's find is the earlier event's commit
+                    if not settle.active:  # a settle look's find is an earlier event's commit
                         missed = changed and not evented
                         misses = self._audit_watch(changed, events_seen, misses)
                     events_seen = self.watch.events
                     safety.after_round(evented=evented, changed=changed, missed=missed)
-                settling = evented and not changed
+                settle.after_look(evented=evented, changed=changed)
                 if changed or asked or now >= next_poll:
                     self._poll()
                     if now >= next_poll:  # a poll for a commit keeps the timer's grid
@@ -281,8 +281,7 @@ class Participant:
                 # Sleep until an event, or until the next thing due: no wake-up for nothing.
                 due = min(next_poll, next_beat, next_cleanup)
                 timeout = min(safety.interval, max(0.0, due - time.monotonic()))
-                if settling:
-                    timeout = min(timeout, SETTLE_SECONDS)
+                timeout = min(timeout, settle.delay)
             else:
                 timeout = cfg.watch_interval
             self._wake.wait(timeout)

@@ -43,8 +43,36 @@ _STOP_RACE_FILTER = _DropStopRace()
 WATCHED_SUFFIXES = ("", "-wal")
 # SQLite writes a commit's last -wal frame, then publishes it in the -shm wal-index
 # (mmap: no event). A reader woken by that last write can read data_version a moment too
-# early; it looks once more this much later instead of sleeping until the safety check.
-SETTLE_SECONDS = 0.02
+# early, and a writer descheduled in between (a loaded machine) can publish later than
+# one look: the reader looks again after each of these delays, until data_version moves
+# or they run out, instead of sleeping until the safety check.
+SETTLE_STEPS = (0.02, 0.1, 0.5)
+
+
+class Settle:
+    """The looks that follow a file event data_version did not confirm (yet)."""
+
+    def __init__(self) -> None:
+        self._step: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._step is not None
+
+    @property
+    def delay(self) -> float:
+        """How long to sleep at most before the next look (inf when not settling)."""
+        return SETTLE_STEPS[self._step] if self._step is not None else float("inf")
+
+    def after_look(self, *, evented: bool, changed: bool) -> None:
+        """Record one look: an unconfirmed event starts the looks, a change ends them,
+        a look that found nothing moves to the next delay."""
+        if changed:
+            self._step = None
+        elif evented:
+            self._step = 0
+        elif self._step is not None:
+            self._step = self._step + 1 if self._step + 1 < len(SETTLE_STEPS) else None
 
 
 class CommitWatch:

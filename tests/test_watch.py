@@ -219,13 +219,15 @@ def test_participant_sees_a_message_from_the_plain_sqlite3_shell(
     )
     shell = shutil.which("sqlite3")
     if shell is not None:
-        command = [shell, str(db), sql]
+        # a busy timeout, as any sane client sets: our participant's own writes may hold
+        # the lock for a moment (the shell's default is none: "database is locked")
+        command = [shell, "-cmd", ".timeout 10000", str(db), sql]
     else:  # no shell installed: the same plain statement through Python's sqlite3
         command = [
             sys.executable,
             "-c",
             (
-                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=10); "
                 "c.execute(sys.argv[2]); c.commit()"
             ),
             str(db),
@@ -234,6 +236,37 @@ def test_participant_sees_a_message_from_the_plain_sqlite3_shell(
     subprocess.run(command, check=True, timeout=60, capture_output=True)
     got = inbox.wait_for(1)
     assert [(m.content, m.sender_session_id) for m in got] == [("from the shell", "shell-user")]
+
+
+def test_a_commit_published_well_after_its_wal_write_is_still_seen(
+    tmp_path: Path, start: Start
+) -> None:
+    """A writer descheduled between its last -wal write (the event) and publishing the
+    commit in -shm (no event) on a loaded machine: the reader's data_version stays old
+    for longer than one settle look. It looks again, later, instead of sleeping until the
+    safety check (60 s here). The delay is made by holding back the value this
+    participant's `data_version` returns for 80 ms after the send."""
+    db = tmp_path / "mesh.db"
+    participant, inbox = start(db, "listener", SLOW)
+    assert participant.watching
+    real = participant.mesh.data_version
+    seen: dict[int, int] = {}  # data_version is per connection, a connection per thread
+    release = [0.0]
+
+    def late_data_version() -> int:
+        thread = threading.get_ident()
+        if thread not in seen or time.monotonic() >= release[0]:
+            seen[thread] = real()
+        return seen[thread]
+
+    participant.mesh.data_version = late_data_version  # type: ignore[method-assign]
+    with Mesh(db) as other:
+        sender = other.register("late-writer").session_id
+        time.sleep(0.7)  # the registration's looks are over
+        release[0] = time.monotonic() + 0.08
+        other.send(sender, "listener", "published late")
+    got = inbox.wait_for(1)
+    assert [m.content for m in got] == ["published late"]
 
 
 def test_participant_polls_when_the_watch_library_is_missing(
