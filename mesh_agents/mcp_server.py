@@ -93,6 +93,7 @@ class MeshMCP(MeshTools):
             host_pid, shared.metadata.get(HOST_SESSION_KEY) if shared is not None else None
         )
         self._host_session_id: str | None = self._metadata.get(HOST_SESSION_KEY)
+        self._shared_at_init = shared
         self.participant = Participant(
             mesh,
             name if name is not None or shared is None else shared.agent_name,
@@ -124,6 +125,8 @@ class MeshMCP(MeshTools):
         # answered (LOOP_START_DELAY): until then nothing can be pushed, and its work
         # would share the interpreter with the import below and with that answer.
         agent = self.participant.start(loop=False)
+        if self._shared_at_init is None:
+            self._adopt_late_hook_session()
         # The SDK's import starts the moment the session is written, on its own thread,
         # so none of our remaining start-up runs before it begins.
         self._sdk_import = threading.Thread(
@@ -131,6 +134,23 @@ class MeshMCP(MeshTools):
         )
         self._sdk_import.start()
         return agent
+
+    def _adopt_late_hook_session(self) -> None:
+        """A host hook (Claude Code's SessionStart) that registered its session after
+        __init__ looked and before this server registered left two live sessions for one
+        host session, splitting its mail. If the host process runs just those two (ours
+        and one hook session), take the hook's over, as __init__ would have."""
+        running = self.mesh.host_sessions(None, self.host_pid)
+        hooks = [a for a in running if a.metadata.get("client") == CLIENT_HOOK]
+        ours = [a for a in running if a.metadata.get("client") != CLIENT_HOOK]
+        if len(hooks) != 1 or [a.session_id for a in ours] != [self.session_id]:
+            return
+        host_session_id = hooks[0].metadata.get(HOST_SESSION_KEY)
+        if not isinstance(host_session_id, str):
+            return
+        self.mesh.bind_host_session(self.session_id, self.host_pid, host_session_id, bound=False)
+        self._metadata[HOST_SESSION_KEY] = host_session_id  # a rejoin keeps it
+        self._host_session_id = host_session_id
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM, SIGINT and SIGHUP: mark the session stopped, then leave at once.

@@ -113,11 +113,14 @@ def hook_host_session(
 
 
 def bind_host_session(
-    store: Store, session_id: str, host_pid: int, host_session_id: str
+    store: Store, session_id: str, host_pid: int, host_session_id: str, *, bound: bool = True
 ) -> list[str]:
     """`session_id` (a `mesh mcp`) runs host session `host_session_id`: record it, and
     take over the sessions the hooks of that host session registered (their unread mail
-    moves to `session_id`, they are stopped). Returns the ids taken over."""
+    moves to `session_id`, they are stopped). Returns the ids taken over. `bound`: the
+    id came from the server's own client (Codex's `_meta`); False when it was only
+    learned from a hook's session, which a later hook may still re-key (Claude Code's
+    `/clear`)."""
     now = store.now()
 
     def body(conn: sqlite3.Connection) -> list[str]:
@@ -128,7 +131,8 @@ def bind_host_session(
             return []
         meta = parse_metadata(own["metadata"])
         meta[HOST_SESSION_KEY] = host_session_id
-        meta[BOUND_KEY] = True
+        if bound:
+            meta[BOUND_KEY] = True
         conn.execute(
             "UPDATE agent_sessions SET metadata = ? WHERE session_id = ?",
             (json.dumps(meta), session_id),

@@ -140,10 +140,14 @@ class Mesh:
         """Every live session (of workspace `name`, or any) the host tool `host_pid` runs."""
         return host_sessions.host_sessions(self.store, name, host_pid)
 
-    def bind_host_session(self, session_id: str, host_pid: int, host_session_id: str) -> list[str]:
+    def bind_host_session(
+        self, session_id: str, host_pid: int, host_session_id: str, *, bound: bool = True
+    ) -> list[str]:
         """`session_id` runs host session `host_session_id`: record it and take over the
         sessions its hooks registered; returns their ids."""
-        return host_sessions.bind_host_session(self.store, session_id, host_pid, host_session_id)
+        return host_sessions.bind_host_session(
+            self.store, session_id, host_pid, host_session_id, bound=bound
+        )
 
     def agent(self, session_id: str) -> Agent:
         return sessions.agent(self.store, session_id)

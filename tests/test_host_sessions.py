@@ -270,3 +270,43 @@ def test_a_lone_host_session_keeps_one_mesh_session(db_path: Path, repo: Path) -
             assert only.metadata["host_session_id"] == "second-claude-session"
         finally:
             late.close()
+
+
+def test_a_hook_session_registered_while_the_server_starts_is_taken_over(
+    tmp_path: Path, repo: Path
+) -> None:
+    """Claude Code runs its SessionStart hook about when `mesh mcp` starts. A hook that
+    registers after the server looked for one and before the server registered must not
+    leave two live sessions for one host session (mail split between them: the server's
+    results then never say that the hook's share waits)."""
+    import signal
+
+    from mesh_agents.mcp_server import MeshMCP
+    from mesh_core.lifecycle import host_metadata
+    from mesh_core.rules import CLIENT_HOOK
+
+    db = tmp_path / "mesh.db"
+    mesh = Mesh(db)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    server = MeshMCP(Mesh(db), "alpha", cwd=str(repo))  # looks: no hook session yet
+    hook = mesh.register(
+        "alpha",
+        client=CLIENT_HOOK,
+        cwd=repo,
+        metadata=host_metadata(server.host_pid, "claude-session-1"),
+    ).session_id
+    peer = mesh.register("peer").session_id
+    waiting = mesh.send(peer, hook, "for this host session").message_id
+    try:
+        ours = server.start().session_id
+        live = [a.session_id for a in mesh.host_sessions(None, server.host_pid)]
+        assert live == [ours]
+        assert [m.message_id for m in mesh.peek_inbox(ours)] == [waiting]
+        # a later hook of that host session acts as the server's session
+        found = mesh.host_session("alpha", server.host_pid, "claude-session-1")
+        assert found is not None and found.session_id == ours
+    finally:
+        server.participant.stop()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        mesh.close()
