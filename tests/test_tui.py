@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import Select, TextArea
-from tui_fixtures import World, build_world, settle, use_utc
+from tui_fixtures import World, build_world, screen_text, settle, use_utc
 
 from mesh_core import FixedClock, Mesh
 from mesh_core.models import Status
@@ -34,12 +33,6 @@ def world(tmp_path: Path) -> Iterator[World]:
 def quiet_app(world: World) -> MeshApp:
     """No participant thread, no timers: reads on start and after its own actions."""
     return MeshApp(world.mesh, live=False, session_id=world.me, name="alice")
-
-
-def screen_text(app: MeshApp) -> str:
-    """What the terminal shows, as plain text (from the SVG screenshot)."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
 def rows(mesh: Mesh, sql: str, *params: object) -> list[tuple[Any, ...]]:

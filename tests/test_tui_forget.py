@@ -3,13 +3,11 @@ the roster and the database; a refusal by the mesh is shown and changes nothing.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tui_fixtures import World, build_world, settle
+from tui_fixtures import World, build_world, screen_text, settle
 
 from mesh_tui.app import MeshApp
 from mesh_tui.screens.agent import AgentDetail
@@ -25,11 +23,6 @@ def world(tmp_path: Path) -> Iterator[World]:
     built = build_world(tmp_path / "agent-mesh.db")
     yield built
     built.mesh.close()
-
-
-def screen_text(app: MeshApp) -> str:
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
 def sessions(world: World) -> set[str]:

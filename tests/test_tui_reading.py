@@ -3,21 +3,14 @@ state."""
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 
-from tui_fixtures import settle, use_utc
+from tui_fixtures import screen_text, settle, use_utc
 
 from mesh_core import FixedClock, Mesh
 from mesh_tui.app import MeshApp
 from mesh_tui.widgets.conversation import Conversation, MessageView
 from mesh_tui.widgets.threads import ThreadList
-
-
-def screen_text(app: MeshApp) -> str:
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
 def long_thread(path: Path) -> tuple[Mesh, str, int, int]:

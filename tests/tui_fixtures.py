@@ -8,7 +8,9 @@ act as her session, so nothing depends on the login name.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -281,3 +283,9 @@ SCENES: dict[str, tuple[tuple[int, int], Callable[[World], Scene]]] = {
     "notifications": (WIDE, notification_log),
     "forget-confirm": (NARROW, forget_confirm),
 }
+
+
+def screen_text(app: MeshApp) -> str:
+    """What the terminal shows, as plain text (from the SVG screenshot)."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
