@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mesh_core import FixedClock, Mesh
+
+if TYPE_CHECKING:
+    from tui_fixtures import World
 
 
 @pytest.fixture
@@ -26,3 +30,14 @@ def mesh(db_path: Path, clock: FixedClock) -> Iterator[Mesh]:
     handle = Mesh(db_path, clock=clock)
     yield handle
     handle.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """The TUI tests' mesh of agents, threads and a person (tests/tui_fixtures.py),
+    imported here only when a test asks for it: most tests never load textual."""
+    from tui_fixtures import build_world
+
+    built = build_world(tmp_path / "agent-mesh.db")
+    yield built
+    built.mesh.close()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.widgets import Select, TextArea
-from tui_fixtures import World, build_world, screen_text, settle, use_utc
+from tui_fixtures import World, screen_text, settle, use_utc
 
 from mesh_core import FixedClock, Mesh
 from mesh_core.models import Status
@@ -21,13 +19,6 @@ from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 def quiet_app(world: World) -> MeshApp:

@@ -3,12 +3,10 @@ send is one send."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from textual.widgets import Select, TextArea
-from tui_fixtures import World, build_world, settle
+from tui_fixtures import World, settle
 
 from mesh_tui.app import MeshApp
 from mesh_tui.screens.confirm import Confirm
@@ -18,13 +16,6 @@ from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 def app_for(world: World, drafts_file: Path | None = None) -> MeshApp:

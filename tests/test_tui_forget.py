@@ -3,11 +3,7 @@ the roster and the database; a refusal by the mesh is shown and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from tui_fixtures import World, build_world, screen_text, settle
+from tui_fixtures import World, screen_text, settle
 
 from mesh_tui.app import MeshApp
 from mesh_tui.screens.agent import AgentDetail
@@ -16,13 +12,6 @@ from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 def sessions(world: World) -> set[str]:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from tui_fixtures import World, build_world, make_app, open_person_thread, settle
+from tui_fixtures import World, make_app, open_person_thread, settle
 
 from mesh_core.views import roster_counts
 from mesh_tui.app import MeshApp
@@ -16,13 +13,6 @@ from mesh_tui.widgets.composer import Composer
 from mesh_tui.widgets.conversation import MessageView
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList, fit_names
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 def screen_lines(app: object) -> list[str]:

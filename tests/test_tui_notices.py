@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import pytest
 from rich.console import Console
 from textual.widgets import Static
 from textual.widgets._toast import Toast, ToastRack
-from tui_fixtures import World, build_world, settle
+from tui_fixtures import World, settle
 
 from mesh_core import Mesh, iso
 from mesh_core.participant import PEEK_LIMIT
@@ -23,13 +20,6 @@ from mesh_tui.notices import NotificationLog, humanize_times, osc_notification
 from mesh_tui.widgets.roster import Roster
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 def test_times_in_notices_are_local_and_relative() -> None:

@@ -4,21 +4,12 @@ The same scenes make the SVGs in screenshots/ (scripts/screenshots.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-from tui_fixtures import SCENES, World, build_world, make_app
+from tui_fixtures import SCENES, World, make_app
 
 # pytest-textual-snapshot's fixture: compare(app, terminal_size=..., run_before=...) -> bool.
 SnapCompare = Callable[..., bool]
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 def check(snap_compare: SnapCompare, world: World, scene: str) -> bool:

@@ -3,11 +3,7 @@ composer's target is a typed value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from tui_fixtures import World, build_world, settle
+from tui_fixtures import World, settle
 
 from mesh_tui.app import MeshApp
 from mesh_tui.target import ReplyTo, SendTo
@@ -16,13 +12,6 @@ from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    built = build_world(tmp_path / "agent-mesh.db")
-    yield built
-    built.mesh.close()
 
 
 async def test_setting_the_view_state_is_enough(world: World) -> None:
