@@ -321,8 +321,8 @@ def measure_tui(report: Report, small: Dataset, big: Dataset, sizes: Sizes) -> N
         big_app["refresh"],
         small_app["refresh"],
         "ms",
-        "≤ 100 ms",
-        big_app["refresh"] <= 100,
+        "≤ 50 ms",  # issue 12: a whole refresh at 1,000 agents / 1M messages
+        big_app["refresh"] <= 50,
     )
     report.add(FIGURES[23], big_app["render"], small_app["render"], "ms", "(info)", None)
 
@@ -357,7 +357,7 @@ def measure_roster(report: Report, work: Path, sizes: Sizes) -> None:
             ],
         )
     conn.close()
-    env = {**os.environ, "COLUMNS": "120"}
+    env = {**startup.installed_env(work), "COLUMNS": "120"}
 
     def run(*extra: str) -> float:
         began = time.perf_counter()
@@ -370,6 +370,7 @@ def measure_roster(report: Report, work: Path, sizes: Sizes) -> None:
         )
         return time.perf_counter() - began
 
+    run()  # untimed: warms the caches (bytecode, the file)
     table = statistics.median(run() for _ in range(3))
     plain = statistics.median(run("--json") for _ in range(3))
     report.add(
