@@ -1,5 +1,5 @@
 """Small helpers several test files share: waiting for a condition another process makes
-true, and running the real `mesh` command as a process."""
+true, running the real `mesh` command as a process, and the environment it runs in."""
 
 from __future__ import annotations
 
@@ -29,6 +29,20 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition.__doc__ or condition}")
         time.sleep(step)
+
+
+def identity_free_env() -> dict[str, str]:
+    """This process's environment without AGENT_MESH_NAME and AGENT_MESH_DB, so a `mesh`
+    process started with it names itself after its cwd and uses the `--db` it is given,
+    as a host-started one does (a developer's own settings must not leak into a test)."""
+    return {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+
+
+def git_repo(folder: Path) -> Path:
+    """`folder`, created as a git repository (a session there is named after it)."""
+    folder.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    return folder
 
 
 def mesh_argv(db: Path, *args: str) -> list[str]:

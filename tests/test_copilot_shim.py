@@ -8,7 +8,6 @@ against a real database file; the message comes from another process."""
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import identity_free_env
 
 from mesh_core import Mesh
 
@@ -82,7 +82,7 @@ class Node:
     """The extension process, its stdout read line by line in a thread."""
 
     def __init__(self, script: Path, cwd: Path, **extra_env: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+        env = identity_free_env()
         env.update(extra_env)
         self.proc = subprocess.Popen(
             ["node", str(script)],

@@ -4,7 +4,6 @@ its stdout parsed as Claude Code parses it."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import git_repo, identity_free_env
 
 from mesh_core import Mesh
 
@@ -20,14 +20,7 @@ TIMEOUT = 30.0
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    folder = tmp_path / "alpha"
-    folder.mkdir()
-    subprocess.run(["git", "init", "-q", str(folder)], check=True)
-    return folder
-
-
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    return git_repo(tmp_path / "alpha")
 
 
 def claude_input(event: str, cwd: Path, **extra: Any) -> dict[str, Any]:
@@ -49,7 +42,7 @@ def run_hook(db: Path, cwd: Path, event: str, stdin: str) -> subprocess.Complete
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env(),
+        env=identity_free_env(),
         timeout=TIMEOUT,
         check=False,
     )
@@ -126,7 +119,7 @@ def test_hooks_act_as_the_mcp_server_session_of_the_workspace(db_path: Path, rep
     server = subprocess.Popen(
         [sys.executable, "-m", "mesh_core", "mcp", "--db", str(db_path)],
         cwd=repo,
-        env=env(),
+        env=identity_free_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

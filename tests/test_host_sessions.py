@@ -11,7 +11,6 @@ the `tools/call` `_meta` thread id name the thread.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import git_repo, identity_free_env
 
 from mesh_core import Mesh
 from mesh_core.models import Agent
@@ -35,16 +35,9 @@ CODEX_INIT = {
 }
 
 
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    folder = tmp_path / "alpha"
-    folder.mkdir()
-    subprocess.run(["git", "init", "-q", str(folder)], check=True)
-    return folder
+    return git_repo(tmp_path / "alpha")
 
 
 class Server:
@@ -54,7 +47,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mesh_cli", "--db", str(db), "mcp", "--no-wake"],
             cwd=cwd,
-            env=env(),
+            env=identity_free_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -123,7 +116,7 @@ def hook(db: Path, cwd: Path, event: str, thread: str, **extra: Any) -> dict[str
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env(),
+        env=identity_free_env(),
         timeout=TIMEOUT,
         check=False,
     )

@@ -5,7 +5,6 @@ processes (the `mesh` CLI, a `python -c` replier), never through mocks."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import identity_free_env
 from mcp.client.extension import NotificationBinding
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -51,7 +51,7 @@ def make_repo(parent: Path, name: str, description: str | None = None) -> Path:
 
 
 def server_params(db: Path, cwd: Path, *extra: str) -> StdioServerParameters:
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    env = identity_free_env()
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "mesh_core", "mcp", "--db", str(db), *extra],

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import sqlite3
 import subprocess
@@ -13,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from helpers import identity_free_env
 
 from mesh_agents.jsonrpc_stdin import repair_line
 from mesh_core import Mesh
@@ -48,7 +49,7 @@ def test_a_tools_call_with_a_lone_surrogate_gets_a_response(tmp_path: Path, db_p
         bob = mesh.register("bob", cwd=tmp_path)
     folder = tmp_path / "alice"
     folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    env = identity_free_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mesh_cli", "--db", str(db_path), "mcp", "--name", "alice"],
         cwd=folder,

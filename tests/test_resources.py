@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from helpers import identity_free_env
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -126,7 +127,7 @@ def test_mesh_mcp_fds_stay_flat_over_bursts_of_calls(tmp_path: Path) -> None:
     repo = tmp_path / "fd-agent"
     repo.mkdir()
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    env = identity_free_env()
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "mesh_core", "mcp", "--db", str(db)],

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import identity_free_env
 
 from mesh_agents.wake import CODEX_CLIENT, CodexWaker, run_queue, thread_id_of
 from mesh_core import Mesh
@@ -244,7 +245,7 @@ def test_mesh_mcp_of_a_codex_session_queues_a_wake_on_new_mail(
     db = tmp_path / "mesh.db"
     folder = tmp_path / "codexrepo"
     folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    env = identity_free_env()
     argv = [sys.executable, "-m", "mesh_cli", "--db", str(db), "mcp", "--name", "codexrepo"]
     proc = subprocess.Popen(
         [*argv, *(["--no-wake"] if no_wake else [])],

@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mesh_core import Mesh
-
-from . import harness, hostbin
+from . import harness, hostbin, tty
 from .model_server import Logged, ModelServer, call, say
 
 IDLE_SCRIPT = [call("check_inbox"), say("done")]
@@ -56,40 +51,6 @@ class IdleRun:
 
     def carried(self, needle: str) -> bool:
         return any(needle in r.text for r in self.after)
-
-
-class Terminal:
-    """The TUI's pseudo-terminal: keeps what it prints and answers its cursor queries."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.output = bytearray()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.output.extend(data)
-            if b"\x1b[6n" in data:  # cursor position report
-                os.write(self.fd, b"\x1b[1;1R")
-            if b"\x1b[c" in data or b"\x1b[0c" in data:  # device attributes
-                os.write(self.fd, b"\x1b[?62;c")
-
-    def count(self, needle: bytes) -> int:
-        return bytes(self.output).count(needle)
-
-    def close(self) -> None:
-        self._stop.set()
 
 
 def stop_daemon_updater(codex_home: Path) -> None:
@@ -134,32 +95,19 @@ def queue_writes(path: Path) -> int:
 
 def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
     run = IdleRun()
-    pkg = hostbin.PACKAGES["codex"]
     try:
-        argv = hostbin.command(pkg)
+        host, run.install_output = tty.prepare(tmp, "codex", *([] if wake else ["--no-wake"]))
     except hostbin.HostUnavailable as exc:
         run.skip_reason = str(exc)
         return run
-    home, workspace, db, env = harness.prepare(tmp)
-    run.version = hostbin.version_of(argv, env)
-    mesh = Mesh(db)
-    peer = mesh.register(harness.PEER, kind="cli").session_id
-    run.install_output = harness.install("codex", env, *([] if wake else ["--no-wake"]))
-    codex_env = dict(env, CODEX_HOME=str(home / ".codex"))
-    harness.codex_hooks(argv, codex_env, workspace, trust=True)
+    run.version, mesh = host.version, host.mesh
+    codex_env = dict(host.env, CODEX_HOME=str(host.home / ".codex"))
+    harness.codex_hooks(host.argv, codex_env, host.workspace, trust=True)
     with ModelServer(IDLE_SCRIPT, log_path=tmp / "requests.jsonl") as server:
-        _, host_env = harness.codex_cmd(argv, server.url, home, env, tmp)
-        config = home / ".codex" / "config.toml"
-        # The user's one-time "trust this folder" answer in the TUI.
-        config.write_text(
-            config.read_text() + f'\n[projects."{workspace}"]\ntrust_level = "trusted"\n'
-        )
+        _, host_env = harness.codex_cmd(host.argv, server.url, host.home, host.env, tmp)
+        tty.trust_codex_project(host.home, host.workspace)
         host_env["TERM"] = "xterm-256color"
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: the TUI, with the prompt a user would type
-            os.chdir(workspace)
-            os.execve(argv[0], [*argv, harness.PROMPT], host_env)
-        term = Terminal(fd)
+        pid, fd, term = tty.spawn([*host.argv, harness.PROMPT], host_env, host.workspace)
         try:
             deadline = time.monotonic() + START_WAIT
             while time.monotonic() < deadline:
@@ -171,7 +119,7 @@ def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
             time.sleep(1.0)  # idle for a moment, as a session between prompts is
             run.before = len(server.model_requests)
             run.sent_at = time.time()
-            run.message_id = mesh.send(peer, harness.WORKSPACE, IDLE_TEXT).message_id
+            run.message_id = mesh.send(host.peer, harness.WORKSPACE, IDLE_TEXT).message_id
             deadline = time.monotonic() + WAIT
             while time.monotonic() < deadline:
                 run.after = server.model_requests[run.before :]
@@ -183,23 +131,11 @@ def run_codex_idle(tmp: Path, *, wake: bool = True) -> IdleRun:
             run.read_after = mesh.get(run.message_id).read
             run.ran = True
         finally:
-            term.close()
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except OSError:
-                os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            os.close(fd)
+            tty.end(pid, fd, term)
             # Codex 0.171's TUI runs its session in an app-server daemon that outlives it
             # (with `mesh mcp` as its child): stop it as the user's `codex` would leave it.
-            stop_codex_daemon(argv, codex_env, home / ".codex")
-            run.queued = queue_writes(home / ".codex" / "queue_1.sqlite")
+            stop_codex_daemon(host.argv, codex_env, host.home / ".codex")
+            run.queued = queue_writes(host.home / ".codex" / "queue_1.sqlite")
             run.screen = bytes(term.output).decode("utf-8", "replace")
             (tmp / "screen.txt").write_text(run.screen)
             mesh.close()

@@ -19,24 +19,16 @@ Enter key to the model request that carries it — Copilot's own time for a prom
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import signal
 import statistics
-import struct
-import termios
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mesh_core import Mesh
-
-from . import harness, hostbin
-from .idle import Terminal
+from . import harness, hostbin, tty
 from .model_server import Logged, ModelServer, call, say
 
 SCRIPT = [call("check_inbox"), say("done")]
@@ -195,35 +187,25 @@ def _wait_for(server: ModelServer, before: int, needle: str) -> Logged | None:
 
 def run_copilot_push(tmp: Path, samples: int = SAMPLES) -> PushRun:
     run = PushRun()
-    pkg = hostbin.PACKAGES["copilot"]
     try:
-        argv = hostbin.command(pkg)
+        host, _ = tty.prepare(tmp, "copilot")
     except hostbin.HostUnavailable as exc:
         run.skip_reason = str(exc)
         return run
-    home, workspace, db, env = harness.prepare(tmp)
-    run.version = hostbin.version_of(argv, env)
-    mesh = Mesh(db)
-    peer = mesh.register(harness.PEER, kind="cli").session_id
-    harness.install("copilot", env)
+    argv, home, workspace = host.argv, host.home, host.workspace
+    run.version, mesh, peer = host.version, host.mesh, host.peer
     trust_folder(home, workspace)
     extension_log = tmp / "extension.jsonl"
     with ModelServer(SCRIPT, log_path=tmp / "requests.jsonl") as server:
-        _, host_env = harness.copilot_cmd(argv, server.url, home, env, tmp)
+        _, host_env = harness.copilot_cmd(argv, server.url, home, host.env, tmp)
         mesh_log = tmp / "mesh.log"
         host_env.update(
             TERM="xterm-256color",
             AGENT_MESH_EXTENSION_LOG=str(extension_log),
             AGENT_MESH_LOG=str(mesh_log),
         )
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: the TUI with the prompt a user would type
-            os.chdir(workspace)
-            cmd = [*argv, "-i", harness.PROMPT, "--experimental", "--allow-all-tools"]
-            os.execve(cmd[0], cmd, host_env)
-        # A pseudo-terminal starts at 0×0, which the TUI does not draw into.
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        term = Terminal(fd)
+        cmd = [*argv, "-i", harness.PROMPT, "--experimental", "--allow-all-tools"]
+        pid, fd, term = tty.spawn(cmd, host_env, workspace, size=(40, 120))
         try:
             deadline = time.monotonic() + START_WAIT
             while time.monotonic() < deadline and not run.idle_reached:
@@ -255,24 +237,9 @@ def run_copilot_push(tmp: Path, samples: int = SAMPLES) -> PushRun:
             for sample in run.samples:
                 sample.read = mesh.get(sample.message_id).read
         finally:
-            term.close()
-            _end(pid)
-            os.close(fd)
+            tty.end(pid, fd, term)
             run.screen = bytes(term.output).decode("utf-8", "replace")
             (tmp / "screen.txt").write_text(run.screen)
             mesh.close()
     attach_logs(run.samples, mesh_log, extension_log, copilot_events(home))
     return run
-
-
-def _end(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except OSError:
-        os.kill(pid, signal.SIGTERM)
-    for _ in range(50):
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mesh_core import Mesh
-
-from . import harness, hostbin
-from .idle import IDLE_SCRIPT, Terminal, stop_codex_daemon
+from . import harness, hostbin, tty
+from .idle import IDLE_SCRIPT, stop_codex_daemon
 from .model_server import Logged, ModelServer
 
 START_WAIT = 120.0
@@ -63,35 +59,6 @@ def _sessions(db: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _start(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, int, Terminal]:
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the TUI, with the prompt a user would type
-        os.chdir(cwd)
-        os.execve(argv[0], [*argv, harness.PROMPT], env)
-    return pid, fd, Terminal(fd)
-
-
-def _end(pid: int, fd: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    for _ in range(50):
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
-        except ChildProcessError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    os.close(fd)
-
-
 def _wait(until: Any, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -104,28 +71,22 @@ def _wait(until: Any, seconds: float) -> bool:
 def run_two_tuis(tmp: Path) -> TwoRun:
     run = TwoRun()
     try:
-        argv = hostbin.command(hostbin.PACKAGES["codex"])
+        host, _ = tty.prepare(tmp, "codex")
     except hostbin.HostUnavailable as exc:
         run.skip_reason = str(exc)
         return run
-    home, workspace, db, env = harness.prepare(tmp)
-    run.version = hostbin.version_of(argv, env)
-    mesh = Mesh(db)
-    peer = mesh.register(harness.PEER, kind="cli").session_id
-    harness.install("codex", env)
-    codex_env = dict(env, CODEX_HOME=str(home / ".codex"))
+    argv, home, workspace, db = host.argv, host.home, host.workspace, host.db
+    run.version, mesh, peer = host.version, host.mesh, host.peer
+    codex_env = dict(host.env, CODEX_HOME=str(home / ".codex"))
     harness.codex_hooks(argv, codex_env, workspace, trust=True)
-    tuis: dict[str, tuple[int, int, Terminal]] = {}
+    tuis: dict[str, tuple[int, int, tty.Terminal]] = {}
     with ModelServer(IDLE_SCRIPT, log_path=tmp / "requests.jsonl") as server:
-        _, host_env = harness.codex_cmd(argv, server.url, home, env, tmp)
-        config = home / ".codex" / "config.toml"
-        config.write_text(  # the user's one-time "trust this folder" answer in the TUI
-            config.read_text() + f'\n[projects."{workspace}"]\ntrust_level = "trusted"\n'
-        )
+        _, host_env = harness.codex_cmd(argv, server.url, home, host.env, tmp)
+        tty.trust_codex_project(home, workspace)
         host_env["TERM"] = "xterm-256color"
         try:
             for label in ("A", "B"):
-                tuis[label] = _start(argv, host_env, workspace)
+                tuis[label] = tty.spawn([*argv, harness.PROMPT], host_env, workspace)
                 # Its first turn under way: the other one starts in a known order.
                 _wait(lambda: len({thread_of(r) for r in server.main_requests}) > len(tuis) - 1, 60)
             run.idle_reached = _wait(
@@ -189,8 +150,7 @@ def run_two_tuis(tmp: Path) -> TwoRun:
             run.ran = True
         finally:
             for pid, fd, term in tuis.values():
-                term.close()
-                _end(pid, fd)
+                tty.end(pid, fd, term)
             stop_codex_daemon(argv, codex_env, home / ".codex")
             for label, (_, _, term) in tuis.items():
                 (tmp / f"screen{label}.txt").write_bytes(bytes(term.output))
