@@ -24,7 +24,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Static, TextArea
 
 from mesh_agents.simulated import Demo
 from mesh_core.errors import MeshError
@@ -227,8 +227,12 @@ class MeshApp(NavigationPart):
     # -- leaving ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """q does nothing while the composer (its draft or priority picker) has focus."""
-        return not (action == "quit" and self._in_composer())
+        """q does nothing while the composer (its draft or priority picker) has focus;
+        nor, while a text field has focus, does any app key that types a character there
+        (n, r, /, …): the field takes the character, so the footer must not offer it."""
+        if action == "quit" and self._in_composer():
+            return False
+        return not (action in _TYPED_KEY_ACTIONS and isinstance(self.focused, Input | TextArea))
 
     async def action_quit(self) -> None:
         """Quit; with unsent drafts, ask first (they are kept for next time either way)."""
@@ -303,6 +307,14 @@ class MeshApp(NavigationPart):
         self._exit_renderables.append(Text(self.crash_text))
         self.bell()
         self._close_messages_no_wait()
+
+
+# The app's actions bound to keys a text field takes as characters ("slash" is "/").
+_TYPED_KEY_ACTIONS = frozenset(
+    b.action
+    for b in MeshApp.BINDINGS
+    if isinstance(b, Binding) and (len(b.key) == 1 or b.key in ("slash", "question_mark"))
+)
 
 
 def main(argv: list[str] | None = None) -> int:

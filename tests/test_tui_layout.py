@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+from textual.widgets._footer import FooterKey
 from tui_fixtures import World, make_app, open_person_thread, settle
 
 from mesh_core.views import roster_counts
@@ -121,3 +122,47 @@ async def test_a_draft_in_progress_survives_a_too_small_terminal(world: World) -
             "SELECT recipient_session_id FROM agent_messages WHERE content = 'still here'"
         )
         assert [r[0] for r in rows] == [world.ids["api-server"]]
+
+
+def footer_keys(app: MeshApp) -> list[str]:
+    """The descriptions the footer offers now (the keys of the focused pane)."""
+    return [key.description for key in app.query(FooterKey)]
+
+
+async def test_a_text_field_has_no_footer_entry_for_a_key_it_types(world: World) -> None:
+    """In the composer or the filter, n, r, /, a, u and ? type themselves: the footer does
+    not offer them there (it did: "/ Filter" beside the draft); outside it does."""
+    app = make_app(world)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await open_person_thread(world)(pilot)
+        offered = footer_keys(app)
+        assert {"Filter", "Reply", "New message", "Quit"} <= set(offered)
+        await pilot.press("r")
+        await settle(pilot)
+        in_composer = footer_keys(app)
+        assert "Send" in in_composer
+        assert not {"Filter", "Reply", "New message", "All threads", "Quit", "Help"} & set(
+            in_composer
+        )
+        await pilot.press(*"a/b?")
+        assert app.query_one(Composer).draft.endswith("a/b?")
+        await pilot.press("escape", "slash")
+        await settle(pilot)
+        assert not {"Filter", "Reply", "Help"} & set(footer_keys(app))
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "Filter" in footer_keys(app)
+
+
+async def test_the_command_palette_key_leaves_no_column_of_the_key_list_beside_it(
+    world: World,
+) -> None:
+    """Textual's compact footer gives each key a right margin, the docked palette key's
+    too, so the last column showed the key list underneath ("^p paletter")."""
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_person_thread(world)(pilot)
+        app.query_one(ThreadList).focus()
+        await settle(pilot)
+        palette = app.query_one("FooterKey.-command-palette", FooterKey)
+        assert palette.region.right == 80  # up to the last column: nothing beside it
