@@ -3,6 +3,7 @@ state."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tui_fixtures import screen_text, settle, use_utc
@@ -68,7 +69,9 @@ async def test_thread_opens_at_first_unread_with_its_header_in_view(tmp_path: Pa
     mesh.close()
 
 
-async def test_each_message_says_whether_it_was_delivered_or_answered(tmp_path: Path) -> None:
+async def delivery_states(tmp_path: Path, size: tuple[int, int]) -> dict[str, str]:
+    """What the screen shows of three threads of the person's, one answered, one
+    delivered (2 minutes ago), one waiting, at `size`."""
     use_utc()
     clock = FixedClock("2026-11-23T14:00:00.000Z")
     mesh = Mesh(tmp_path / "m.db", clock=clock)
@@ -86,17 +89,35 @@ async def test_each_message_says_whether_it_was_delivered_or_answered(tmp_path: 
     waiting = mesh.send(me, "idle", "hello idle", new_thread=True)
     clock.advance(120)
     app = MeshApp(mesh, live=False, session_id=me, name="alice")
-    async with app.run_test(size=(120, 36)) as pilot:
+    states = {}
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         threads = app.query_one(ThreadList)
         threads.focus()
-        states = {}
-        for thread_id in (answered.message_id, delivered.thread_id, waiting.thread_id):
+        for name, thread_id in (
+            ("answered", answered.message_id),
+            ("delivered", delivered.thread_id),
+            ("waiting", waiting.thread_id),
+        ):
             threads.select_key(str(thread_id))
             await settle(pilot)
-            first = app.query(MessageView).first()
-            states[thread_id] = str(first.query_one(".msg-header").render())
-    assert "↩ answered" in states[answered.message_id]
-    assert "✓ delivered 2m ago" in states[delivered.thread_id]
-    assert "waiting to be read" in states[waiting.thread_id]
+            states[name] = screen_text(app)
     mesh.close()
+    return states
+
+
+async def test_each_message_says_whether_it_was_delivered_or_answered(tmp_path: Path) -> None:
+    states = await delivery_states(tmp_path, (120, 36))
+    assert "↩ answered" in states["answered"]
+    assert "✓ delivered 2m ago" in states["delivered"]
+    assert "waiting to be read" in states["waiting"]
+
+
+async def test_at_80_columns_a_header_keeps_its_delivery_state(tmp_path: Path) -> None:
+    """The conversation pane is 38 columns wide at 80×24: the header drops the id and
+    the seconds and shortens the state rather than cutting the state off."""
+    states = await delivery_states(tmp_path, (80, 24))
+    # (the screenshot's text drops the spaces between differently styled runs)
+    assert re.search(r"alice → bot\s*14:00:00\s*↩ answered", states["answered"])
+    assert re.search(r"alice → bot\s*14:01\s*✓ 2m", states["delivered"])
+    assert re.search(r"alice → idle\s*14:02\s*… waiting", states["waiting"])

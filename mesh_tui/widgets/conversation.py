@@ -11,6 +11,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import ClassVar
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -26,19 +28,24 @@ from ..format import PRIORITY_MARKS, age, local_stamp
 EMPTY = "Pick a thread to read it here. n writes to the selected agent; r replies."
 
 
-def delivery_state(message: Message, later: Sequence[Message], now: datetime) -> Text:
+def delivery_state(
+    message: Message, later: Sequence[Message], now: datetime, *, short: bool = False
+) -> Text:
     """What became of a message: answered (its recipient wrote back in the thread),
-    delivered (taken from the inbox, with when), or still waiting."""
+    delivered (taken from the inbox, with when), or still waiting. `short` is the form
+    for a narrow pane: the mark and the age only."""
     if any(
         m.sender_session_id == message.recipient_session_id
         and m.recipient_session_id == message.sender_session_id
         for m in later
     ):
-        return Text("↩ answered", style="green")
+        return Text("↩" if short else "↩ answered", style="green")
     if message.read:
-        when = f" {age(message.read_at, now)} ago" if message.read_at else ""
-        return Text(f"✓ delivered{when}", style="bright_black")
-    return Text("… waiting to be read", style="yellow")
+        when = age(message.read_at, now) if message.read_at else ""
+        if short:
+            return Text(f"✓ {when}".rstrip(), style="bright_black")
+        return Text(f"✓ delivered {when} ago" if when else "✓ delivered", style="bright_black")
+    return Text("… waiting" if short else "… waiting to be read", style="yellow")
 
 
 def body_text(message: Message) -> Text:
@@ -58,7 +65,7 @@ class MessageView(Vertical, can_focus=False):
     MessageView .msg-body { height: auto; padding: 0 0 0 2; }
     """
 
-    def __init__(self, message: Message, head: Text) -> None:
+    def __init__(self, message: Message, head: Header) -> None:
         super().__init__()
         self.message = message
         self._head = head
@@ -67,7 +74,7 @@ class MessageView(Vertical, can_focus=False):
         yield Static(self._head, classes="msg-header", markup=False)
         yield Static(body_text(self.message), classes="msg-body", markup=False)
 
-    def update_header(self, message: Message, head: Text) -> None:
+    def update_header(self, message: Message, head: Header) -> None:
         self.message = message
         self._head = head
         if self.is_mounted:
@@ -247,28 +254,77 @@ class Conversation(VerticalScroll):
             self.post_message(self.OpenPager(message.content))
 
 
-def header(message: Message, later: Sequence[Message], me: str | None, now: datetime) -> Text:
+class Header:
+    """A message's one header line, in the longest form that fits the pane: full; then
+    without the message id; then with the time to the minute and the delivery state as
+    its mark and age; then with both names cut short. So a narrow pane (80 columns)
+    still shows whether the message was delivered, instead of cutting the state off."""
+
+    def __init__(self, forms: Sequence[Text]) -> None:
+        self.forms = forms
+
+    @property
+    def plain(self) -> str:
+        return self.forms[0].plain
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Header) and list(self.forms) == list(other.forms)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, never a key
+
+    def fitted(self, width: int) -> Text:
+        """The first form that fits `width` cells, else the last one cut with …."""
+        fits = next((f for f in self.forms if f.cell_len <= width), None)
+        if fits is not None:
+            return fits
+        cut = self.forms[-1].copy()
+        cut.truncate(width, overflow="ellipsis")
+        return cut
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.fitted(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.forms[-1].cell_len, self.forms[0].cell_len)
+
+
+def header(message: Message, later: Sequence[Message], me: str | None, now: datetime) -> Header:
     """One line: sender → recipient, local time, id, priority, delivery state."""
-    mine = message.sender_session_id == me
-    line = Text()
-    line.append(
-        safe_line(message.sender_name or message.sender_session_id[:8], 24),
-        style="bold green" if mine else "bold",
+
+    def form(*, with_id: bool, short: bool, names: int = 24) -> Text:
+        mine = message.sender_session_id == me
+        line = Text()
+        line.append(
+            safe_line(message.sender_name or message.sender_session_id[:8], names),
+            style="bold green" if mine else "bold",
+        )
+        line.append(" → ", style="bright_black")
+        line.append(
+            safe_line(message.recipient_name or message.recipient_session_id[:8], names),
+            style="bright_black",
+        )
+        stamp = local_stamp(message.created_at, now)
+        if short and len(stamp) == 8:  # HH:MM:SS today: the minute will do
+            stamp = stamp[:5]
+        line.append(f" {stamp}" if short else f"  {stamp}", style="bright_black")
+        if with_id:
+            line.append(f"  #{message.message_id}", style="bright_black")
+        if message.priority in ("urgent", "high"):
+            mark, style = PRIORITY_MARKS[message.priority]
+            line.append(f" {mark}" if short else f"  {mark} {message.priority}", style=style)
+        if message.recipient_session_id != me:
+            line.append(" " if short else "  ")
+            line.append_text(delivery_state(message, later, now, short=short))
+        return line
+
+    return Header(
+        [
+            form(with_id=True, short=False),
+            form(with_id=False, short=False),
+            form(with_id=False, short=True),
+            form(with_id=False, short=True, names=8),
+        ]
     )
-    line.append(" → ", style="bright_black")
-    line.append(
-        safe_line(message.recipient_name or message.recipient_session_id[:8], 24),
-        style="bright_black",
-    )
-    line.append(f"  {local_stamp(message.created_at, now)}", style="bright_black")
-    line.append(f"  #{message.message_id}", style="bright_black")
-    if message.priority in ("urgent", "high"):
-        mark, style = PRIORITY_MARKS[message.priority]
-        line.append(f"  {mark} {message.priority}", style=style)
-    if message.recipient_session_id != me:
-        line.append("  ")
-        line.append_text(delivery_state(message, later, now))
-    return line
 
 
 def first_unread(
