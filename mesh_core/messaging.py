@@ -27,7 +27,20 @@ from .rules import (
     validate_message_id,
     validate_priority,
 )
-from .send_sql import COUNTS, INSERT, RECENT, RESOLVE, RULES, SENT, fetch
+from .send_sql import (
+    BY_NAME,
+    COUNTS,
+    ID,
+    INSERT,
+    RATE_LIMIT,
+    RATE_WINDOW,
+    RECENT,
+    RESOLVE,
+    RULES,
+    SENT,
+    STATUS,
+    fetch,
+)
 from .sessions import current_session, pick_recipient, session_row, stop_dead
 from .store import Store
 
@@ -110,16 +123,20 @@ def _resolve(
     a dead session was just stopped."""
     params = (sender_id, target)
     rows = fetch(conn, RESOLVE, params)
-    if stop_dead(conn, store, [r for r in rows if r["by_name"] and r["status"] == "active"]):
+    if stop_dead(conn, store, [r for r in rows if r[BY_NAME] and r[STATUS] == "active"]):
         rows = fetch(conn, RESOLVE, params)
-    sender = next((r for r in rows if r["session_id"] == sender_id), None)
+    sender = exact = None
+    for row in rows:  # the first of each, columns by position (cheaper than by name)
+        if sender is None and row[ID] == sender_id:
+            sender = row
+        if exact is None and row[ID] == target:
+            exact = row
     if sender is None:
         raise SessionNotFound(sender_id)
-    limits = RateLimit.parse(sender["mesh_rate_limit"], sender["mesh_rate_window"])
-    exact = next((r for r in rows if r["session_id"] == target), None)
+    limits = RateLimit.parse(sender[RATE_LIMIT], sender[RATE_WINDOW])
     if exact is not None:
         return sender, exact, limits
-    named = [r for r in rows if r["by_name"]]
+    named = [r for r in rows if r[BY_NAME]]
     candidates = [r for r in named if r["agent_name"] == target] or named
     if not candidates:
         known = [
@@ -206,9 +223,13 @@ def _insert(
         limits.limit,
         max(0, cfg.flood_threshold),
     )
-    rows = fetch(conn, RULES[kind], params)
-    pair = [row for row in rows if row[0] != COUNTS]
-    _, unread_before, recent, _ = next(row for row in rows if row[0] == COUNTS)
+    pair: list[sqlite3.Row] = []
+    unread_before = recent = 0
+    for row in fetch(conn, RULES[kind], params):
+        if row[0] == COUNTS:
+            unread_before, recent = row[1], row[2]
+        else:
+            pair.append(row)
 
     # The rate limit: the mesh's numbers, counted per workspace pair (every session of
     # the sender's workspace to every session of the recipient's).
