@@ -6,9 +6,8 @@ and taking the inbox live in `mailbox`.
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
 
-from .clock import iso
+from .clock import iso, span
 from .errors import (
     InvalidArgument,
     MessageNotFound,
@@ -208,10 +207,11 @@ def _insert(
     now_dt = store.now_dt()
     now = iso(now_dt)
     window_start = iso(limits.since(now_dt))
-    thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
+    thread_since = iso(now_dt - span(cfg.thread_window))
 
     # One read for the rules: the session pair's newest message each way in the thread
-    # window, the recipient's unread count, the workspace pair's sends in the rate window.
+    # window, the recipient's queue depth (the flood threshold if it has at least that
+    # many unread messages, else 0), the workspace pair's sends in the rate window.
     kind = (bool(sender_name), bool(recipient_workspace))
     params = (
         sender_id,
@@ -247,7 +247,7 @@ def _insert(
     # the message waits 24 h for it (or its successor), as for a stopped one.
     expires = None
     if recipient["status"] != "active":
-        expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
+        expires = iso(now_dt + span(cfg.expire_after))
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
     message_id = int(
@@ -258,7 +258,7 @@ def _insert(
     )
 
     warnings: list[str] = []
-    # Queue depth with this message: the count read before it (capped), plus one.
+    # Queue depth with this message: what was read before it (see above), plus one.
     depth = unread_before + 1
     if is_flooded(depth, cfg):
         warnings.append(

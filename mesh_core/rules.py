@@ -11,10 +11,10 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from .clock import parse_ts_or_none
+from .clock import parse_ts_or_none, span
 from .config import MeshConfig
 from .errors import (
     ContentTooLarge,
@@ -238,7 +238,7 @@ class RateLimit:
 
     def since(self, now: datetime) -> datetime:
         """Where the window begins."""
-        return now - timedelta(seconds=self.window)
+        return now - span(self.window)
 
 
 @functools.lru_cache(maxsize=16, typed=True)  # typed: 1 and 1.0 parse differently

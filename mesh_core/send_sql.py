@@ -122,8 +122,11 @@ def _rules(sender_named: bool, recipient_named: bool) -> str:
 
     return numbered(
         f"{newest(SENT, ':s_id', ':r_id')} UNION ALL {newest(RECEIVED, ':r_id', ':s_id')} "
-        f"UNION ALL SELECT {COUNTS}, (SELECT count(*) FROM (SELECT 1 FROM agent_messages "
-        f"WHERE recipient_session_id = :r_id AND read = 0 LIMIT :depth)), {recent}, NULL",
+        # the queue depth: is there a :depth-th unread message (OFFSET steps through the
+        # index without feeding each entry to a count)
+        f"UNION ALL SELECT {COUNTS}, CASE WHEN :depth <= 0 OR EXISTS (SELECT 1 FROM "
+        "agent_messages WHERE recipient_session_id = :r_id AND read = 0 "
+        f"LIMIT 1 OFFSET :depth - 1) THEN :depth ELSE 0 END, {recent}, NULL",
         RULES_PARAMS,
     )
 
