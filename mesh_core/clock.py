@@ -7,6 +7,7 @@ clients in other ISO-8601 forms are still parsed.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,14 @@ def iso(when: datetime) -> str:
             _SECONDS.clear()
         seconds = _SECONDS[key] = when.replace(microsecond=0, tzinfo=None).isoformat()
     return seconds + _MILLISECONDS[when.microsecond // 1000]
+
+
+@functools.lru_cache(maxsize=64)
+def span(seconds: float) -> timedelta:
+    """`timedelta(seconds=…)` for the few spans a mesh uses (its windows, its expiry):
+    every send computes three bounds, and building a timedelta from a float costs more
+    than finding the one already built."""
+    return timedelta(seconds=seconds)
 
 
 _SECONDS: dict[tuple[int, ...], str] = {}

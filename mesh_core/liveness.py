@@ -130,6 +130,7 @@ class _Held:
     def __init__(self) -> None:
         self._fds: OrderedDict[tuple[int, str], int] = OrderedDict()
         self._lock = threading.Lock()  # no fd is polled while another thread closes it
+        self._poll = _new_poll()  # every held fd, registered for POLLIN
 
     def exited(self, key: tuple[int, str]) -> bool | None:
         """Whether the held process of `key` exited; None if it is not held."""
@@ -137,12 +138,27 @@ class _Held:
             fd = self._fds.get(key)
             if fd is None:
                 return None
-            if not _readable(fd):
+            if not self._exited(fd):
                 self._fds.move_to_end(key)
                 return False
             del self._fds[key]
-            os.close(fd)
+            self._close(fd)
             return True
+
+    def _exited(self, fd: int) -> bool:
+        """Is held `fd` readable? One poll of every held fd: a persistent poll set costs
+        less than building select's fd sets for one fd on each check."""
+        if self._poll is None:
+            return _readable(fd)
+        for ready, _ in self._poll.poll(0):
+            if ready == fd:
+                return True
+        return False
+
+    def _close(self, fd: int) -> None:
+        if self._poll is not None:
+            self._poll.unregister(fd)
+        os.close(fd)
 
     def hold(self, pid: int, recorded: str) -> None:
         """Hold the process `pid` if it is the one that started at `recorded`: checked
@@ -162,16 +178,19 @@ class _Held:
             return
         with self._lock:
             old = self._fds.pop((pid, recorded), None)
+            if old is not None:
+                self._close(old)
             self._fds[(pid, recorded)] = fd
+            if self._poll is not None:
+                self._poll.register(fd, select.POLLIN)
             while len(self._fds) > self.KEEP:
                 _, evicted = self._fds.popitem(last=False)
-                os.close(evicted)
-        if old is not None:
-            os.close(old)
+                self._close(evicted)
 
     def forget(self) -> None:
         """In a forked child: let go of the parent's copies (and of its lock's state)."""
         self._lock = threading.Lock()
+        self._poll = _new_poll()
         fds, self._fds = self._fds, OrderedDict()
         for fd in fds.values():
             try:
@@ -182,6 +201,10 @@ class _Held:
 
 def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
+
+
+def _new_poll() -> select.poll | None:
+    return select.poll() if hasattr(select, "poll") else None
 
 
 _HELD = _Held()

@@ -191,7 +191,10 @@ class Mesh:
     ) -> Message:
         """Send `content` to a session id or workspace name. `*` broadcasts and returns
         the first copy (`dispatch` and `broadcast` return all of them)."""
-        return self.dispatch(sender_session_id, target, content, priority, new_thread)[0]
+        copies = messaging.send(
+            self.store, sender_session_id, target, content, priority, new_thread
+        )
+        return copies[0]
 
     def broadcast(
         self,

@@ -6,9 +6,8 @@ and taking the inbox live in `mailbox`.
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
 
-from .clock import iso
+from .clock import iso, span
 from .errors import (
     InvalidArgument,
     MessageNotFound,
@@ -27,7 +26,20 @@ from .rules import (
     validate_message_id,
     validate_priority,
 )
-from .send_sql import COUNTS, INSERT, RECENT, RESOLVE, RULES, SENT, fetch
+from .send_sql import (
+    BY_NAME,
+    COUNTS,
+    ID,
+    INSERT,
+    RATE_LIMIT,
+    RATE_WINDOW,
+    RECENT,
+    RESOLVE,
+    RULES,
+    SENT,
+    STATUS,
+    fetch,
+)
 from .sessions import current_session, pick_recipient, session_row, stop_dead
 from .store import Store
 
@@ -110,16 +122,20 @@ def _resolve(
     a dead session was just stopped."""
     params = (sender_id, target)
     rows = fetch(conn, RESOLVE, params)
-    if stop_dead(conn, store, [r for r in rows if r["by_name"] and r["status"] == "active"]):
+    if stop_dead(conn, store, [r for r in rows if r[BY_NAME] and r[STATUS] == "active"]):
         rows = fetch(conn, RESOLVE, params)
-    sender = next((r for r in rows if r["session_id"] == sender_id), None)
+    sender = exact = None
+    for row in rows:  # the first of each, columns by position (cheaper than by name)
+        if sender is None and row[ID] == sender_id:
+            sender = row
+        if exact is None and row[ID] == target:
+            exact = row
     if sender is None:
         raise SessionNotFound(sender_id)
-    limits = RateLimit.parse(sender["mesh_rate_limit"], sender["mesh_rate_window"])
-    exact = next((r for r in rows if r["session_id"] == target), None)
+    limits = RateLimit.parse(sender[RATE_LIMIT], sender[RATE_WINDOW])
     if exact is not None:
         return sender, exact, limits
-    named = [r for r in rows if r["by_name"]]
+    named = [r for r in rows if r[BY_NAME]]
     candidates = [r for r in named if r["agent_name"] == target] or named
     if not candidates:
         known = [
@@ -191,10 +207,11 @@ def _insert(
     now_dt = store.now_dt()
     now = iso(now_dt)
     window_start = iso(limits.since(now_dt))
-    thread_since = iso(now_dt - timedelta(seconds=cfg.thread_window))
+    thread_since = iso(now_dt - span(cfg.thread_window))
 
     # One read for the rules: the session pair's newest message each way in the thread
-    # window, the recipient's unread count, the workspace pair's sends in the rate window.
+    # window, the recipient's queue depth (the flood threshold if it has at least that
+    # many unread messages, else 0), the workspace pair's sends in the rate window.
     kind = (bool(sender_name), bool(recipient_workspace))
     params = (
         sender_id,
@@ -206,9 +223,13 @@ def _insert(
         limits.limit,
         max(0, cfg.flood_threshold),
     )
-    rows = fetch(conn, RULES[kind], params)
-    pair = [row for row in rows if row[0] != COUNTS]
-    _, unread_before, recent, _ = next(row for row in rows if row[0] == COUNTS)
+    pair: list[sqlite3.Row] = []
+    unread_before = recent = 0
+    for row in fetch(conn, RULES[kind], params):
+        if row[0] == COUNTS:
+            unread_before, recent = row[1], row[2]
+        else:
+            pair.append(row)
 
     # The rate limit: the mesh's numbers, counted per workspace pair (every session of
     # the sender's workspace to every session of the recipient's).
@@ -226,7 +247,7 @@ def _insert(
     # the message waits 24 h for it (or its successor), as for a stopped one.
     expires = None
     if recipient["status"] != "active":
-        expires = iso(now_dt + timedelta(seconds=cfg.expire_after))
+        expires = iso(now_dt + span(cfg.expire_after))
 
     # Every column is known here but the id: lastrowid is cheaper than RETURNING *.
     message_id = int(
@@ -237,7 +258,7 @@ def _insert(
     )
 
     warnings: list[str] = []
-    # Queue depth with this message: the count read before it (capped), plus one.
+    # Queue depth with this message: what was read before it (see above), plus one.
     depth = unread_before + 1
     if is_flooded(depth, cfg):
         warnings.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -26,18 +27,7 @@ def parse_metadata(raw: object) -> dict[str, Any]:
 
     A roster read decodes every session's metadata, which rarely changes: the decoded
     value of a text seen before is reused (each caller gets its own copy)."""
-    if not raw or not isinstance(raw, str | bytes):
-        return {}
-    known = _METADATA_SEEN.get(raw)
-    if known is None:
-        try:
-            value = json.loads(raw)
-        except (ValueError, TypeError, RecursionError):
-            value = None
-        known = value if isinstance(value, dict) else {}
-        if len(_METADATA_SEEN) >= _METADATA_KEEP:
-            _METADATA_SEEN.clear()
-        _METADATA_SEEN[raw] = known
+    known = _decoded(raw)
     return (
         copy.deepcopy(known)
         if any(isinstance(v, dict | list) for v in known.values())
@@ -45,8 +35,31 @@ def parse_metadata(raw: object) -> dict[str, Any]:
     )
 
 
+def metadata_view(raw: object) -> Mapping[str, Any]:
+    """`parse_metadata` without the copy, for a caller that only reads it (the liveness
+    check of every send): the decoded value, shared with every other such caller."""
+    return _decoded(raw)
+
+
+def _decoded(raw: object) -> dict[str, Any]:
+    if not raw or not isinstance(raw, str | bytes):
+        return _NO_METADATA
+    known = _METADATA_SEEN.get(raw)
+    if known is None:
+        try:
+            value = json.loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            value = None
+        known = value if isinstance(value, dict) else _NO_METADATA
+        if len(_METADATA_SEEN) >= _METADATA_KEEP:
+            _METADATA_SEEN.clear()
+        _METADATA_SEEN[raw] = known
+    return known
+
+
 _METADATA_KEEP = 4096  # distinct metadata texts remembered (a roster's worth, and more)
 _METADATA_SEEN: dict[str | bytes, dict[str, Any]] = {}
+_NO_METADATA: dict[str, Any] = {}  # never handed out but as a copy or a Mapping
 
 
 @dataclass(frozen=True)

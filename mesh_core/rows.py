@@ -17,7 +17,7 @@ from .clock import canonical, parse_ts_or_none
 from .config import MeshConfig
 from .models import Agent, Message, parse_metadata
 from .rules import PRIORITY_ORDER, priority_rank, reported_status, status_since
-from .text import safe_line
+from .text import plain, safe_line
 
 Row = sqlite3.Row | Mapping[str, Any]
 
@@ -40,6 +40,8 @@ def shown(value: object) -> str | None:
     """A column that names or locates, never free text (a session id, a folder), as
     escaped one-line text: wherever it is shown (JSON a model reads included) it cannot
     hold a line, a frame marker or an escape. Ours are unchanged by this."""
+    if isinstance(value, str) and plain(value):
+        return value
     found = text(value)
     return None if found is None else safe_line(found)
 

@@ -11,10 +11,10 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from .clock import parse_ts_or_none
+from .clock import parse_ts_or_none, span
 from .config import MeshConfig
 from .errors import (
     ContentTooLarge,
@@ -67,6 +67,8 @@ def priority_rank(priority: object) -> int:
 
 
 def validate_priority(priority: object) -> str:
+    if isinstance(priority, str) and priority in PRIORITY_ORDER:  # as written: the usual
+        return priority
     if isinstance(priority, str) and priority.strip().lower() in PRIORITY_ORDER:
         return priority.strip().lower()
     raise InvalidPriority(priority)
@@ -79,12 +81,12 @@ def validate_content(content: object, limit: int) -> str:
     """Not empty after trimming, at most `limit` bytes of UTF-8, no NUL."""
     if not isinstance(content, str):
         raise InvalidContent(f"content must be text, not {type(content).__name__}")
-    if not content.strip():
+    if not content or content.isspace():  # what strip() would leave empty, uncopied
         raise EmptyContent()
     if "\x00" in content:
         raise InvalidContent("it contains a NUL character; remove it and send again")
     try:
-        size = len(content.encode("utf-8"))
+        size = len(content) if content.isascii() else len(content.encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise InvalidContent(
             "it is not valid UTF-8 text (lone surrogate); re-encode it as UTF-8"
@@ -236,7 +238,7 @@ class RateLimit:
 
     def since(self, now: datetime) -> datetime:
         """Where the window begins."""
-        return now - timedelta(seconds=self.window)
+        return now - span(self.window)
 
 
 @functools.lru_cache(maxsize=16, typed=True)  # typed: 1 and 1.0 parse differently

@@ -39,6 +39,9 @@ RESOLVE = numbered(
     ("sender", "target"),
 )
 
+# RESOLVE's columns by position (a Row looks a name up column by column).
+ID, STATUS, BY_NAME, RATE_LIMIT, RATE_WINDOW = 0, 2, 6, 7, 8
+
 INSERT = (
     "INSERT INTO agent_messages (sender_session_id, recipient_session_id, content, "
     "original_message_id, priority, created_at, read, read_at, expires_at) "
@@ -81,31 +84,31 @@ def _rules(sender_named: bool, recipient_named: bool) -> str:
     the recipient is); else from idx_messages_recipient for each session of the
     recipient's workspace, each message checked for its sender's workspace (a
     workspace's old sessions cost one seek each, not one per pair of sessions). A
-    one-row gate picks the branch before either reads a message."""
+    one-row gate, read once, picks the branch before either reads a message."""
     recipients = _workspace("r", recipient_named)
     in_window = f"{_AS_TEXT.format('m.created_at')} > :window"
     by_pair = (
-        "SELECT 1 FROM {gate}agent_sessions r "
+        "SELECT count(*) FROM (SELECT 1 FROM agent_sessions r "
         "CROSS JOIN agent_messages m INDEXED BY idx_messages_pair "
         "ON m.sender_session_id = :s_id AND m.recipient_session_id = r.session_id "
-        f"AND m.created_at > :window WHERE {recipients} AND {in_window}"
+        f"AND m.created_at > :window WHERE {recipients} AND {in_window} LIMIT :limit)"
     )
     if sender_named:
         alone = (
             "(SELECT count(*) FROM (SELECT 1 FROM agent_sessions s WHERE "
             f"{_workspace('s', True)} LIMIT 2)) = 1"
         )
-        recent = (
-            by_pair.format(gate=f"(SELECT 1 WHERE {alone}) CROSS JOIN ")
-            + f" UNION ALL SELECT 1 FROM (SELECT 1 WHERE NOT {alone}) "
-            "CROSS JOIN agent_sessions r "
+        by_recipient = (
+            "SELECT count(*) FROM (SELECT 1 FROM agent_sessions r "
             "CROSS JOIN agent_messages m INDEXED BY idx_messages_recipient "
             "ON m.recipient_session_id = r.session_id AND m.created_at > :window "
             "JOIN agent_sessions s ON s.session_id = m.sender_session_id "
-            f"WHERE {recipients} AND s.agent_name = :s_name AND {in_window}"
+            f"WHERE {recipients} AND s.agent_name = :s_name AND {in_window} LIMIT :limit)"
         )
+        # CASE reads the gate once and runs only the branch it picks
+        recent = f"CASE WHEN {alone} THEN ({by_pair}) ELSE ({by_recipient}) END"
     else:
-        recent = by_pair.format(gate="")
+        recent = f"({by_pair})"
     at = _AS_TEXT.format("created_at")
 
     def newest(kind: int, sender: str, recipient: str) -> str:
@@ -119,9 +122,11 @@ def _rules(sender_named: bool, recipient_named: bool) -> str:
 
     return numbered(
         f"{newest(SENT, ':s_id', ':r_id')} UNION ALL {newest(RECEIVED, ':r_id', ':s_id')} "
-        f"UNION ALL SELECT {COUNTS}, (SELECT count(*) FROM (SELECT 1 FROM agent_messages "
-        "WHERE recipient_session_id = :r_id AND read = 0 LIMIT :depth)), "
-        f"(SELECT count(*) FROM ({recent} LIMIT :limit)), NULL",
+        # the queue depth: is there a :depth-th unread message (OFFSET steps through the
+        # index without feeding each entry to a count)
+        f"UNION ALL SELECT {COUNTS}, CASE WHEN :depth <= 0 OR EXISTS (SELECT 1 FROM "
+        "agent_messages WHERE recipient_session_id = :r_id AND read = 0 "
+        f"LIMIT 1 OFFSET :depth - 1) THEN :depth ELSE 0 END, {recent}, NULL",
         RULES_PARAMS,
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import CannotForget, InvalidName, SessionNotFound
 from .identity import identify
 from .liveness import is_dead, process_facts
-from .models import Agent, Status, parse_metadata
+from .models import Agent, Status, metadata_view
 from .rows import AgentMemo, epoch, latest, text, to_agent
 from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
 from .store import EXPIRES_SQL, Store
@@ -250,7 +250,7 @@ def reap_dead(conn: sqlite3.Connection, store: Store, name: str | None = None) -
 def stop_dead(conn: sqlite3.Connection, store: Store, rows: Iterable[sqlite3.Row]) -> list[str]:
     """Stop those of these active session rows whose process on this machine is gone;
     return their ids. (A caller that already read the rows saves reap_dead's query.)"""
-    dead = [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
+    dead = [r["session_id"] for r in rows if is_dead(metadata_view(r["metadata"]))]
     if dead:
         stop_sessions(conn, store, dead, store.later(store.config.expire_after))
     return dead
@@ -259,7 +259,7 @@ def stop_dead(conn: sqlite3.Connection, store: Store, rows: Iterable[sqlite3.Row
 def dead_sessions(store: Store) -> list[str]:
     """The sessions of this machine not stopped whose process is gone (a read: no lock)."""
     rows = store.read(f"SELECT session_id, metadata FROM agent_sessions WHERE {NOT_STOPPED_SQL}")
-    return [r["session_id"] for r in rows if is_dead(parse_metadata(r["metadata"]))]
+    return [r["session_id"] for r in rows if is_dead(metadata_view(r["metadata"]))]
 
 
 def expire_unread(conn: sqlite3.Connection, session_ids: Sequence[str], expires: str) -> None:

@@ -49,6 +49,8 @@ _UNSAFE = re.compile(
 
 # Printable ASCII but `<` and `[`, which start a marker or a tag: nothing to change.
 _PLAIN = re.compile(r"[ -;=-Z\\-~]*")
+# The same test for a caller that skips safe_text's calls when nothing needs changing.
+plain = _PLAIN.fullmatch
 
 
 def _visible(match: re.Match[str]) -> str:

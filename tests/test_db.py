@@ -263,8 +263,8 @@ def test_refusal_messages_say_what_to_do(db_path: Path) -> None:
 HOT_QUERIES = {
     "inbox poll": (r"SET read = 1, .* WHERE recipient_session_id", "idx_messages_unread"),
     "unread counts": (r"GROUP BY recipient_session_id", "idx_messages_unread"),
-    # in the pair read of a send: the unread count before it, up to the threshold
-    "queue depth": (r"read = 0 LIMIT 50\)", "idx_messages_unread"),
+    # in the pair read of a send: is there a threshold-th unread message before it
+    "queue depth": (r"read = 0 LIMIT 1 OFFSET 50 - 1\)", "idx_messages_unread"),
     "thread fetch": (r"OR original_message_id = ", "idx_messages_thread"),
     # the workspace pair's sends: from each session of the recipient's workspace
     "rate-limit count": (r"INDEXED BY idx_messages_recipient", "idx_messages_recipient"),
