@@ -411,7 +411,10 @@ def _without_rich() -> Iterator[None]:
 
 
 def _import_sdk() -> None:
-    """Import what serving needs (the SDK, anyio, pydantic); errors surface on use."""
+    """Import what serving needs (the SDK, anyio, pydantic); errors surface on use. The
+    debug log's two lines time the import (tests/bench/startup.py splits the start-up
+    with them)."""
+    log.debug("MCP SDK import started")
     try:
         import anyio  # noqa: F401
         import mcp.server.mcpserver
@@ -419,6 +422,7 @@ def _import_sdk() -> None:
         import pydantic  # noqa: F401
     except Exception:
         log.debug("importing the MCP SDK in the background failed", exc_info=True)
+    log.debug("MCP SDK imported")
 
 
 def serve(

@@ -5,7 +5,10 @@
 - `mesh mcp`: exec -> session registered, exec -> `initialize` answered, exec ->
   `tools/list` answered (the host writes all three requests at once, as hosts do), and
   the idle process's RSS, against a process that only imports the MCP SDK (its wall time
-  and RSS): what no server built on the SDK can beat.
+  and RSS): what no server built on the SDK can beat;
+- and where that start-up goes (`mcp_phases`, from the server's own debug log, in runs
+  of their own): ours before the SDK's import, the import, ours after it up to the
+  answer to `initialize`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
 @dataclass(frozen=True)
+class Phases:
+    """Medians, ms, from the server's debug log: exec -> the SDK's import starts (Python's
+    start, ours, the registered session), that import, its end -> the first answer
+    (to `initialize`) written."""
+
+    before_import_ms: float
+    import_ms: float
+    after_import_ms: float
+
+
+@dataclass(frozen=True)
 class Startup:
     python_pass_ms: float
     send_ms: float
@@ -53,6 +67,7 @@ class Startup:
     tools_ms: float
     mcp_rss_mb: float
     tools: int
+    phases: Phases | None = None
 
 
 def _mesh_command() -> list[str]:
@@ -180,6 +195,48 @@ def mcp_run(folder: Path, index: int) -> tuple[float, float, float, float, int]:
     )
 
 
+PHASE_LINES = ("MCP SDK import started", "MCP SDK imported", "first answer written")
+
+
+def mcp_phases(folder: Path, runs: int, env: dict[str, str]) -> Phases:
+    """`runs` starts of `mesh mcp` with its debug log on (AGENT_MESH_LOG), each split at
+    the log's lines: times are the log's epoch stamps against the time taken just
+    before the exec. Runs of their own: the log's writes stay out of the other rows."""
+    nan = float("nan")
+    server_env = {k: v for k, v in env.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    splits: list[tuple[float, float, float]] = []
+    for index in range(runs):
+        log = folder / f"phases-{index}.log"
+        cwd = folder / f"phases-ws-{index}"
+        cwd.mkdir()
+        start = time.time()
+        proc = subprocess.Popen(
+            [*_mesh_command(), "mcp", "--db", str(folder / f"phases-{index}.db")],
+            cwd=cwd,
+            env={**server_env, "AGENT_MESH_LOG": str(log)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(INITIALIZE) + "\n")
+        proc.stdin.flush()
+        proc.stdout.readline()
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        stamps: dict[str, float] = {}
+        for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else []:
+            for phase in PHASE_LINES:
+                if line.endswith(phase):
+                    stamps.setdefault(phase, float(line.split()[0]))
+        begun, imported, answered = (stamps.get(p, nan) for p in PHASE_LINES)
+        splits.append(
+            ((begun - start) * 1000, (imported - begun) * 1000, (answered - imported) * 1000)
+        )
+    return Phases(*(statistics.median(s[i] for s in splits) for i in range(3)))
+
+
 def measure(runs: int, mcp_runs: int) -> Startup:
     """Medians over `runs` command runs and `mcp_runs` starts of `mesh mcp`."""
     env = dict(os.environ)
@@ -199,6 +256,7 @@ def measure(runs: int, mcp_runs: int) -> Startup:
         send = _median_wall(lambda n: [*mesh, "send", f"rx{n}", "hello"], runs, env)
         sdk_ms, sdk_rss = _sdk_reference(max(1, runs // 2))
         results = [mcp_run(folder, i) for i in range(mcp_runs)]
+        phases = mcp_phases(folder, mcp_runs, env)
     shutil.rmtree(folder, ignore_errors=True)
     return Startup(
         python_pass_ms=python_pass,
@@ -210,6 +268,7 @@ def measure(runs: int, mcp_runs: int) -> Startup:
         tools_ms=statistics.median(r[2] for r in results),
         mcp_rss_mb=statistics.median(r[3] for r in results),
         tools=min(r[4] for r in results),
+        phases=phases,
     )
 
 
@@ -244,5 +303,16 @@ def add_rows(report: Report, result: Startup, figures: tuple[str, ...]) -> None:
         f"≤ {rss_target:.0f} MB",
         result.mcp_rss_mb <= rss_target,
     )
+    if result.phases is not None:
+        # Where exec -> initialize goes; the SDK's import alone (exec -> imported) beside
+        # each, which includes Python's own start.
+        phases = result.phases
+        report.add(
+            "  exec → SDK import starts (ours)", phases.before_import_ms, sdk, "ms", "(info)", None
+        )
+        report.add("  SDK import, in the server", phases.import_ms, sdk, "ms", "(info)", None)
+        report.add(
+            "  SDK imported → initialize (ours)", phases.after_import_ms, sdk, "ms", "(info)", None
+        )
     if result.tools < 6:
         report.broken.append(f"mesh mcp listed {result.tools} tools, not the six")
