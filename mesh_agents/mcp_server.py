@@ -206,7 +206,6 @@ class MeshMCP(MeshTools):
         lowlevel = app._lowlevel_server
         experimental: dict[str, dict[str, Any]] = {CHANNEL_CAPABILITY: {}}
         options = lowlevel.create_initialization_options(experimental_capabilities=experimental)
-        self._add_ack_handler(lowlevel)
         loop = self._loop = asyncio.get_running_loop()
         self._first_answer = asyncio.Event()
 
@@ -233,6 +232,7 @@ class MeshMCP(MeshTools):
         import anyio
 
         await anyio.sleep(LOOP_START_DELAY)
+        self._add_tools()  # pushes answered by an ack need its handler
         self.participant.start_loop()
 
     def _add_ack_handler(self, lowlevel: Any) -> None:
@@ -377,7 +377,7 @@ class MeshMCP(MeshTools):
         self._add_tools()
 
     def _add_tools(self) -> None:
-        """Add the six tools to the server, once. Serving calls it when the answer to
+        """Add the six tools (and the ack's handler) to the server, once. Serving calls it when the answer to
         `initialize` is on the wire (a client reads it and only then asks for the list),
         or for a tools request that came first: building their schemas is the SDK's
         pydantic work, which `initialize` does not need."""
@@ -388,6 +388,9 @@ class MeshMCP(MeshTools):
         bind_annotations()
         for name, description in TOOL_DESCRIPTIONS.items():
             app.add_tool(getattr(self, name), name=name, description=description)
+        # An ack answers a push, and pushes wait for the participant loop, which starts
+        # after this: its handler (one more pydantic model) waits too.
+        self._add_ack_handler(app._lowlevel_server)
         log.debug("tools added")
 
 
