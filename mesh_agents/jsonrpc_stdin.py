@@ -1,4 +1,5 @@
-"""MCP's stdin, one JSON-RPC message a line, with lone surrogates made decodable.
+"""MCP's stdio wire, one JSON-RPC message a line: stdin with lone surrogates made
+decodable, and stdout that says when a line has reached the pipe.
 
 `JSON.stringify` writes a string cut mid-emoji as a lone surrogate escape (`"\\ud83d"`).
 Python's json accepts it, but the MCP SDK parses each line with pydantic, which refuses
@@ -13,7 +14,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, cast
 
@@ -74,4 +75,43 @@ def repaired_stdin() -> Iterator[IO[str]]:
         yield cast(IO[str], RepairedLines(wire))  # the SDK only iterates over lines
     finally:
         os.dup2(private, 0)
+        os.close(private)
+
+
+class SignalledLines:
+    """A text stream whose first `flush` (the first answer, to `initialize`, is on the
+    pipe) calls `on_first_flush`, from the thread that flushed."""
+
+    def __init__(self, stream: IO[str], on_first_flush: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_first_flush: Callable[[], None] | None = on_first_flush
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        callback, self._on_first_flush = self._on_first_flush, None
+        try:
+            self._stream.flush()
+        finally:
+            if callback is not None:
+                callback()
+
+
+@contextmanager
+def signalled_stdout(on_first_flush: Callable[[], None]) -> Iterator[IO[str]]:
+    """The wire, written to a private copy of fd 1 while fd 1 points at stderr, as the
+    SDK does for its own stdout (a stray print must not land between two answers); fd 1
+    is the wire again afterwards."""
+    private = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.dup2(2, 1)
+    wire = open(private, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    try:
+        yield cast(IO[str], SignalledLines(wire, on_first_flush))  # the SDK writes, flushes
+    finally:
+        try:
+            wire.flush()
+        except OSError:
+            pass  # the client is gone
+        os.dup2(private, 1)
         os.close(private)

@@ -41,7 +41,7 @@ from mesh_core.participant import Participant
 from mesh_core.rules import CLIENT_HOOK, CLIENT_MCP
 from mesh_core.text import safe_line
 
-from .jsonrpc_stdin import repaired_stdin
+from .jsonrpc_stdin import repaired_stdin, signalled_stdout
 from .mcp_tools import INSTRUCTIONS, TOOL_DESCRIPTIONS, MeshTools, bind_annotations
 from .wake import CodexWaker, thread_id_of
 
@@ -63,6 +63,7 @@ PUSH_TIMEOUT = 10.0
 LOOP_START_DELAY = 1.0
 PUSH_BATCH = 20  # messages offered per change; the rest on the next one
 ACK_METHOD = "agent-mesh/ack"
+TOOL_METHODS = ("tools/list", "tools/call")  # what waits for the tools to be added
 
 
 class MeshMCP(MeshTools):
@@ -111,6 +112,10 @@ class MeshMCP(MeshTools):
         self._push_enabled = False
         self._pushed: set[int] = set()  # offered in this session, not acked yet
         self._sdk_import: threading.Thread | None = None
+        self._app: MCPServer | None = None
+        self._tools_added = False
+        self._initialize_seen = False
+        self._first_answer: asyncio.Event | None = None  # set once that answer is on the wire
         # Codex only: queue a wake notice into the idle session (mesh_agents.wake).
         self.waker = CodexWaker(mesh.path, lambda: self.session_id, host_pid, enabled=wake)
 
@@ -195,18 +200,27 @@ class MeshMCP(MeshTools):
         import anyio
         from mcp.server.stdio import stdio_server
 
-        app = self.build()
+        app = self._app = self._new_server()
         # MCPServer.run_stdio_async cannot declare experimental capabilities; the SDK's own
         # in-memory client reaches the low-level server the same way.
         lowlevel = app._lowlevel_server
         experimental: dict[str, dict[str, Any]] = {CHANNEL_CAPABILITY: {}}
         options = lowlevel.create_initialization_options(experimental_capabilities=experimental)
-        self._add_ack_handler(lowlevel)
-        self._loop = asyncio.get_running_loop()
-        # Our stdin: the SDK drops a line holding a lone surrogate without an answer.
-        with repaired_stdin() as wire:
+        loop = self._loop = asyncio.get_running_loop()
+        self._first_answer = asyncio.Event()
+
+        def answered() -> None:  # the writer's thread: the answer to `initialize` is out
+            log.debug("first answer written")
+            loop.call_soon_threadsafe(self._answer_out)
+
+        # Our stdin: the SDK drops a line holding a lone surrogate without an answer. Our
+        # stdout: it says when the first answer is out, so the tools are built after it.
+        with repaired_stdin() as wire_in, signalled_stdout(answered) as wire_out:
             async with (
-                stdio_server(stdin=anyio.wrap_file(wire)) as (read_stream, write_stream),
+                stdio_server(stdin=anyio.wrap_file(wire_in), stdout=anyio.wrap_file(wire_out)) as (
+                    read_stream,
+                    write_stream,
+                ),
                 anyio.create_task_group() as tasks,
             ):
                 tasks.start_soon(self._start_loop_later)
@@ -218,6 +232,7 @@ class MeshMCP(MeshTools):
         import anyio
 
         await anyio.sleep(LOOP_START_DELAY)
+        self._add_tools()  # pushes answered by an ack need its handler
         self.participant.start_loop()
 
     def _add_ack_handler(self, lowlevel: Any) -> None:
@@ -233,12 +248,18 @@ class MeshMCP(MeshTools):
 
     async def _observe(self, ctx: Any, call_next: Callable[[Any], Any]) -> Any:
         """Middleware: learn the client's session and capabilities; once it declared it
-        takes pushed messages (or `--channel` said so), offer it the waiting mail."""
+        takes pushed messages (or `--channel` said so), offer it the waiting mail. A tools
+        request waits for the tools (`_tools_ready`); the participant loop starts once
+        they are added, never before the answer to `initialize` is out."""
         self.waker.observe(ctx.method, ctx.params)
+        if ctx.method == "initialize":
+            self._initialize_seen = True
+        elif ctx.method in TOOL_METHODS:
+            await self._tools_ready()
         if ctx.method == "tools/call":
             self._bind_host_session(thread_id_of(ctx.params))
         result = await call_next(ctx)
-        if ctx.method != "initialize":
+        if ctx.method != "initialize" and self._tools_added:
             self.participant.start_loop()  # once; pushes need it
         session = ctx.session
         if ctx.method == "notifications/initialized" or session.client_capabilities is not None:
@@ -329,15 +350,48 @@ class MeshMCP(MeshTools):
 
     def build(self) -> MCPServer:
         """The MCPServer with the six tools (the methods named in TOOL_DESCRIPTIONS)."""
+        app = self._app = self._new_server()
+        self._add_tools()
+        return app
+
+    def _new_server(self) -> MCPServer:
+        """The MCPServer without its tools: all that answering `initialize` needs."""
         from mcp.server.mcpserver import MCPServer
 
-        bind_annotations()
         with _without_rich():
             app: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
         app.middleware.append(self._observe)
+        return app
+
+    def _answer_out(self) -> None:
+        """The loop's thread, once the first answer (to `initialize`) is on the wire."""
+        if self._first_answer is not None:
+            self._first_answer.set()
+        self._add_tools()
+
+    async def _tools_ready(self) -> None:
+        """A client that sent its request without waiting for the answer to `initialize`
+        (it may pipeline them): that answer still goes out before the tools are built."""
+        if not self._tools_added and self._initialize_seen and self._first_answer is not None:
+            await self._first_answer.wait()
+        self._add_tools()
+
+    def _add_tools(self) -> None:
+        """Add the six tools (and the ack's handler) to the server, once. Serving calls it when the answer to
+        `initialize` is on the wire (a client reads it and only then asks for the list),
+        or for a tools request that came first: building their schemas is the SDK's
+        pydantic work, which `initialize` does not need."""
+        app = self._app
+        if app is None or self._tools_added:
+            return
+        self._tools_added = True
+        bind_annotations()
         for name, description in TOOL_DESCRIPTIONS.items():
             app.add_tool(getattr(self, name), name=name, description=description)
-        return app
+        # An ack answers a push, and pushes wait for the participant loop, which starts
+        # after this: its handler (one more pydantic model) waits too.
+        self._add_ack_handler(app._lowlevel_server)
+        log.debug("tools added")
 
 
 @contextmanager
@@ -360,7 +414,10 @@ def _without_rich() -> Iterator[None]:
 
 
 def _import_sdk() -> None:
-    """Import what serving needs (the SDK, anyio, pydantic); errors surface on use."""
+    """Import what serving needs (the SDK, anyio, pydantic); errors surface on use. The
+    debug log's two lines time the import (tests/bench/startup.py splits the start-up
+    with them)."""
+    log.debug("MCP SDK import started")
     try:
         import anyio  # noqa: F401
         import mcp.server.mcpserver
@@ -368,6 +425,7 @@ def _import_sdk() -> None:
         import pydantic  # noqa: F401
     except Exception:
         log.debug("importing the MCP SDK in the background failed", exc_info=True)
+    log.debug("MCP SDK imported")
 
 
 def serve(

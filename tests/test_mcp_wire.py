@@ -107,3 +107,72 @@ def test_repair_line_keeps_pairs_and_other_lines() -> None:
     assert repair_line('{"a": "plain"}\n') == '{"a": "plain"}\n'
     assert json.loads(repair_line('{"\\udc00k": ["\\ud800", 1]}')) == {"\ufffdk": ["\ufffd", 1]}
     assert repair_line("not json \\ud800\n") == "not json \\ud800\n"
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "js", "version": "1"},
+    },
+}
+
+
+def _eager_tools(db_path: Path) -> list[dict[str, Any]]:
+    """The tools as `MeshMCP.build()` lists them, built before anything is served."""
+    import asyncio
+
+    from mesh_agents.mcp_server import MeshMCP
+
+    with Mesh(db_path) as mesh:
+        app = MeshMCP(mesh, "reference").build()
+        return [
+            t.model_dump(by_alias=True, mode="json", exclude_none=True)
+            for t in asyncio.run(app.list_tools())
+        ]
+
+
+def _log_steps(log: Path) -> list[str]:
+    wanted = ("first answer written", "tools added")
+    return [w for line in log.read_text().splitlines() for w in wanted if line.endswith(w)]
+
+
+def test_initialize_is_answered_before_the_tools_are_built(tmp_path: Path, db_path: Path) -> None:
+    """Building the six tools' schemas (the SDK's pydantic work) waits until the answer to
+    `initialize` is on the wire, also for a client that writes its requests without
+    waiting for that answer; the list is the one an eagerly built server gives."""
+    expected = _eager_tools(tmp_path / "reference.db")
+    for pipelined in (False, True):
+        log = tmp_path / f"mesh-{pipelined}.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mesh_cli", "--db", str(db_path), "mcp", "--name", "alice"],
+            cwd=tmp_path,
+            env={**env, "AGENT_MESH_LOG": str(log)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            rest = [
+                '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+                '{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}',
+            ]
+            _send(
+                proc,
+                "\n".join([json.dumps(INITIALIZE), *rest]) if pipelined else json.dumps(INITIALIZE),
+            )
+            assert "result" in _read_response(proc, 1)
+            if not pipelined:
+                for line in rest:
+                    _send(proc, line)
+            listed = _read_response(proc, 2)["result"]["tools"]
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=TIMEOUT)
+        assert listed == expected
+        assert _log_steps(log) == ["first answer written", "tools added"], pipelined

@@ -5,7 +5,10 @@
 - `mesh mcp`: exec -> session registered, exec -> `initialize` answered, exec ->
   `tools/list` answered (the host writes all three requests at once, as hosts do), and
   the idle process's RSS, against a process that only imports the MCP SDK (its wall time
-  and RSS): what no server built on the SDK can beat.
+  and RSS): what no server built on the SDK can beat;
+- and where that start-up goes (`mcp_phases`, from the server's own debug log, in runs
+  of their own): ours before the SDK's import, the import, ours after it up to the
+  answer to `initialize`.
 
 Every process runs as an installed package does: with its modules' bytecode cached
 (`installed_env`), ours and the references' alike.
@@ -46,6 +49,17 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
 @dataclass(frozen=True)
+class Phases:
+    """Medians, ms, from the server's debug log: exec -> the SDK's import starts (Python's
+    start, ours, the registered session), that import, its end -> the first answer
+    (to `initialize`) written."""
+
+    before_import_ms: float
+    import_ms: float
+    after_import_ms: float
+
+
+@dataclass(frozen=True)
 class Startup:
     python_pass_ms: float
     send_ms: float
@@ -56,6 +70,7 @@ class Startup:
     tools_ms: float
     mcp_rss_mb: float
     tools: int
+    phases: Phases | None = None
 
 
 def installed_env(folder: Path) -> dict[str, str]:
@@ -101,30 +116,28 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _sdk_reference(runs: int, env: dict[str, str]) -> tuple[float, float]:
-    """Median ms from exec to the SDK imported (the process says so on stdout, as the
-    server's answer does), and its RSS a second later, idle: what no server built on the
-    SDK can beat. Timed to the line, not to the exit: a process that exits also pays for
-    tearing its modules down, which a serving `mesh mcp` never does."""
+def _sdk_run(env: dict[str, str]) -> tuple[float, float]:
+    """One process that only imports the SDK: ms from exec to the SDK imported (it says
+    so on stdout, as the server's answer does), and its RSS a second later, idle: what no
+    server built on the SDK can beat. Timed to the line, not to the exit: a process that
+    exits also pays for tearing its modules down, which a serving `mesh mcp` never does."""
     code = f"{SDK_IMPORT}\nimport sys\nprint('imported', flush=True)\nsys.stdin.read()"
-    walls, sizes = [], []
-    for _ in range(runs + 1):  # the first run warms the caches
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        line = proc.stdout.readline()
-        walls.append((time.perf_counter() - start) * 1000 if line else float("nan"))
-        time.sleep(1.0)  # idle, as mcp_run waits before reading the server's RSS
-        sizes.append(rss_mb(proc.pid))
-        proc.stdin.close()
-        proc.wait(timeout=30)
-    return statistics.median(walls[1:]), statistics.median(sizes[1:])
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    line = proc.stdout.readline()
+    wall = (time.perf_counter() - start) * 1000 if line else float("nan")
+    time.sleep(1.0)  # idle, as mcp_run waits before reading the server's RSS
+    size = rss_mb(proc.pid)
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    return wall, size
 
 
 def _registered(db: Path, pid: int) -> bool:
@@ -205,6 +218,48 @@ def mcp_run(
     )
 
 
+PHASE_LINES = ("MCP SDK import started", "MCP SDK imported", "first answer written")
+
+
+def mcp_phases(folder: Path, runs: int, env: dict[str, str]) -> Phases:
+    """`runs` starts of `mesh mcp` with its debug log on (AGENT_MESH_LOG), each split at
+    the log's lines: times are the log's epoch stamps against the time taken just
+    before the exec. Runs of their own: the log's writes stay out of the other rows."""
+    nan = float("nan")
+    server_env = {k: v for k, v in env.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    splits: list[tuple[float, float, float]] = []
+    for index in range(runs):
+        log = folder / f"phases-{index}.log"
+        cwd = folder / f"phases-ws-{index}"
+        cwd.mkdir()
+        start = time.time()
+        proc = subprocess.Popen(
+            [*_mesh_command(), "mcp", "--db", str(folder / f"phases-{index}.db")],
+            cwd=cwd,
+            env={**server_env, "AGENT_MESH_LOG": str(log)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(INITIALIZE) + "\n")
+        proc.stdin.flush()
+        proc.stdout.readline()
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        stamps: dict[str, float] = {}
+        for line in log.read_text(encoding="utf-8").splitlines() if log.exists() else []:
+            for phase in PHASE_LINES:
+                if line.endswith(phase):
+                    stamps.setdefault(phase, float(line.split()[0]))
+        begun, imported, answered = (stamps.get(p, nan) for p in PHASE_LINES)
+        splits.append(
+            ((begun - start) * 1000, (imported - begun) * 1000, (answered - imported) * 1000)
+        )
+    return Phases(*(statistics.median(s[i] for s in splits) for i in range(3)))
+
+
 def measure(runs: int, mcp_runs: int) -> Startup:
     """Medians over `runs` command runs and `mcp_runs` starts of `mesh mcp`."""
     with tempfile.TemporaryDirectory(prefix="mesh-startup-") as tmp:
@@ -222,9 +277,18 @@ def measure(runs: int, mcp_runs: int) -> Startup:
         subprocess.run([sys.executable, "-c", register], check=True, env=env, cwd=ROOT)
         python_pass = _median_wall([sys.executable, "-c", "pass"], runs, env)
         send = _median_wall(lambda n: [*mesh, "send", f"rx{n}", "hello"], runs, env)
-        sdk_ms, sdk_rss = _sdk_reference(max(1, runs // 2), env)
-        mcp_run(folder, mcp_runs, env)  # untimed: warms the caches, as the others' first run
-        results = [mcp_run(folder, i, env) for i in range(mcp_runs)]
+        # Untimed first runs warm the caches. Then the SDK-only process and the server
+        # take turns, so a change in the machine's load falls on both alike.
+        _sdk_run(env)
+        mcp_run(folder, mcp_runs, env)
+        sdk: list[tuple[float, float]] = []
+        results = []
+        for i in range(mcp_runs):
+            sdk.append(_sdk_run(env))
+            results.append(mcp_run(folder, i, env))
+        sdk_ms = statistics.median(w for w, _ in sdk)
+        sdk_rss = statistics.median(r for _, r in sdk)
+        phases = mcp_phases(folder, mcp_runs, env)
     shutil.rmtree(folder, ignore_errors=True)
     return Startup(
         python_pass_ms=python_pass,
@@ -236,6 +300,7 @@ def measure(runs: int, mcp_runs: int) -> Startup:
         tools_ms=statistics.median(r[2] for r in results),
         mcp_rss_mb=statistics.median(r[3] for r in results),
         tools=min(r[4] for r in results),
+        phases=phases,
     )
 
 
@@ -270,5 +335,16 @@ def add_rows(report: Report, result: Startup, figures: tuple[str, ...]) -> None:
         f"≤ {rss_target:.0f} MB",
         result.mcp_rss_mb <= rss_target,
     )
+    if result.phases is not None:
+        # Where exec -> initialize goes; the SDK's import alone (exec -> imported) beside
+        # each, which includes Python's own start.
+        phases = result.phases
+        report.add(
+            "  exec → SDK import starts (ours)", phases.before_import_ms, sdk, "ms", "(info)", None
+        )
+        report.add("  SDK import, in the server", phases.import_ms, sdk, "ms", "(info)", None)
+        report.add(
+            "  SDK imported → initialize (ours)", phases.after_import_ms, sdk, "ms", "(info)", None
+        )
     if result.tools < 6:
         report.broken.append(f"mesh mcp listed {result.tools} tools, not the six")
