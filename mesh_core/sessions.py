@@ -311,6 +311,18 @@ def sessions_named(store: Store, name: str) -> list[sqlite3.Row]:
     return exact or rows
 
 
+def workspace_states(store: Store, name: str) -> frozenset[tuple[str, str]]:
+    """(session id, stored status) of workspace `name`'s sessions: when it changes, a
+    session of the workspace stopped, started or was taken over, and mail may have moved
+    between them (a hand-over, see adopt_mail and stop_sessions)."""
+    rows = store.read(
+        "SELECT session_id, status FROM agent_sessions "
+        "WHERE agent_name = ? COLLATE NOCASE AND agent_name = ?",
+        (name, name),
+    )
+    return frozenset((str(r[0]), repr(r[1])) for r in rows)
+
+
 def session_row(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,)
