@@ -109,14 +109,14 @@ async def test_a_forgotten_sessions_messages_keep_its_name(world: World) -> None
 
 
 async def test_a_tui_started_after_the_forget_shows_no_session_id(world: World) -> None:
-    """Another process forgot the session before this app started (`mesh forget`): its
-    thread row, participants, conversation and the person's agent details name it, and
-    its raw session id shows nowhere."""
+    """Another process forgot the session before this app started: its thread row,
+    participants, conversation and the person's agent details name it, and its raw
+    session id shows nowhere."""
     retired = world.mesh.register("retired-bot", cwd="/home/alice/src/retired").session_id
     sent = world.mesh.send(retired, "alice", "the checkout work is yours now")
     world.mesh.mark_read(world.me, [sent.message_id])
     world.mesh.deregister(retired)
-    forgetter = Mesh(world.mesh.path, clock=world.clock)  # `mesh forget`, another process
+    forgetter = Mesh(world.mesh.path, clock=world.clock)  # another process
     forgetter.forget_session(retired)
     forgetter.close()
     fresh = Mesh(world.mesh.path, clock=world.clock)  # the TUI's process: never saw the row
