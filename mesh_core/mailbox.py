@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from .errors import (
@@ -256,6 +256,39 @@ def unread_after(
         )
         params = (session_id, store.now(), after, limit)
     return messages(store, sorted(store.read(sql, params), key=delivery_order))
+
+
+def unread_ids_up_to(store: Store, session_id: str, up_to: int) -> set[int]:
+    """Ids of this session's unread messages at or below `up_to` (ids only, from the
+    unread index): what a client leaving mail unread compares with what it has seen,
+    to find mail a hand-over moved to it (older ids than the newest it saw)."""
+    rows = store.read(
+        "SELECT message_id FROM agent_messages "
+        "WHERE recipient_session_id = ? AND read = 0 AND message_id <= ?",
+        (session_id, up_to),
+    )
+    return {int(r[0]) for r in rows}
+
+
+def unread_by_id(store: Store, session_id: str, message_ids: Sequence[int]) -> list[Message]:
+    """Those of these messages still unread, unexpired and addressed to `session_id`,
+    in delivery order."""
+    found: list[sqlite3.Row] = []
+    live = f"recipient_session_id = ? AND read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
+    for start in range(0, len(message_ids), 500):
+        chunk = list(message_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        found += store.read(
+            f"SELECT * FROM agent_messages WHERE {live} AND message_id IN ({marks})",
+            (session_id, store.now(), *chunk),
+        )
+    return messages(store, sorted(found, key=delivery_order))
+
+
+def max_message_id(store: Store) -> int:
+    """The highest message id on the mesh (0 when none): through the primary key."""
+    row = store.read_one("SELECT max(message_id) FROM agent_messages")
+    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def get(store: Store, message_id: int) -> Message:

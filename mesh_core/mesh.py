@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -255,6 +255,22 @@ class Mesh:
         """Unread messages to `session_id` with ids above `after` (None: the newest),
         marking nothing read."""
         return mailbox.unread_after(self.store, session_id, after, limit)
+
+    def unread_ids_up_to(self, session_id: str, up_to: int) -> set[int]:
+        """Ids of the unread messages to `session_id` at or below `up_to`."""
+        return mailbox.unread_ids_up_to(self.store, session_id, up_to)
+
+    def unread_by_id(self, session_id: str, message_ids: Sequence[int]) -> list[Message]:
+        """Those of these messages still unread for `session_id`, marking nothing read."""
+        return mailbox.unread_by_id(self.store, session_id, message_ids)
+
+    def max_message_id(self) -> int:
+        """The highest message id on the mesh (0 when none)."""
+        return mailbox.max_message_id(self.store)
+
+    def workspace_states(self, name: str) -> frozenset[tuple[str, str]]:
+        """(session id, status) of workspace `name`'s sessions (see sessions.workspace_states)."""
+        return sessions.workspace_states(self.store, name)
 
     def peek_inbox(self, session_id: str, limit: int = 100) -> list[Message]:
         """This session's unread messages in delivery order, marking nothing read."""

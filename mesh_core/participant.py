@@ -21,8 +21,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
@@ -43,6 +44,21 @@ MISSES_BEFORE_POLLING = 2
 # mark_read False: at most this many new unread messages one poll reads.
 PEEK_LIMIT = 500
 
+ArrivalKind = Literal["waiting", "new", "moved"]
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """What one poll found for a client that leaves mail unread (mark_read=False).
+
+    `kind`: "waiting", unread when the session started (the first look: the newest
+    PEEK_LIMIT of them); "new", arrived since the last poll; "moved", mail a
+    hand-over moved to this session since (older ids than the newest seen: a stopped
+    session of the workspace left it unread)."""
+
+    kind: ArrivalKind
+    messages: list[Message]
+
 
 class Participant:
     """One session on the mesh, kept alive by a background thread."""
@@ -59,6 +75,7 @@ class Participant:
         session_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         on_message: Callable[[Message], None] | None = None,
+        on_arrivals: Callable[[Arrivals], None] | None = None,
         on_change: Callable[[], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
         take_inbox: bool = True,
@@ -90,11 +107,16 @@ class Participant:
             "metadata": metadata,
         }
         self.on_message = on_message
+        self.on_arrivals = on_arrivals
         self.on_change = on_change
         self.on_error = on_error
         self.take_inbox = take_inbox
         self.mark_read = mark_read
         self._handed_up_to: int | None = None  # mark_read False: highest id handed on
+        # mark_read False: the unread ids at or below _handed_up_to already handed on or
+        # waiting at the first look; one unread and not in it was moved here (hand-over)
+        self._known: set[int] = set()
+        self._workspace: frozenset[tuple[str, str]] | None = None  # its sessions' states
         self.acknowledges = acknowledge
         self._offered: set[int] = set()  # handed to on_message, until gone from the inbox
         self._acked: set[int] = set()  # of those, acknowledged (marked read)
@@ -243,7 +265,7 @@ class Participant:
                     safety.after_round(evented=evented, changed=changed, missed=missed)
                 settle.after_look(evented=evented, changed=changed)
                 if changed or asked or now >= next_poll:
-                    self._poll()
+                    self._poll(timer=now >= next_poll)
                     if now >= next_poll:  # a poll for a commit keeps the timer's grid
                         next_poll = next_on_grid(next_poll, cfg.poll_interval, now)
                     if (changed or asked) and self.on_change is not None:
@@ -327,6 +349,8 @@ class Participant:
                 raise database_gone(self.mesh.path)
             self._rejoin = True  # stays set until a register in the new file worked
             self._handed_up_to = None  # another file: its ids start again
+            self._known = set()
+            self._workspace = None
             self.mesh.reconnect()
             reopened = True
             if self.watch is not None and self.watch.reason is None:
@@ -338,26 +362,66 @@ class Participant:
             self._wake.set()  # poll at once: hand-over may have brought mail
         return reopened
 
-    def _poll(self) -> None:
+    def _poll(self, timer: bool = False) -> None:
         if not self.take_inbox:
             return
         if self.acknowledges:
-            taken = self._offer()
+            self._hand_on(self._offer())
         elif self.mark_read:
-            taken = self.mesh.inbox(self.session_id)
+            self._hand_on(self.mesh.inbox(self.session_id))
         else:
-            taken = self.mesh.unread_after(self.session_id, self._handed_up_to, PEEK_LIMIT)
-            if taken:
-                newest = max(m.message_id for m in taken)
-                self._handed_up_to = max(self._handed_up_to or 0, newest)
-                if len(taken) >= PEEK_LIMIT:
-                    self.poll_now()  # a full page: the rest comes with the next poll
+            for found in self._look(timer):
+                if self.on_arrivals is not None:
+                    try:
+                        self.on_arrivals(found)
+                    except Exception:  # a callback's bug must not kill the session
+                        log.exception("on_arrivals callback failed")
+                else:
+                    self._hand_on(found.messages)
+
+    def _hand_on(self, taken: list[Message]) -> None:
         for message in taken:
             if self.on_message is not None:
                 try:
                     self.on_message(message)
                 except Exception:  # a callback's bug must not kill the session
                     log.exception("on_message callback failed for message %s", message.message_id)
+
+    def _look(self, timer: bool) -> list[Arrivals]:
+        """mark_read False: the unread messages not handed on yet. Those above the newest
+        id seen are new; below it, only a hand-over brings any, so they are looked for
+        (the unread ids, compared with the known ones) when a session of the workspace
+        changed state, and on the timer's poll in case another client moved mail some
+        other way."""
+        sid = self.session_id
+        name = self.agent.agent_name if self.agent is not None else None
+        if self._handed_up_to is None:  # the first look: everything unread is waiting
+            workspace = self.mesh.workspace_states(name) if name else None
+            newest_id = self.mesh.max_message_id()
+            self._known = self.mesh.unread_ids_up_to(sid, newest_id)
+            taken = self.mesh.unread_after(sid, None, PEEK_LIMIT)
+            self._known.update(m.message_id for m in taken)
+            self._handed_up_to = max([newest_id, *(m.message_id for m in taken)])
+            self._workspace = workspace
+            return [Arrivals("waiting", taken)] if taken else []
+        found: list[Arrivals] = []
+        taken = self.mesh.unread_after(sid, self._handed_up_to, PEEK_LIMIT)
+        if taken:
+            self._handed_up_to = max([self._handed_up_to, *(m.message_id for m in taken)])
+            self._known.update(m.message_id for m in taken)
+            if len(taken) >= PEEK_LIMIT:
+                self.poll_now()  # a full page: the rest comes with the next poll
+            found.append(Arrivals("new", taken))
+        workspace = self.mesh.workspace_states(name) if name else None
+        if timer or workspace != self._workspace:
+            self._workspace = workspace
+            unread = self.mesh.unread_ids_up_to(sid, self._handed_up_to)
+            moved = sorted(unread - self._known)[-PEEK_LIMIT:]
+            self._known = unread  # read ones leave it: it stays the size of the inbox
+            arrived = self.mesh.unread_by_id(sid, moved) if moved else []
+            if arrived:
+                found.append(Arrivals("moved", arrived))
+        return found
 
     def _offer(self) -> list[Message]:
         """The unread messages not yet handed to on_message (acknowledge mode), bounded

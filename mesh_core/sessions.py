@@ -21,6 +21,10 @@ from .rows import AgentMemo, epoch, latest, text, to_agent
 from .rules import DEFAULT_CLIENTS, roster_key, validate_kind, validate_name, validate_status_filter
 from .store import EXPIRES_SQL, Store
 
+# mesh_meta key (+ session id) of a forgotten session's workspace name: its messages
+# stay, and every process shows them under that name.
+FORGOTTEN_KEY = "forgotten:"
+
 
 @dataclass(frozen=True)
 class SessionClaim:
@@ -143,9 +147,9 @@ def deregister(store: Store, session_id: str) -> None:
 
 def forget_session(store: Store, session_id: str) -> Agent:
     """Remove a stopped session from the registry (the roster's copy of an old run);
-    returns it as it was. Its messages stay, readable by id and in their threads (a
-    process that read its row, this one included, still shows its name there; a new
-    one shows its id). Refused (CannotForget) for a session that is not
+    returns it as it was. Its messages stay, readable by id and in their threads, under
+    its name: kept in mesh_meta (FORGOTTEN_KEY), so a process started later names it
+    too, not by its id. Refused (CannotForget) for a session that is not
     stopped, or while unread mail waits for it (the workspace's next session would
     take it over, see adopt_mail): nothing is lost by forgetting."""
     now = store.now()
@@ -170,6 +174,12 @@ def forget_session(store: Store, session_id: str) -> Agent:
                 "workspace's next session; forget it once read or expired",
             )
         conn.execute("DELETE FROM agent_sessions WHERE session_id = ?", (session_id,))
+        if text(row["agent_name"]) is not None:
+            conn.execute(
+                "INSERT INTO mesh_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (FORGOTTEN_KEY + session_id, text(row["agent_name"])),
+            )
         _remember(store, [(row["session_id"], row["agent_name"])])
         return found
 
@@ -301,6 +311,18 @@ def sessions_named(store: Store, name: str) -> list[sqlite3.Row]:
     return exact or rows
 
 
+def workspace_states(store: Store, name: str) -> frozenset[tuple[str, str]]:
+    """(session id, stored status) of workspace `name`'s sessions: when it changes, a
+    session of the workspace stopped, started or was taken over, and mail may have moved
+    between them (a hand-over, see adopt_mail and stop_sessions)."""
+    rows = store.read(
+        "SELECT session_id, status FROM agent_sessions "
+        "WHERE agent_name = ? COLLATE NOCASE AND agent_name = ?",
+        (name, name),
+    )
+    return frozenset((str(r[0]), repr(r[1])) for r in rows)
+
+
 def session_row(conn: sqlite3.Connection, session_id: str) -> sqlite3.Row:
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM agent_sessions WHERE session_id = ?", (session_id,)
@@ -375,7 +397,8 @@ def unread_counts(store: Store) -> dict[str, int]:
 
 def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
     """Workspace names of these sessions, in one query per 500 (not one per row). A
-    session forgotten since this process last read it keeps the name it had then."""
+    forgotten session has the name kept when it was forgotten (by this process or any
+    other), else the one this process last read."""
     ids = list(set(session_ids))
     found: dict[str, str | None] = {}
     for start in range(0, len(ids), 500):
@@ -389,9 +412,18 @@ def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
         for row in rows:
             found[row[0]] = text(row[1])
     seen = store.names_seen
-    for sid in ids:
-        if sid not in found and isinstance(sid, str) and sid in seen:
+    gone = [sid for sid in ids if sid not in found and isinstance(sid, str)]
+    for sid in gone:
+        if sid in seen:
             found[sid] = seen[sid]
+    unknown = [sid for sid in gone if sid not in found]
+    for start in range(0, len(unknown), 500):
+        keys = [FORGOTTEN_KEY + sid for sid in unknown[start : start + 500]]
+        marks = ",".join("?" * len(keys))
+        rows = store.read(f"SELECT key, value FROM mesh_meta WHERE key IN ({marks})", keys)
+        _remember(store, ((str(row[0])[len(FORGOTTEN_KEY) :], row[1]) for row in rows))
+        for row in rows:
+            found[str(row[0])[len(FORGOTTEN_KEY) :]] = text(row[1])
     return found
 
 

@@ -34,6 +34,7 @@ from .rules import (
     is_flooded,
     roster_key,
 )
+from .store import EXPIRES_SQL
 
 ACTIVITY_BUCKETS = 12  # the last hour in 5-minute buckets
 ACTIVITY_WINDOW = 3600.0
@@ -379,6 +380,22 @@ def _speakers(mesh: Mesh, thread_ids: Iterable[int]) -> dict[int, tuple[str, ...
         tid: tuple(dict.fromkeys(names.get(sid) or sid[:8] for sid in sids))
         for tid, sids in order.items()
     }
+
+
+def unread_by_priority(mesh: Mesh, me: str) -> dict[str, int]:
+    """The viewer's unread, unexpired messages counted by priority (through the unread
+    index): what a summary of the mail waiting at start says."""
+    rows = mesh.store.read(
+        "SELECT priority, count(*) FROM agent_messages "
+        f"WHERE recipient_session_id = ? AND read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?) "
+        "GROUP BY priority",
+        (me, mesh.store.now()),
+    )
+    counts: dict[str, int] = {}
+    for priority, count in rows:
+        key = text(priority) or "normal"
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts
 
 
 def thread_messages(mesh: Mesh, thread_id: int, limit: int = MESSAGE_LIMIT) -> list[Message]:

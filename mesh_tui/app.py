@@ -27,15 +27,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static, TextArea
 
 from mesh_agents.simulated import Demo
+from mesh_core import views
 from mesh_core.errors import MeshError
-from mesh_core.models import Message
-from mesh_core.participant import Participant
+from mesh_core.participant import Arrivals, Participant
 from mesh_core.rules import CLIENT_TUI
 from mesh_core.text import safe_line
 from mesh_tui.control.navigation import NavigationPart
 from mesh_tui.control.reading import INDEX_EVERY
 from mesh_tui.control.view import NARROW_BELOW
-from mesh_tui.messages import Delivered, MeshChanged, Notice
+from mesh_tui.messages import Arrived, MeshChanged, Notice
 from mesh_tui.screens.confirm import Confirm
 from mesh_tui.state import CRASH_FILE, crash_summary, write_crash_report
 from mesh_tui.widgets.composer import Composer
@@ -162,7 +162,7 @@ class MeshApp(NavigationPart):
                 client=CLIENT_TUI,
                 description="a person at mesh-tui",
                 session_id=self.me,
-                on_message=self._delivered,
+                on_arrivals=self._arrived,
                 on_change=self._changed,
                 mark_read=False,  # read once shown: see ReadingPart._mark_shown
             )
@@ -176,9 +176,17 @@ class MeshApp(NavigationPart):
             )
             self.me = agent.session_id
 
-    def _delivered(self, message: Message) -> None:
-        """Participant thread: a message for the person was taken from the inbox."""
-        self.post_message(Delivered(message))
+    def _arrived(self, found: Arrivals) -> None:
+        """Participant thread: messages for the person were found unread (left so until
+        shown). For those waiting at start, every unread one is counted here, off the
+        event loop, for the summary."""
+        waiting = {}
+        if found.kind == "waiting" and self.me is not None:
+            try:
+                waiting = views.unread_by_priority(self.mesh, self.me)
+            except (MeshError, sqlite3.Error):
+                pass  # the summary counts the batch instead
+        self.post_message(Arrived(found.kind, found.messages, waiting))
 
     def _changed(self) -> None:
         """Participant thread: another connection committed."""

@@ -6,12 +6,13 @@ of these messages, on the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message as TextualMessage
 from textual.notifications import SeverityLevel
 
 from mesh_core.models import Message
+from mesh_core.participant import ArrivalKind
 from mesh_core.views import MeshSnapshot, RosterRow, ThreadSummary
 
 from .widgets.keyed_table import Row
@@ -74,10 +75,14 @@ class RefreshFailed(TextualMessage):
 
 
 @dataclass
-class Delivered(TextualMessage):
-    """The participant took a message addressed to the person from its inbox."""
+class Arrived(TextualMessage):
+    """What one poll of the participant found for the person (see Participant.Arrivals):
+    waiting at start, new, or moved here by a hand-over. `waiting`: for "waiting", every
+    unread message to the person by priority (the batch holds only the newest)."""
 
-    message: Message
+    kind: ArrivalKind
+    messages: list[Message]
+    waiting: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -55,3 +55,17 @@ def test_not_while_mail_waits_for_it(tmp_path: Path) -> None:
         assert [m.message_id for m in mesh.inbox(nxt)] == [waiting.message_id]
         mesh.forget_session(gone)
         assert {a.session_id for a in mesh.agents("all")} == {bob, nxt}
+
+
+def test_a_process_started_after_the_forget_still_names_its_messages(tmp_path: Path) -> None:
+    """The name is kept in the file, not only in the memory of the process that forgot."""
+    with Mesh(tmp_path / "m.db") as mesh:
+        bob = mesh.register("bob").session_id
+        old = mesh.register("old-run").session_id
+        sent = mesh.send(old, "bob", "from the old run", new_thread=True)
+        mesh.deregister(old)
+        mesh.forget_session(old)
+    with Mesh(tmp_path / "m.db") as later:
+        (message,) = later.thread(sent.message_id)
+        assert message.sender_name == "old-run" and message.recipient_session_id == bob
+        assert later.names([old, bob]) == {old: "old-run", bob: "bob"}

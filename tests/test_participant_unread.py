@@ -13,7 +13,7 @@ from pathlib import Path
 from seedfile import plain_rows
 
 from mesh_core import Mesh, MeshConfig, Message, Participant, iso
-from mesh_core.participant import PEEK_LIMIT
+from mesh_core.participant import PEEK_LIMIT, Arrivals
 
 FAST = MeshConfig(heartbeat_interval=0.2, poll_interval=0.05, watch_interval=0.02)
 DEADLINE = 20.0
@@ -131,3 +131,49 @@ def test_a_new_message_is_handed_on_however_many_wait_unread(db_path: Path, tmp_
     finally:
         participant.stop()
         mesh.close()
+
+
+def test_mail_moved_here_by_a_hand_over_is_handed_on_once(db_path: Path, tmp_path: Path) -> None:
+    """The person's other session (an earlier terminal) had two unread messages; it
+    stops after this one has seen newer mail, so those two reach this session with
+    older ids than the newest it saw: they are handed on once, as moved."""
+    got: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def on_arrivals(found: Arrivals) -> None:
+        with lock:
+            got.extend((found.kind, m.message_id) for m in found.messages)
+
+    other = Mesh(db_path, config=FAST)
+    sender = other.register("outsider", cwd="/").session_id
+    earlier = other.register("person", kind="human", cwd=str(tmp_path)).session_id
+    left = [other.send(sender, earlier, f"for the earlier run {i}").message_id for i in (1, 2)]
+    mesh = Mesh(db_path, config=FAST)
+    participant = Participant(
+        mesh, "person", kind="human", cwd=str(tmp_path), on_arrivals=on_arrivals, mark_read=False
+    )
+    me = participant.start().session_id
+    try:
+        newer = other.send(sender, me, "to this run").message_id  # new, or the first look's
+        end = time.monotonic() + DEADLINE
+        while newer not in [i for _, i in got]:
+            assert time.monotonic() < end, f"handed on: {got}"
+            time.sleep(0.02)
+        other.deregister(earlier)  # its unread mail moves to the live session: this one
+        assert unread_ids(db_path, me) == [*left, newer]
+        end = time.monotonic() + DEADLINE
+        while len(got) < 3:
+            assert time.monotonic() < end, f"the moved mail was never handed on: {got}"
+            time.sleep(0.02)
+        for _ in range(5):  # more polls, and a change of the workspace: nothing twice
+            participant.poll_now()
+            time.sleep(0.1)
+        other.register("person", kind="human", cwd=str(tmp_path))
+        time.sleep(0.3)
+        assert sorted(i for _, i in got) == [*left, newer]
+        assert [k for k, i in got if i in left] == ["moved", "moved"]
+        assert unread_ids(db_path, me) == [*left, newer]  # nothing marked read
+    finally:
+        participant.stop()
+        mesh.close()
+        other.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tui_fixtures import World, screen_text, settle
 
+from mesh_core import Mesh
 from mesh_tui.app import MeshApp
 from mesh_tui.screens.agent import AgentDetail
 from mesh_tui.screens.confirm import Confirm
@@ -105,3 +106,40 @@ async def test_a_forgotten_sessions_messages_keep_its_name(world: World) -> None
         assert app.snapshot is not None
         summary = next(t for t in app.snapshot.threads if t.thread_id == sent.message_id)
         assert summary.participants[0] == "retired-bot"
+
+
+async def test_a_tui_started_after_the_forget_shows_no_session_id(world: World) -> None:
+    """Another process forgot the session before this app started: its thread row,
+    participants, conversation and the person's agent details name it, and its raw
+    session id shows nowhere."""
+    retired = world.mesh.register("retired-bot", cwd="/home/alice/src/retired").session_id
+    sent = world.mesh.send(retired, "alice", "the checkout work is yours now")
+    world.mesh.mark_read(world.me, [sent.message_id])
+    world.mesh.deregister(retired)
+    forgetter = Mesh(world.mesh.path, clock=world.clock)  # another process
+    forgetter.forget_session(retired)
+    forgetter.close()
+    fresh = Mesh(world.mesh.path, clock=world.clock)  # the TUI's process: never saw the row
+    app = MeshApp(fresh, live=False, session_id=world.me, name="alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.snapshot is not None
+        summary = next(t for t in app.snapshot.threads if t.thread_id == sent.message_id)
+        assert summary.participants == ("retired-bot", "alice")
+        assert retired[:8] not in screen_text(app)
+        threads = app.query_one(ThreadList)
+        threads.focus()
+        assert threads.select_key(str(sent.message_id))
+        await pilot.press("enter")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "the checkout work is yours now" in text
+        assert "retired-bot" in text and retired[:8] not in text
+        roster = app.query_one(Roster)
+        roster.focus()
+        assert roster.select_key(world.me)
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, AgentDetail)
+        assert retired[:8] not in screen_text(app)
+    fresh.close()

@@ -17,7 +17,7 @@ from mesh_core.text import safe_line
 from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.control.noticing import NoticingPart
 from mesh_tui.messages import (
-    Delivered,
+    Arrived,
     MeshChanged,
     Prebuilt,
     RefreshFailed,
@@ -26,6 +26,7 @@ from mesh_tui.messages import (
     ThreadLoaded,
     ViewState,
 )
+from mesh_tui.notices import MAX_TOASTS
 from mesh_tui.search import MIN_QUERY
 from mesh_tui.visible import earlier_selves, visible_roster, visible_threads
 from mesh_tui.widgets.conversation import Conversation, first_unread
@@ -34,6 +35,7 @@ from mesh_tui.widgets.threads import thread_rows
 
 # A commit by another process asks for a refresh; at most this often (seconds).
 CHANGE_REFRESH_GAP = 0.5
+URGENT = ("urgent", "high")  # priorities that ring the bell
 # How often the search index catches up and drops what the mesh's clean-up purged.
 INDEX_EVERY = 60.0
 
@@ -244,23 +246,58 @@ class ReadingPart(NoticingPart):
         except (MeshError, sqlite3.Error) as exc:
             self.post_message(RefreshFailed(f"marking read: {exc}", gate=False))
 
-    def on_delivered(self, event: Delivered) -> None:
-        """A message for the person: count it unseen until its thread is opened."""
-        message = event.message
-        if self._panes_gone():
+    def on_arrived(self, event: Arrived) -> None:
+        """Messages for the person: each counts unseen until its thread is opened. New
+        ones toast one by one; the mail waiting at start (one summary, however many)
+        and a hand-over's (one by one if few) do not flood the toasts or the log. The
+        bell and the desktop notification come once per batch."""
+        messages = event.messages
+        if self._panes_gone() or not messages:
             return
-        if message.thread_id != self.open_thread:
-            self.unseen.setdefault(message.thread_id, set()).add(message.message_id)
+        for message in messages:
+            if message.thread_id != self.open_thread:
+                self.unseen.setdefault(message.thread_id, set()).add(message.message_id)
+        summary = (event.kind == "waiting" and len(messages) > 1) or (
+            event.kind == "moved" and len(messages) > MAX_TOASTS
+        )
+        if summary:
+            self._summarise(event)
+        else:
+            for message in messages:
+                self._toast_message(message, moved=event.kind == "moved")
+        pressing = [m for m in messages if m.priority in URGENT]
+        if pressing:
+            self._alert(max(pressing, key=lambda m: m.message_id))
+        self._update_title()
+        self.request_refresh()
+
+    def _toast_message(self, message: Message, moved: bool) -> None:
         sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
         first = safe_line(message.content, 80)
-        urgent = message.priority in ("urgent", "high")
+        urgent = message.priority in URGENT
+        kind = f"{message.priority} message" if urgent else "message"
         self.notify(
             f"{sender}: {first}",
-            title=f"new {message.priority} message" if urgent else "new message",
+            title=f"{kind} handed over to you" if moved else f"new {kind}",
             markup=False,
             severity="warning" if urgent else "information",
         )
-        if urgent:
-            self._alert(message)
-        self._update_title()
-        self.request_refresh()
+
+    def _summarise(self, event: Arrived) -> None:
+        """One toast for many messages: how many, how many pressing, where to go."""
+        counts = dict(event.waiting)
+        if not counts:  # moved mail, or the count failed: the batch itself
+            for message in event.messages:
+                counts[message.priority] = counts.get(message.priority, 0) + 1
+        total = sum(counts.values())
+        pressing = [f"{counts[p]} {p}" for p in ("urgent", "high") if counts.get(p)]
+        what = f"{total:,} unread message{'s' if total != 1 else ''}"
+        if event.kind == "moved":
+            what = f"{total:,} unread messages handed over from an earlier session"
+        self.notify(
+            f"{what}{' — ' + ', '.join(pressing) if pressing else ''}. "
+            "u opens the next unread thread, ctrl+n shows the notifications.",
+            title="mail for you",
+            markup=False,
+            severity="warning" if pressing else "information",
+        )
