@@ -147,7 +147,7 @@ def test_initialize_is_answered_before_the_tools_are_built(tmp_path: Path, db_pa
     expected = _eager_tools(tmp_path / "reference.db")
     for pipelined in (False, True):
         log = tmp_path / f"mesh-{pipelined}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+        env = identity_free_env()
         proc = subprocess.Popen(
             [sys.executable, "-m", "mesh_cli", "--db", str(db_path), "mcp", "--name", "alice"],
             cwd=tmp_path,

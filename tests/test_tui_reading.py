@@ -10,7 +10,7 @@ from tui_fixtures import screen_text, settle, use_utc
 
 from mesh_core import FixedClock, Mesh
 from mesh_tui.app import MeshApp
-from mesh_tui.widgets.conversation import Conversation, MessageView
+from mesh_tui.widgets.conversation import Conversation
 from mesh_tui.widgets.threads import ThreadList
 
 
