@@ -3,6 +3,7 @@ the roster and the database; a refusal by the mesh is shown and changes nothing.
 
 from __future__ import annotations
 
+from textual.pilot import Pilot
 from tui_fixtures import World, screen_text, settle
 
 from mesh_core import Mesh
@@ -17,6 +18,16 @@ SIZE = (120, 36)
 
 def sessions(world: World) -> set[str]:
     return {r[0] for r in world.mesh.connection().execute("SELECT session_id FROM agent_sessions")}
+
+
+async def open_thread(pilot: Pilot[None], app: MeshApp, thread_id: int) -> str:
+    """Open the thread from the thread list, as the person does; what the screen shows."""
+    threads = app.query_one(ThreadList)
+    threads.focus()
+    assert threads.select_key(str(thread_id))
+    await pilot.press("enter")
+    await settle(pilot)
+    return screen_text(app)
 
 
 async def test_forget_a_stopped_session_after_a_yes(world: World) -> None:
@@ -95,12 +106,7 @@ async def test_a_forgotten_sessions_messages_keep_its_name(world: World) -> None
         await pilot.press("y")
         await settle(pilot)
         assert retired not in sessions(world)  # gone from the database
-        threads = app.query_one(ThreadList)
-        threads.focus()
-        assert threads.select_key(str(sent.message_id))
-        await pilot.press("enter")
-        await settle(pilot)
-        text = screen_text(app)
+        text = await open_thread(pilot, app, sent.message_id)
         assert "handing over the checkout work" in text
         assert "retired-bot" in text and retired[:8] not in text
         assert app.snapshot is not None
@@ -127,12 +133,7 @@ async def test_a_tui_started_after_the_forget_shows_no_session_id(world: World) 
         summary = next(t for t in app.snapshot.threads if t.thread_id == sent.message_id)
         assert summary.participants == ("retired-bot", "alice")
         assert retired[:8] not in screen_text(app)
-        threads = app.query_one(ThreadList)
-        threads.focus()
-        assert threads.select_key(str(sent.message_id))
-        await pilot.press("enter")
-        await settle(pilot)
-        text = screen_text(app)
+        text = await open_thread(pilot, app, sent.message_id)
         assert "the checkout work is yours now" in text
         assert "retired-bot" in text and retired[:8] not in text
         roster = app.query_one(Roster)

@@ -9,6 +9,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from rich.console import Console
+from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.widgets._toast import Toast, ToastRack
 from tui_fixtures import World, settle
@@ -201,6 +202,17 @@ async def _until(pilot: object, done: object, what: str) -> None:
     await pilot.pause()  # type: ignore[attr-defined]
 
 
+async def _read_the_agents_thread(pilot: Pilot[None], app: MeshApp, world: World) -> None:
+    """Read another thread than the person's (once the list shows it)."""
+    threads = app.query_one(ThreadList)
+    threads.focus()
+    await _until(
+        pilot,
+        lambda: threads.select_key(str(world.agents_thread)),
+        "the agents' thread is not listed",
+    )
+
+
 def _unread_to(world: World, conn: sqlite3.Connection) -> int:
     (count,) = conn.execute(
         "SELECT count(*) FROM agent_messages WHERE recipient_session_id = ? AND read = 0",
@@ -294,13 +306,7 @@ async def test_mail_handed_over_from_an_earlier_session_is_noticed_once(world: W
         await settle(pilot)
         await _until(pilot, lambda: app.unseen, "the greeting was never noticed")
         await settle(pilot)
-        threads = app.query_one(ThreadList)
-        threads.focus()
-        await _until(  # reading another thread (once the list shows it)
-            pilot,
-            lambda: threads.select_key(str(world.agents_thread)),
-            "the agents' thread is not listed",
-        )
+        await _read_the_agents_thread(pilot, app, world)
         await settle(pilot)
         newer = other.send(world.ids["web-frontend"], world.me, "newer than those two")
         await _until(
@@ -348,13 +354,7 @@ async def test_many_handed_over_messages_are_one_summary(world: World) -> None:
     rings: list[int] = []
     app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        threads = app.query_one(ThreadList)
-        threads.focus()
-        await _until(  # reading another thread (once the list shows it)
-            pilot,
-            lambda: threads.select_key(str(world.agents_thread)),
-            "the agents' thread is not listed",
-        )
+        await _read_the_agents_thread(pilot, app, world)
         await settle(pilot)
         app.post_message(Arrived("moved", moved))
         await settle(pilot)
