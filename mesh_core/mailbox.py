@@ -273,15 +273,12 @@ def unread_ids_up_to(store: Store, session_id: str, up_to: int) -> set[int]:
 def unread_by_id(store: Store, session_id: str, message_ids: Sequence[int]) -> list[Message]:
     """Those of these messages still unread, unexpired and addressed to `session_id`,
     in delivery order."""
-    found: list[sqlite3.Row] = []
-    live = f"recipient_session_id = ? AND read = 0 AND (expires_at IS NULL OR {EXPIRES_SQL} > ?)"
-    for start in range(0, len(message_ids), 500):
-        chunk = list(message_ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        found += store.read(
-            f"SELECT * FROM agent_messages WHERE {live} AND message_id IN ({marks})",
-            (session_id, store.now(), *chunk),
-        )
+    found = store.read_in(
+        "SELECT * FROM agent_messages WHERE recipient_session_id = ? AND read = 0 AND "
+        f"(expires_at IS NULL OR {EXPIRES_SQL} > ?) AND message_id IN ({{marks}})",
+        message_ids,
+        (session_id, store.now()),
+    )
     return messages(store, sorted(found, key=delivery_order))
 
 

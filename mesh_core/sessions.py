@@ -401,29 +401,25 @@ def names(store: Store, session_ids: Iterable[str]) -> dict[str, str | None]:
     other), else the one this process last read."""
     ids = list(set(session_ids))
     found: dict[str, str | None] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = store.read(
-            f"SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})",
-            chunk,
-        )
-        _remember(store, ((row[0], row[1]) for row in rows))
-        for row in rows:
-            found[row[0]] = text(row[1])
+    rows = store.read_in(
+        "SELECT session_id, agent_name FROM agent_sessions WHERE session_id IN ({marks})", ids
+    )
+    _remember(store, ((row[0], row[1]) for row in rows))
+    for row in rows:
+        found[row[0]] = text(row[1])
     seen = store.names_seen
     gone = [sid for sid in ids if sid not in found and isinstance(sid, str)]
     for sid in gone:
         if sid in seen:
             found[sid] = seen[sid]
-    unknown = [sid for sid in gone if sid not in found]
-    for start in range(0, len(unknown), 500):
-        keys = [FORGOTTEN_KEY + sid for sid in unknown[start : start + 500]]
-        marks = ",".join("?" * len(keys))
-        rows = store.read(f"SELECT key, value FROM mesh_meta WHERE key IN ({marks})", keys)
-        _remember(store, ((str(row[0])[len(FORGOTTEN_KEY) :], row[1]) for row in rows))
-        for row in rows:
-            found[str(row[0])[len(FORGOTTEN_KEY) :]] = text(row[1])
+    keys = [FORGOTTEN_KEY + sid for sid in gone if sid not in found]
+    kept = [
+        (str(row[0])[len(FORGOTTEN_KEY) :], row[1])
+        for row in store.read_in("SELECT key, value FROM mesh_meta WHERE key IN ({marks})", keys)
+    ]
+    _remember(store, kept)
+    for sid, name in kept:
+        found[sid] = text(name)
     return found
 
 

@@ -34,6 +34,7 @@ from .errors import (
 
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
+IN_CHUNK = 500  # values per `IN (...)` list of a read_in
 
 
 # Connections of ended threads kept open for the next new thread. Closing one instead would
@@ -251,6 +252,19 @@ class Store:
             if isinstance(exc, sqlite3.DatabaseError):
                 raise self.unusable(exc) from exc
             raise
+
+    def read_in(
+        self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+    ) -> list[sqlite3.Row]:
+        """`sql` with `{marks}` standing for the placeholders of `values`, read in
+        chunks of IN_CHUNK (SQLite caps a statement's parameters); `before` are the
+        parameters ahead of the list."""
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += self.read(sql.format(marks=marks), (*before, *chunk))
+        return rows
 
     def read_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         rows = self.read(sql, params)

@@ -69,3 +69,20 @@ def test_a_process_started_after_the_forget_still_names_its_messages(tmp_path: P
         (message,) = later.thread(sent.message_id)
         assert message.sender_name == "old-run" and message.recipient_session_id == bob
         assert later.names([old, bob]) == {old: "old-run", bob: "bob"}
+
+
+def test_names_of_more_sessions_than_one_in_list_holds(tmp_path: Path) -> None:
+    """`names` reads its ids in chunks (SQLite caps a statement's parameters): 1,200
+    sessions, a third of them forgotten, all named, in a process started afterwards."""
+    from mesh_core.store import IN_CHUNK
+
+    mesh = Mesh(tmp_path / "m.db")
+    ids = [mesh.register(f"ws-{n}", cwd="/").session_id for n in range(1200)]
+    for sid in ids[::3]:
+        mesh.deregister(sid)
+        mesh.forget_session(sid)
+    mesh.close()
+    later = Mesh(tmp_path / "m.db")
+    assert len(ids) > 2 * IN_CHUNK
+    assert later.names(ids) == {sid: f"ws-{n}" for n, sid in enumerate(ids)}
+    later.close()
