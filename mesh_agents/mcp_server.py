@@ -377,10 +377,10 @@ class MeshMCP(MeshTools):
         self._add_tools()
 
     def _add_tools(self) -> None:
-        """Add the six tools (and the ack's handler) to the server, once. Serving calls it when the answer to
-        `initialize` is on the wire (a client reads it and only then asks for the list),
-        or for a tools request that came first: building their schemas is the SDK's
-        pydantic work, which `initialize` does not need."""
+        """Add the six tools (and the ack's handler) to the server, once. Serving calls
+        it when the answer to `initialize` is on the wire (a client reads it and only
+        then asks for the list), or for a tools request that came first: building their
+        schemas is the SDK's pydantic work, which `initialize` does not need."""
         app = self._app
         if app is None or self._tools_added:
             return

@@ -31,6 +31,19 @@ def wait_until(
         time.sleep(step)
 
 
+# What a client writes first on an MCP server's stdin (tests that speak the raw wire).
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+
+
 def identity_free_env() -> dict[str, str]:
     """This process's environment without AGENT_MESH_NAME and AGENT_MESH_DB, so a `mesh`
     process started with it names itself after its cwd and uses the `--db` it is given,

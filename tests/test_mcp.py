@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 import pytest
-from helpers import identity_free_env
+from helpers import INITIALIZE, identity_free_env
 from mcp.client.extension import NotificationBinding
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -549,17 +549,7 @@ def test_a_serving_server_leaves_at_once_on_a_signal_with_stdin_open(
         text=True,
     )
     try:
-        hello = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        proc.stdin.write(json.dumps(hello) + "\n")  # type: ignore[union-attr]
+        proc.stdin.write(json.dumps(INITIALIZE) + "\n")  # type: ignore[union-attr]
         proc.stdin.flush()  # type: ignore[union-attr]
         assert '"id":1' in proc.stdout.readline().replace(" ", "")  # type: ignore[union-attr]
         proc.send_signal(signum)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers import identity_free_env
+from helpers import INITIALIZE, identity_free_env
 
 from mesh_agents.jsonrpc_stdin import repair_line
 from mesh_core import Mesh
@@ -107,18 +107,6 @@ def test_repair_line_keeps_pairs_and_other_lines() -> None:
     assert repair_line('{"a": "plain"}\n') == '{"a": "plain"}\n'
     assert json.loads(repair_line('{"\\udc00k": ["\\ud800", 1]}')) == {"\ufffdk": ["\ufffd", 1]}
     assert repair_line("not json \\ud800\n") == "not json \\ud800\n"
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "js", "version": "1"},
-    },
-}
 
 
 def _eager_tools(db_path: Path) -> list[dict[str, Any]]:
