@@ -15,6 +15,8 @@ STATUS_GLYPHS = {
     Status.STOPPED: ("○", "bright_black"),
     Status.OTHER: ("◌", "magenta"),  # another client's own status: shown as it is
 }
+# The priorities shown and announced as pressing (marked in headers, the bell rings).
+PRESSING = ("urgent", "high")
 # (mark, style name) of each priority; an unknown priority shows as normal.
 PRIORITY_MARKS = {
     "urgent": ("‼", "bold red"),

@@ -13,6 +13,7 @@ from textual import work
 from mesh_core import views
 from mesh_core.errors import MeshError
 from mesh_core.models import Message, Status
+from mesh_core.present import PRESSING
 from mesh_core.text import safe_line
 from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.control.noticing import NoticingPart
@@ -35,7 +36,6 @@ from mesh_tui.widgets.threads import thread_rows
 
 # A commit by another process asks for a refresh; at most this often (seconds).
 CHANGE_REFRESH_GAP = 0.5
-URGENT = ("urgent", "high")  # priorities that ring the bell
 # How often the search index catches up and drops what the mesh's clean-up purged.
 INDEX_EVERY = 60.0
 
@@ -265,7 +265,7 @@ class ReadingPart(NoticingPart):
         else:
             for message in messages:
                 self._toast_message(message, moved=event.kind == "moved")
-        pressing = [m for m in messages if m.priority in URGENT]
+        pressing = [m for m in messages if m.priority in PRESSING]
         if pressing:
             self._alert(max(pressing, key=lambda m: m.message_id))
         self._update_title()
@@ -274,7 +274,7 @@ class ReadingPart(NoticingPart):
     def _toast_message(self, message: Message, moved: bool) -> None:
         sender = safe_line(message.sender_name or message.sender_session_id[:8], 30)
         first = safe_line(message.content, 80)
-        urgent = message.priority in URGENT
+        urgent = message.priority in PRESSING
         kind = f"{message.priority} message" if urgent else "message"
         self.notify(
             f"{sender}: {first}",
@@ -290,7 +290,7 @@ class ReadingPart(NoticingPart):
             for message in event.messages:
                 counts[message.priority] = counts.get(message.priority, 0) + 1
         total = sum(counts.values())
-        pressing = [f"{counts[p]} {p}" for p in ("urgent", "high") if counts.get(p)]
+        pressing = [f"{counts[p]} {p}" for p in PRESSING if counts.get(p)]
         what = f"{total:,} unread message{'s' if total != 1 else ''}"
         if event.kind == "moved":
             what = f"{total:,} unread messages handed over from an earlier session"

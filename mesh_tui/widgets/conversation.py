@@ -21,6 +21,7 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Static
 
 from mesh_core.models import Message
+from mesh_core.present import PRESSING
 from mesh_core.text import safe_line, safe_text
 
 from ..format import PRIORITY_MARKS, age, local_stamp
@@ -309,7 +310,7 @@ def header(message: Message, later: Sequence[Message], me: str | None, now: date
         line.append(f" {stamp}" if short else f"  {stamp}", style="bright_black")
         if with_id:
             line.append(f"  #{message.message_id}", style="bright_black")
-        if message.priority in ("urgent", "high"):
+        if message.priority in PRESSING:
             mark, style = PRIORITY_MARKS[message.priority]
             line.append(f" {mark}" if short else f"  {mark} {message.priority}", style=style)
         if message.recipient_session_id != me:
