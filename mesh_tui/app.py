@@ -120,8 +120,7 @@ class MeshApp(NavigationPart):
         if self.demo:
             self._demo_thread = threading.Thread(target=self._run_demo, daemon=True, name="demo")
             self._demo_thread.start()
-        self.request_refresh()
-        self.index_backlog()
+        self.request_refresh()  # the search index starts once its result is on screen
 
     def _exit_on_signals(self) -> None:
         """SIGTERM / SIGHUP (terminal closed) end the app like q: drafts saved, the person
@@ -276,6 +275,7 @@ class MeshApp(NavigationPart):
         self._left = True
         self._demo_stop.set()
         self._indexing.set()
+        self.search.interrupt()  # a batch in progress ends now, not when it is done
         try:
             self.save_drafts()
         except OSError:

@@ -58,6 +58,10 @@ class SearchDone(TextualMessage):
     hits: list[ThreadSummary]
 
 
+class IndexCaughtUp(TextualMessage):
+    """The search index has every message that was on the mesh when its run began."""
+
+
 @dataclass
 class ThreadLoaded(TextualMessage):
     """The messages of the open thread."""

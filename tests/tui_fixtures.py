@@ -8,6 +8,7 @@ act as her session, so nothing depends on the login name.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import re
@@ -176,9 +177,12 @@ def make_app(world: World) -> MeshApp:
 
 
 async def settle(pilot: Pilot[None]) -> None:
-    """Let the read workers finish and their results render (a read may start another)."""
+    """Let the read workers and the search index's thread finish and their results
+    render (a read may start another)."""
     for _ in range(4):
         await pilot.app.workers.wait_for_complete()
+        while getattr(pilot.app, "indexing", False):
+            await asyncio.sleep(0.01)
         await pilot.pause()
 
 

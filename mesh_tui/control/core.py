@@ -109,7 +109,12 @@ class AppCore(App[None]):
         self._indexing = threading.Event()  # set: stop indexing (the app is leaving)
         self._conversation_pane: Conversation | None = None
         self._bars: dict[str, Text] = {}  # bars and pane titles, as last shown
-        self._index_busy = threading.Lock()  # held by the index worker while it runs
+        # The thread indexing message text (one at a time; see ReadingPart.index_backlog),
+        # how far its current run has got (a fraction; None: not running), and whether
+        # the first run has been started (after the first screen).
+        self._index_thread: threading.Thread | None = None
+        self.index_progress: float | None = None
+        self._index_started = False
         self._toast_heights: dict[str, int] = {}  # toast holder id -> rows it takes
         self._focus_before_small: Widget | None = None  # focus when the screen got too small
 

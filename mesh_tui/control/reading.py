@@ -4,7 +4,10 @@ messages the participant takes for the person."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
+import sys
+import threading
 import time
 
 from rich.text import Text
@@ -19,6 +22,7 @@ from mesh_core.views import MeshSnapshot, ThreadSummary
 from mesh_tui.control.noticing import NoticingPart
 from mesh_tui.messages import (
     Arrived,
+    IndexCaughtUp,
     MeshChanged,
     Prebuilt,
     RefreshFailed,
@@ -38,6 +42,9 @@ from mesh_tui.widgets.threads import thread_rows
 CHANGE_REFRESH_GAP = 0.5
 # How often the search index catches up and drops what the mesh's clean-up purged.
 INDEX_EVERY = 60.0
+# The index thread's niceness (Linux, where a thread has its own): a first build of a big
+# mesh takes a core for a while, and the person's keys and other programs come first.
+INDEX_NICENESS = 10
 
 
 class ReadingPart(NoticingPart):
@@ -105,12 +112,20 @@ class ReadingPart(NoticingPart):
         return dataclasses.replace(snapshot, threads=tuple(threads[: views.THREAD_LIMIT]))
 
     def _search(self, text: str, me: str | None) -> list[ThreadSummary]:
-        """Worker thread: threads whose message text contains `text` (index caught up
-        first by one batch; the backlog is indexed by `index_backlog`)."""
+        """Worker thread: threads whose message text contains `text`. The index catches
+        up by one batch first, unless the index thread is running: it is on its way,
+        and the search must not queue behind its batches (`index_progress` says how
+        much the partial answer covers; a search runs again when the run ends)."""
         if len(text) < MIN_QUERY:
             return []
-        self.search.catch_up(self.mesh)
+        if not self.indexing:
+            self.search.catch_up(self.mesh)
         return views.summarise(self.mesh, self.search.threads_matching(text), me)
+
+    @property
+    def indexing(self) -> bool:
+        """The index thread is running (the first build of a big mesh takes a while)."""
+        return self._index_thread is not None and self._index_thread.is_alive()
 
     @work(thread=True, exit_on_error=False, group="search", exclusive=True)
     def search_threads(self, text: str, me: str | None) -> None:
@@ -121,22 +136,51 @@ class ReadingPart(NoticingPart):
             return
         self.post_message(SearchDone(text, hits))
 
-    @work(thread=True, exit_on_error=False, group="index")
     def index_backlog(self) -> None:
-        """Index every message already on the mesh, a batch at a time, off the loop;
-        then drop what a clean-up purged since the last time. Run at start and every
-        INDEX_EVERY seconds; a run still going makes the next one a no-op."""
-        if not self._index_busy.acquire(blocking=False):
+        """Index every message already on the mesh, then drop what a clean-up purged
+        since the last time, in a thread of its own (not a worker: worker threads are
+        pooled, and this one runs at a lower priority). Run once the first screen is
+        shown, then every INDEX_EVERY seconds; a run still going makes this a no-op."""
+        if self.indexing or self._indexing.is_set():
             return
-        try:
-            while not self._indexing.is_set() and self.search.catch_up(self.mesh):
+        self._index_thread = threading.Thread(
+            target=self._index_run, name="mesh-tui-index", daemon=True
+        )
+        self._index_thread.start()
+
+    def _index_run(self) -> None:
+        """The index thread: batch after batch until caught up or the app leaves."""
+        if sys.platform.startswith("linux"):
+            try:  # on Linux a thread id names this thread alone
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INDEX_NICENESS)
+            except OSError:
                 pass
+        indexed = 0
+        try:
+            start = self.search.indexed_up_to(self.mesh)
+            goal = self.search.newest(self.mesh)
+            while not self._indexing.is_set():
+                done = self.search.catch_up(self.mesh)
+                if not done:
+                    break
+                indexed += done
+                if goal > start:
+                    reached = self.search.indexed_up_to(self.mesh)
+                    self.index_progress = min(1.0, (reached - start) / (goal - start))
             if not self._indexing.is_set():
                 self.search.prune(self.mesh)
         except (MeshError, sqlite3.Error):
             return  # the next run (or search) catches up again
         finally:
-            self._index_busy.release()
+            self.index_progress = None
+        if indexed and not self._indexing.is_set():
+            self.post_message(IndexCaughtUp())
+
+    def on_index_caught_up(self, _: IndexCaughtUp) -> None:
+        """A search made while the index was being built covered only part of the
+        mesh: run it again now that the index has everything."""
+        if len(self.filter_text) >= MIN_QUERY and not self._panes_gone():
+            self.search_threads(self.filter_text, self.me)
 
     def on_search_done(self, event: SearchDone) -> None:
         if event.text != self.filter_text or self._panes_gone():
@@ -176,6 +220,11 @@ class ReadingPart(NoticingPart):
         if previous is not None:
             self._announce_changes(previous, event.snapshot)
         self._render_snapshot(event.built)
+        if not self._index_started:
+            # the search index's first run waits for the first screen: a big mesh's
+            # first build must not compete with the read the person is waiting for
+            self._index_started = True
+            self.call_after_refresh(self.index_backlog)
         if self._refresh_again:
             self._refresh_again = False
             self.request_refresh()

@@ -76,12 +76,17 @@ class ViewPart(AppCore):
             self._set_title("#roster-pane", Text("Agents"))
             return
         needle = safe_line(self.filter_text, 30)
+        progress = self.index_progress
+        building = f" · text index {progress:.0%} built" if progress is not None else ""
         self._set_title(
             "#threads",
             Text(
-                f"Threads · {thread_rows} matching “{needle}”"
-                if thread_rows
-                else f"Threads · no matches for “{needle}”"
+                (
+                    f"Threads · {thread_rows} matching “{needle}”"
+                    if thread_rows
+                    else f"Threads · no matches for “{needle}”"
+                )
+                + building
             ),
         )
         self._set_title(
