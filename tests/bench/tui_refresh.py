@@ -7,7 +7,8 @@
 For each size it prints: the read a refresh does off the event loop (`views.snapshot`,
 roster + newest threads), the thread fetch, the part that runs on the event loop (updating
 the tables: what could delay a key press), one whole refresh in the headless app, the
-time from constructing the app to its first screen, and — the reference — one full scan
+time from constructing the app to its first painted frame, a key's way to the screen
+while the search index is first built and after, and — the reference — one full scan
 of the messages table, i.e. what a refresh that did not use the indexes would pay. It
 also lists the query plan of every statement a refresh runs, flagging full table scans.
 """
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual import events
+
 if __package__ in (None, ""):  # run as a script: import the rest as `tests.bench` (PEP 366)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "tests.bench"
@@ -35,6 +38,7 @@ from mesh_core.rows import AgentMemo
 from mesh_tui.app import MeshApp
 from mesh_tui.messages import SnapshotLoaded
 from mesh_tui.search import SearchIndex
+from mesh_tui.widgets.roster import Roster
 
 from .dataset import Dataset, build
 
@@ -76,11 +80,67 @@ def query_plans(mesh: Mesh, me: str, agent: str) -> list[tuple[str, str, bool]]:
     return list(plans.values())
 
 
+async def key_to_frame(app: MeshApp, key: str) -> float:
+    """Milliseconds from a key reaching the app (as the terminal driver hands it over)
+    to the first frame painted after the roster's cursor moved."""
+    roster = app.query_one(Roster)
+    before = roster.cursor_row
+    event = events.Key(key, key)
+    event.set_sender(app)
+    began = time.perf_counter()
+    assert app._driver is not None
+    app._driver.send_message(event)
+    while roster.cursor_row == before:
+        await asyncio.sleep(0.0005)
+    painted = asyncio.Event()
+    app.call_after_refresh(painted.set)
+    await painted.wait()
+    return (time.perf_counter() - began) * 1000
+
+
+class Stalls:
+    """The event loop's worst lateness: a probe that asks to wake every 5 ms and records
+    how late it woke (what a key arriving at that moment would have waited)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _probe(self) -> None:
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, (time.perf_counter() - began) * 1000 - 5)
+
+    def start(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.get_running_loop().create_task(self._probe())
+
+    def stop(self) -> float:
+        if self._task is not None:
+            self._task.cancel()
+        return self.worst
+
+
+async def keys_while(app: MeshApp, going: Callable[[], bool], most: int) -> list[float]:
+    """Key-to-frame times of j and k, taken in turn every 20 ms while `going()`."""
+    samples: list[float] = []
+    while going() and len(samples) < most:
+        samples.append(await key_to_frame(app, "j" if len(samples) % 2 == 0 else "k"))
+        await asyncio.sleep(0.02)
+    return samples
+
+
 async def app_numbers(mesh: Mesh, me: str, runs: int) -> dict[str, float]:
-    """First screen and whole refreshes in the headless app (120x36). `render` is the
-    time the event loop spends handling a fresh snapshot (tables updated): the only
-    part of a refresh that could delay a key press."""
+    """First screen, keys, and whole refreshes in the headless app (120x36).
+
+    `first` is construction to the first frame painted with the mesh on it. Keys are
+    timed twice: while the search index's first build runs (it starts after the first
+    screen and, on a big mesh, takes a while) and after it. `render` is the time the
+    event loop spends handling a fresh snapshot (tables updated): the only part of a
+    refresh that could delay a key press. Figures that had no sample are NaN."""
     loaded: asyncio.Event = asyncio.Event()
+    painted: asyncio.Event = asyncio.Event()
     handled: list[float] = []
 
     class Timed(MeshApp):
@@ -92,18 +152,30 @@ async def app_numbers(mesh: Mesh, me: str, runs: int) -> dict[str, float]:
             event.prevent_default()
             handled.append((time.perf_counter() - began) * 1000)
             loaded.set()
+            if not painted.is_set():
+                self.call_after_refresh(painted.set)
 
+    nan = float("nan")
     start = time.perf_counter()
-    app = Timed(mesh, live=False, session_id=me, name="bench")
-    async with app.run_test(size=(120, 36)) as pilot:
-        await asyncio.wait_for(loaded.wait(), 120)
-        await pilot.pause()
+    app = Timed(mesh, live=False, session_id=me, name="bench", search=SearchIndex(None))
+    stalls = Stalls()
+    async with app.run_test(size=(120, 36)):
+        await asyncio.wait_for(painted.wait(), 120)
         first = (time.perf_counter() - start) * 1000
-        # The search index's first build (every message, once per person, then kept in
-        # a file) runs in a worker at start; refreshes are timed after it, as they run
-        # every day after the first.
-        while any(w.group == "index" and not w.is_finished for w in app.workers):
-            await asyncio.sleep(0.1)
+        build_began = time.perf_counter()
+        stalls.start()
+        for _ in range(100):  # the index thread starts right after the first frame
+            if app.indexing:
+                break
+            await asyncio.sleep(0.01)
+        during = await keys_while(app, lambda: app.indexing, 5000)
+        while app.indexing:
+            await asyncio.sleep(0.05)
+        stall_during = stalls.stop()
+        build = (time.perf_counter() - build_began) * 1000
+        stalls.start()
+        after = await keys_while(app, lambda: True, max(runs, 20))
+        stall_after = stalls.stop()
         handled.clear()
         refreshes = []
         for _ in range(runs):
@@ -118,6 +190,14 @@ async def app_numbers(mesh: Mesh, me: str, runs: int) -> dict[str, float]:
         "refresh": statistics.median(refreshes),
         "refresh_max": max(refreshes),
         "render": statistics.median(handled),
+        "index_build": build,
+        "key_during": statistics.median(during) if during else nan,
+        "key_during_max": max(during) if during else nan,
+        "key_during_count": float(len(during)),
+        "stall_during": stall_during,
+        "key_after": statistics.median(after),
+        "key_after_max": max(after),
+        "stall_after": stall_after,
     }
 
 
@@ -232,7 +312,17 @@ def measure(folder: Path, agents: int, messages: int, runs: int, tmux: bool) -> 
             f"{app['refresh_max']:10.2f}"
         )
         print(f"{'app: on the event loop (fresh snapshot shown)':48} {app['render']:10.2f}")
-        print(f"{'app: constructed -> first screen (headless)':48} {app['first']:10.2f}")
+        print(f"{'app: constructed -> first frame (headless)':48} {app['first']:10.2f}")
+        print(
+            f"{'app: key -> frame while the index is first built':48} "
+            f"{app['key_during']:10.2f} {app['key_during_max']:10.2f}"
+            f"   ({app['key_during_count']:.0f} keys in {app['index_build'] / 1000:.1f} s;"
+            f" worst stall of the loop {app['stall_during']:.0f} ms)"
+        )
+        print(
+            f"{'app: key -> frame after it':48} {app['key_after']:10.2f} "
+            f"{app['key_after_max']:10.2f}   (worst stall {app['stall_after']:.0f} ms)"
+        )
         print(
             f"{'search: index every message (once, in the background)':48} {search['build']:10.0f}"
         )
