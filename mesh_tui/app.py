@@ -24,7 +24,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Static, TextArea
+from textual.widgets import Input, Static, TextArea
 
 from mesh_agents.simulated import Demo
 from mesh_core import views
@@ -40,6 +40,7 @@ from mesh_tui.screens.confirm import Confirm
 from mesh_tui.state import CRASH_FILE, crash_summary, write_crash_report
 from mesh_tui.widgets.composer import Composer
 from mesh_tui.widgets.conversation import Conversation
+from mesh_tui.widgets.footer import FittingFooter
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList
 
@@ -102,7 +103,7 @@ class MeshApp(NavigationPart):
                 yield Composer(self.mesh.config.max_content_bytes, blink=self.live, id="composer")
         yield Static(id="statusbar", markup=False)
         yield Static(id="too-small", markup=False)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#roster-pane").border_title = "Agents"

@@ -166,3 +166,25 @@ async def test_the_command_palette_key_leaves_no_column_of_the_key_list_beside_i
         await settle(pilot)
         palette = app.query_one("FooterKey.-command-palette", FooterKey)
         assert palette.region.right == 80  # up to the last column: nothing beside it
+
+
+async def test_at_80_columns_each_pane_s_footer_shows_whole_keys_only(world: World) -> None:
+    """Textual's footer clipped its row at the edge: the last key read `r Rep`, `q Q` or a
+    bare `/`. Keys that do not fit are left out whole, the first ones kept, and come back
+    when the terminal widens."""
+    app = make_app(world)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_person_thread(world)(pilot)
+        for pane in (Roster, ThreadList, MessageView):
+            app.query(pane).first().focus()
+            await settle(pilot)
+            palette = app.query_one("FooterKey.-command-palette", FooterKey)
+            keys = [k for k in app.query(FooterKey) if not k.has_class("-command-palette")]
+            shown = [k for k in keys if k.display]
+            assert shown and keys[: len(shown)] == shown, pane  # the first ones, in order
+            assert len(shown) < len(keys), pane  # 80 columns do not hold them all
+            for key in shown:
+                assert key.region.right <= palette.region.x, (pane, key.description)
+        await pilot.resize_terminal(220, 40)
+        await settle(pilot)
+        assert all(k.display for k in app.query(FooterKey))

@@ -42,7 +42,7 @@ class Roster(KeyedTable):
     about_width = 34
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Its threads"),
+        Binding("enter", "select_cursor", "Threads"),
         Binding("i", "app.agent_detail", "Details"),
         Binding("n", "app.new_message", "Message"),
         Binding("s", "app.toggle_stopped", "Stopped", show=False),
