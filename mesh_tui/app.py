@@ -275,7 +275,7 @@ class MeshApp(NavigationPart):
             return
         self._left = True
         self._demo_stop.set()
-        self._indexing.set()
+        self._index_stop.set()
         self.search.interrupt()  # a batch in progress ends now, not when it is done
         try:
             self.save_drafts()

@@ -142,7 +142,8 @@ class SearchIndex:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # an interrupt may have ended it already
+                    self._db.execute("ROLLBACK")
                 raise
             return int(count)
 
@@ -172,20 +173,19 @@ class SearchIndex:
                 ).fetchone()
                 if top is None:
                     break
-                self._db.execute(
+                removed += self._db.execute(
                     "DELETE FROM body WHERE rowid > ? AND rowid <= ? AND rowid NOT IN "
                     "(SELECT message_id FROM mesh.agent_messages "
                     " WHERE message_id > ? AND message_id <= ?)",
                     (after, top, after, top),
-                )
-                removed += self._db.execute("SELECT changes()").fetchone()[0]
+                ).rowcount
             after = top
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO pruned (db, cleanup) VALUES (?, ?)",
                 (str(mesh.path), cleanup),
             )
-        return int(removed)
+        return removed
 
     def threads_matching(self, text: str, limit: int = 100) -> list[int]:
         """Thread ids whose messages contain `text` (case-insensitive), newest first."""

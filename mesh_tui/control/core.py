@@ -106,7 +106,7 @@ class AppCore(App[None]):
         self._cursor_placed = False
         self.search = search or SearchIndex(None)
         self.search_hits: tuple[str, list[ThreadSummary]] = ("", [])
-        self._indexing = threading.Event()  # set: stop indexing (the app is leaving)
+        self._index_stop = threading.Event()  # set: stop indexing (the app is leaving)
         self._conversation_pane: Conversation | None = None
         self._bars: dict[str, Text] = {}  # bars and pane titles, as last shown
         # The thread indexing message text (one at a time; see ReadingPart.index_backlog),

@@ -141,7 +141,7 @@ class ReadingPart(NoticingPart):
         since the last time, in a thread of its own (not a worker: worker threads are
         pooled, and this one runs at a lower priority). Run once the first screen is
         shown, then every INDEX_EVERY seconds; a run still going makes this a no-op."""
-        if self.indexing or self._indexing.is_set():
+        if self.indexing or self._index_stop.is_set():
             return
         self._index_thread = threading.Thread(
             target=self._index_run, name="mesh-tui-index", daemon=True
@@ -159,7 +159,7 @@ class ReadingPart(NoticingPart):
         try:
             start = self.search.indexed_up_to(self.mesh)
             goal = self.search.newest(self.mesh)
-            while not self._indexing.is_set():
+            while not self._index_stop.is_set():
                 done = self.search.catch_up(self.mesh)
                 if not done:
                     break
@@ -167,13 +167,13 @@ class ReadingPart(NoticingPart):
                 if goal > start:
                     reached = self.search.indexed_up_to(self.mesh)
                     self.index_progress = min(1.0, (reached - start) / (goal - start))
-            if not self._indexing.is_set():
+            if not self._index_stop.is_set():
                 self.search.prune(self.mesh)
         except (MeshError, sqlite3.Error):
             return  # the next run (or search) catches up again
         finally:
             self.index_progress = None
-        if indexed and not self._indexing.is_set():
+        if indexed and not self._index_stop.is_set():
             self.post_message(IndexCaughtUp())
 
     def on_index_caught_up(self, _: IndexCaughtUp) -> None:

@@ -31,9 +31,6 @@ class FittingFooter(Footer):
         await super().recompose()
         self.fit()
 
-    def on_mount(self) -> None:
-        self.call_after_refresh(self.fit)
-
     def on_resize(self, _: events.Resize) -> None:
         self.fit()
 

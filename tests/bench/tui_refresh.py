@@ -90,7 +90,10 @@ async def key_to_frame(app: MeshApp, key: str) -> float:
     began = time.perf_counter()
     assert app._driver is not None
     app._driver.send_message(event)
-    while roster.cursor_row == before:
+    deadline = began + 30
+    while roster.cursor_row == before:  # a cursor that cannot move would wait forever
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the roster's cursor did not move on {key!r} in 30 s")
         await asyncio.sleep(0.0005)
     painted = asyncio.Event()
     app.call_after_refresh(painted.set)
