@@ -445,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         live.measure_idle(report, work, sizes.idle_seconds, FIGURES[5])
         result = startup.measure(sizes.command_runs, sizes.mcp_runs)
+        timed_from = f"commands timed from {result.how}"
+        print(timed_from, flush=True)
         startup.add_rows(report, result, FIGURES[6:11])
         measure_polls(report, small, big, sizes)
         raw_rate = measure_throughput(report, work, sizes)
@@ -463,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in report.broken:
         print(f"BROKEN: {problem}")
     if args.readme is not None and not report.broken:
-        lines = [heading, built, report.table(), "", summary]
+        lines = [heading, built, timed_from, report.table(), "", summary]
         readme = args.readme.read_text(encoding="utf-8")
         args.readme.write_text(replace_readme_block(readme, lines), encoding="utf-8")
         print(f"wrote the table into {args.readme}")

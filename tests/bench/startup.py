@@ -10,8 +10,10 @@
   of their own): ours before the SDK's import, the import, ours after it up to the
   answer to `initialize`.
 
-Every process runs as an installed package does: with its modules' bytecode cached
-(`installed_env`), ours and the references' alike.
+Every process runs from the project as the README's quick start installs it (`install`:
+`pip install .` into a venv of the bench's own), ours and the references' alike, and the
+time to "registered" is taken as a watching participant sees the session: woken by the
+file system's event for its commit, with no poll beside the start it times.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .report import Report
@@ -71,6 +74,65 @@ class Startup:
     mcp_rss_mb: float
     tools: int
     phases: Phases | None = None
+    how: str = ""
+
+
+@dataclass(frozen=True)
+class Install:
+    """What the timed processes run: an interpreter, the `mesh` command, an environment,
+    and how they were installed (printed with the figures)."""
+
+    python: str
+    mesh: list[str]
+    env: dict[str, str]
+    how: str
+
+
+def install(folder: Path) -> Install:
+    """The project installed as the README's quick start does (`pip install .`, not
+    editable) into a venv under `folder` that reaches this interpreter's dependencies (the
+    same SDK files) through a path file, so no dependency is built again. An editable
+    install runs setuptools' finder, from site-packages, at every start of every Python
+    in its venv: a cost only a developer's checkout pays. Where the install cannot be
+    made (no build backend to be had offline), the checkout is timed and `how` says so."""
+    venv = folder / "venv"
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_MESH_")}
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        python = str(venv / "bin" / "python")
+        where = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        deps = dict.fromkeys((sysconfig.get_path("purelib"), sysconfig.get_path("platlib")))
+        (Path(where) / "bench-deps.pth").write_text("\n".join(deps) + "\n", encoding="utf-8")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q"]
+            + [str(ROOT)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**bare, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        last = str(detail).strip().splitlines()[-1:] or [type(exc).__name__]
+        return Install(
+            sys.executable,
+            _mesh_command(),
+            installed_env(folder),
+            f"the editable checkout (`pip install .` into a venv failed: {last[0]})",
+        )
+    return Install(python, [str(venv / "bin" / "mesh")], bare, "installed with `pip install .`")
 
 
 def installed_env(folder: Path) -> dict[str, str]:
@@ -116,7 +178,7 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _sdk_run(env: dict[str, str]) -> tuple[float, float]:
+def _sdk_run(python: str, env: dict[str, str]) -> tuple[float, float]:
     """One process that only imports the SDK: ms from exec to the SDK imported (it says
     so on stdout, as the server's answer does), and its RSS a second later, idle: what no
     server built on the SDK can beat. Timed to the line, not to the exit: a process that
@@ -124,7 +186,7 @@ def _sdk_run(env: dict[str, str]) -> tuple[float, float]:
     code = f"{SDK_IMPORT}\nimport sys\nprint('imported', flush=True)\nsys.stdin.read()"
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code],
+        [python, "-c", code],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -143,8 +205,6 @@ def _sdk_run(env: dict[str, str]) -> tuple[float, float]:
 def _registered(db: Path, pid: int) -> bool:
     import sqlite3
 
-    if not db.exists():
-        return False
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
         try:
@@ -156,24 +216,52 @@ def _registered(db: Path, pid: int) -> bool:
     return any(json.loads(r[0] or "{}").get("pid") == pid for r in rows)
 
 
-def mcp_run(
-    folder: Path, index: int, env: dict[str, str]
-) -> tuple[float, float, float, float, int]:
-    """One `mesh mcp` start: ms to registered, initialize, tools/list; idle RSS; tools."""
+# After a write event that showed no session yet, look again this soon: SQLite publishes a
+# commit in the -shm wal-index (mmap: no event) just after its last -wal write.
+RELOOKS = (0.001, 0.002, 0.005, 0.01, 0.02)
+
+
+def _wait_registered(
+    db: Path, proc: subprocess.Popen[str], wake: threading.Event, deadline: float
+) -> float:
+    """perf_counter() when `proc`'s session is first seen in `db`: a read at each write
+    event (and a few quick looks after one), as a watching participant reads; NaN if the
+    process ended or the deadline passed first."""
+    relooks: Iterator[float] = iter(())
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _registered(db, proc.pid):
+            return time.perf_counter()
+        if wake.wait(timeout=next(relooks, 0.5)):
+            wake.clear()
+            relooks = iter(RELOOKS)
+    return float("nan")
+
+
+def mcp_run(folder: Path, index: int, target: Install) -> tuple[float, float, float, float, int]:
+    """One `mesh mcp` start on a mesh that already exists (as every start but a machine's
+    first): ms to registered, initialize, tools/list; idle RSS; tools."""
+    from mesh_core.mesh import Mesh
+    from mesh_core.watch import CommitWatch
+
     db = folder / f"mesh-{index}.db"
+    Mesh(db).close()
     cwd = folder / f"ws-{index}"
     cwd.mkdir()
     answers: dict[int, float] = {}
     tools: list[int] = []
+    wake = threading.Event()
+    watch = CommitWatch(db, wake.set)
+    if not watch.start():
+        raise RuntimeError(f"cannot time the registration: {watch.reason}")
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [*_mesh_command(), "mcp", "--db", str(db)],
+        [*target.mesh, "mcp", "--db", str(db)],
         cwd=cwd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=env,
+        env=target.env,
     )
     assert proc.stdin is not None and proc.stdout is not None
     for request in (INITIALIZE, INITIALIZED, TOOLS_LIST):
@@ -192,13 +280,10 @@ def mcp_run(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    seen = float("nan")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _registered(db, proc.pid):
-            seen = time.perf_counter()
-            break
-        time.sleep(0.002)
+    try:
+        seen = _wait_registered(db, proc, wake, time.monotonic() + 60)
+    finally:
+        watch.close()
     reader.join(timeout=60)
     time.sleep(1.0)  # idle: the session is served, nothing happens
     rss = rss_mb(proc.pid)
@@ -221,12 +306,14 @@ def mcp_run(
 PHASE_LINES = ("MCP SDK import started", "MCP SDK imported", "first answer written")
 
 
-def mcp_phases(folder: Path, runs: int, env: dict[str, str]) -> Phases:
+def mcp_phases(folder: Path, runs: int, target: Install) -> Phases:
     """`runs` starts of `mesh mcp` with its debug log on (AGENT_MESH_LOG), each split at
     the log's lines: times are the log's epoch stamps against the time taken just
     before the exec. Runs of their own: the log's writes stay out of the other rows."""
     nan = float("nan")
-    server_env = {k: v for k, v in env.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")}
+    server_env = {
+        k: v for k, v in target.env.items() if k not in ("AGENT_MESH_NAME", "AGENT_MESH_DB")
+    }
     splits: list[tuple[float, float, float]] = []
     for index in range(runs):
         log = folder / f"phases-{index}.log"
@@ -234,7 +321,7 @@ def mcp_phases(folder: Path, runs: int, env: dict[str, str]) -> Phases:
         cwd.mkdir()
         start = time.time()
         proc = subprocess.Popen(
-            [*_mesh_command(), "mcp", "--db", str(folder / f"phases-{index}.db")],
+            [*target.mesh, "mcp", "--db", str(folder / f"phases-{index}.db")],
             cwd=cwd,
             env={**server_env, "AGENT_MESH_LOG": str(log)},
             stdin=subprocess.PIPE,
@@ -264,31 +351,31 @@ def measure(runs: int, mcp_runs: int) -> Startup:
     """Medians over `runs` command runs and `mcp_runs` starts of `mesh mcp`."""
     with tempfile.TemporaryDirectory(prefix="mesh-startup-") as tmp:
         folder = Path(tmp)
-        env = installed_env(folder)
+        target = install(folder)
         db = folder / "send.db"
-        env["AGENT_MESH_DB"] = str(db)
-        env["AGENT_MESH_NAME"] = "bench-cli"
-        mesh = _mesh_command()
+        env = {**target.env, "AGENT_MESH_DB": str(db), "AGENT_MESH_NAME": "bench-cli"}
+        cli = replace(target, env=env)
+        mesh = target.mesh
         subprocess.run([*mesh, "agents"], check=True, capture_output=True, env=env)
         # Recipients that stay active (one per run: the rate limit never trips), so a
         # send goes through every rule.
         register = f"from mesh_core import Mesh; m = Mesh({str(db)!r})\n"
         register += f"for n in range({runs + 1}): m.register(f'rx{{n}}', cwd='/')"
-        subprocess.run([sys.executable, "-c", register], check=True, env=env, cwd=ROOT)
-        python_pass = _median_wall([sys.executable, "-c", "pass"], runs, env)
+        subprocess.run([target.python, "-c", register], check=True, env=env, cwd=folder)
+        python_pass = _median_wall([target.python, "-c", "pass"], runs, env)
         send = _median_wall(lambda n: [*mesh, "send", f"rx{n}", "hello"], runs, env)
         # Untimed first runs warm the caches. Then the SDK-only process and the server
         # take turns, so a change in the machine's load falls on both alike.
-        _sdk_run(env)
-        mcp_run(folder, mcp_runs, env)
+        _sdk_run(target.python, env)
+        mcp_run(folder, mcp_runs, cli)
         sdk: list[tuple[float, float]] = []
         results = []
         for i in range(mcp_runs):
-            sdk.append(_sdk_run(env))
-            results.append(mcp_run(folder, i, env))
+            sdk.append(_sdk_run(target.python, env))
+            results.append(mcp_run(folder, i, cli))
         sdk_ms = statistics.median(w for w, _ in sdk)
         sdk_rss = statistics.median(r for _, r in sdk)
-        phases = mcp_phases(folder, mcp_runs, env)
+        phases = mcp_phases(folder, mcp_runs, target)
     shutil.rmtree(folder, ignore_errors=True)
     return Startup(
         python_pass_ms=python_pass,
@@ -301,6 +388,7 @@ def measure(runs: int, mcp_runs: int) -> Startup:
         mcp_rss_mb=statistics.median(r[3] for r in results),
         tools=min(r[4] for r in results),
         phases=phases,
+        how=target.how,
     )
 
 
