@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -89,6 +88,8 @@ def host_codex(host_pid: int) -> tuple[str | None, dict[str, str]]:
 
 def run_queue(argv: Sequence[str], env: Mapping[str, str]) -> bool:
     """Run `codex queue …`; True when Codex took it (exit 0)."""
+    import subprocess  # Codex only: no cost at every server's start
+
     try:
         done = subprocess.run(
             list(argv),

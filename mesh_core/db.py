@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -112,7 +110,10 @@ def _probe(path: Path) -> int:
     # A -wal without its -shm (a copy, or a crash): its commits count, but SQLite cannot
     # read them read-only without creating the -shm. Read a private copy instead. No
     # connection of this process holds the file (it would have a -shm), so the copy's
-    # descriptors drop no lock of ours.
+    # descriptors drop no lock of ours. (A rare case: its modules load only here.)
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="agent-mesh-probe-") as scratch:
         copy = Path(scratch) / "probe.db"
         try:

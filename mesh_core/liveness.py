@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -19,7 +18,19 @@ from typing import Any
 
 # Parents of a hook that are only the shell the host ran the command line in.
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish", "ksh", "busybox", "env", "timeout"})
-_HOST = socket.gethostname()
+
+
+def _host_name() -> str:
+    """This machine's name, as `socket.gethostname()` gives it, without importing socket
+    (a cost on every command's start): on POSIX both read uname's node name."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
+
+
+_HOST = _host_name()
 
 
 def this_host() -> str:

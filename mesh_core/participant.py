@@ -19,7 +19,6 @@ import signal
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -28,6 +27,7 @@ from typing import Any, Literal, Self
 from .errors import MeshError, SessionNotFound
 from .mesh import Mesh
 from .models import Agent, Message
+from .sessions import new_session_id
 from .store import database_gone
 from .watch import CommitWatch, SafetyCheck, Settle, next_on_grid
 
@@ -103,7 +103,7 @@ class Participant:
             "cwd": cwd,
             # Chosen now, not by `register`: a signal that lands after the row is
             # committed but before `register` returns can still mark it stopped.
-            "session_id": session_id or str(uuid.uuid4()),
+            "session_id": session_id or new_session_id(),
             "metadata": metadata,
         }
         self.on_message = on_message

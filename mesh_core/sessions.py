@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,17 @@ class SessionClaim:
 
     agent: Agent
     was_active: bool
+
+
+def new_session_id() -> str:
+    """A random (version 4) UUID in its usual text form, as `str(uuid.uuid4())` gives,
+    from the same source (os.urandom), without importing uuid: it loads `platform` at
+    import, a cost on the path to registering."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def register(
@@ -58,7 +68,7 @@ def register(
         **process_facts(os.getpid()),
     }
     meta.update(metadata or {})
-    sid = session_id or str(uuid.uuid4())
+    sid = session_id or new_session_id()
     desc = description if description is not None else ident.description
     now = store.now()
 

@@ -1,6 +1,7 @@
 """Short commands load only what they use: a `mesh send` pays for no rich, no
 subprocess (no git call), no participant loop or file watch; `mesh agents` loads rich
-to render, and registering a new workspace may read its identity."""
+to render, and registering a new workspace may read its identity. A `mesh mcp` is on
+the mesh before anything it only needs later (the SDK, Codex's waker) is loaded."""
 
 from __future__ import annotations
 
@@ -18,6 +19,23 @@ code = main(sys.argv[1:])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 NEVER_ON_A_SEND = ("rich", "subprocess", "mesh_core.participant", "mesh_core.watch", "watchdog")
+# What the SDK's import loads anyway, after the session is written: on the path to
+# registering, each would only delay the moment other participants see the session.
+REGISTERED_PROBE = """
+import json, sys
+from mesh_cli.cli import build_parser
+from mesh_core.mesh import Mesh
+from mesh_agents.mcp_server import MeshMCP
+args = build_parser().parse_args(sys.argv[1:])
+server = MeshMCP(Mesh(args.db), None, cwd=args.db.rsplit("/", 1)[0])
+server.participant.start(loop=False)
+print(json.dumps(sorted(sys.modules)))
+server.participant.stop()
+"""
+NOT_YET_ON_A_SERVER = (
+    *("mcp", "mcp_types", "pydantic", "anyio", "rich"),
+    *("subprocess", "tempfile", "socket", "uuid", "platform"),
+)
 
 
 def loaded(db: Path, *argv: str) -> set[str]:
@@ -50,3 +68,42 @@ def test_a_rendering_command_loads_rich(tmp_path: Path) -> None:
     with Mesh(db) as mesh:
         mesh.register("rx", cwd="/")
     assert "rich.table" in loaded(db, "status")
+
+
+def test_mesh_mcp_is_registered_before_it_loads_what_only_serving_needs(tmp_path: Path) -> None:
+    db = tmp_path / "mesh.db"
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTERED_PROBE, "mcp", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"AGENT_MESH_NAME": "importer", "PATH": "/usr/bin:/bin"},
+    )
+    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    with Mesh(db) as mesh:
+        assert [a.agent_name for a in mesh.agents(status="all")] == ["importer"]
+    early = {
+        m for m in modules for name in NOT_YET_ON_A_SERVER if m == name or m.startswith(name + ".")
+    }
+    assert not early, sorted(early)
+
+
+def test_a_new_session_id_is_a_random_uuid4_in_its_usual_text_form() -> None:
+    import uuid
+
+    from mesh_core.sessions import new_session_id
+
+    ids = {new_session_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for sid in ids:
+        parsed = uuid.UUID(sid)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, sid)
+
+
+def test_this_host_is_the_name_socket_gives() -> None:
+    import socket
+
+    from mesh_core.liveness import this_host
+
+    assert this_host() == socket.gethostname()
