@@ -11,7 +11,7 @@ from tui_fixtures import World, make_app, open_person_thread, settle
 from mesh_core.views import roster_counts
 from mesh_tui.app import MeshApp
 from mesh_tui.widgets.composer import Composer
-from mesh_tui.widgets.conversation import MessageView
+from mesh_tui.widgets.conversation import Conversation, MessageView
 from mesh_tui.widgets.roster import Roster
 from mesh_tui.widgets.threads import ThreadList, fit_names
 
@@ -171,17 +171,22 @@ async def test_the_command_palette_key_leaves_no_column_of_the_key_list_beside_i
 async def test_at_80_columns_each_pane_s_footer_shows_whole_keys_only(world: World) -> None:
     """Textual's footer clipped its row at the edge: the last key read `r Rep`, `q Q` or a
     bare `/`. Keys that do not fit are left out whole, the first ones kept, and come back
-    when the terminal widens."""
+    when the terminal widens. `? Help`, which lists them all, is never left out."""
     app = make_app(world)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_person_thread(world)(pilot)
-        for pane in (Roster, ThreadList, MessageView):
+        for pane in (Roster, ThreadList, Conversation):
             app.query(pane).first().focus()
             await settle(pilot)
+            assert isinstance(app.focused, pane)
             palette = app.query_one("FooterKey.-command-palette", FooterKey)
             keys = [k for k in app.query(FooterKey) if not k.has_class("-command-palette")]
             shown = [k for k in keys if k.display]
-            assert shown and keys[: len(shown)] == shown, pane  # the first ones, in order
+            helps = [k for k in shown if k.action in ("help", "app.help")]
+            assert [k.description for k in helps] == ["Help"], pane  # whatever else goes
+            others = [k for k in keys if k not in helps]
+            first = [k for k in others if k.display]
+            assert first and others[: len(first)] == first, pane  # the first ones, in order
             assert len(shown) < len(keys), pane  # 80 columns do not hold them all
             for key in shown:
                 assert key.region.right <= palette.region.x, (pane, key.description)
