@@ -132,7 +132,9 @@ def install(folder: Path) -> Install:
             installed_env(folder),
             f"the editable checkout (`pip install .` into a venv failed: {last[0]})",
         )
-    return Install(python, [str(venv / "bin" / "mesh")], bare, "installed with `pip install .`")
+    return Install(
+        python, [str(venv / "bin" / "mesh")], bare, "the project installed with `pip install .`"
+    )
 
 
 def installed_env(folder: Path) -> dict[str, str]:
