@@ -19,8 +19,6 @@ code = main(sys.argv[1:])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 NEVER_ON_A_SEND = ("rich", "subprocess", "mesh_core.participant", "mesh_core.watch", "watchdog")
-# What the SDK's import loads anyway, after the session is written: on the path to
-# registering, each would only delay the moment other participants see the session.
 REGISTERED_PROBE = """
 import json, sys
 from mesh_cli.cli import build_parser
@@ -32,10 +30,17 @@ server.participant.start(loop=False)
 print(json.dumps(sorted(sys.modules)))
 server.participant.stop()
 """
+# What the SDK's import loads anyway, after the session is written: on the path to
+# registering, each would only delay the moment other participants see the session.
 NOT_YET_ON_A_SERVER = (
     *("mcp", "mcp_types", "pydantic", "anyio", "rich"),
     *("subprocess", "tempfile", "socket", "uuid", "platform"),
 )
+
+
+def among(modules: set[str], names: tuple[str, ...]) -> set[str]:
+    """The modules that are one of `names` or inside one of them."""
+    return {m for m in modules for n in names if m == n or m.startswith(n + ".")}
 
 
 def loaded(db: Path, *argv: str) -> set[str]:
@@ -59,8 +64,7 @@ def test_a_send_loads_no_rich_no_subprocess_no_participant(tmp_path: Path) -> No
         mesh.register("importer", cwd="/")  # the sender's workspace exists (stopped next)
         mesh.deregister(mesh.session_for("importer").agent.session_id)
     modules = loaded(db, "send", "rx", "hello")
-    for name in NEVER_ON_A_SEND:
-        assert not {m for m in modules if m == name or m.startswith(name + ".")}, name
+    assert not among(modules, NEVER_ON_A_SEND), sorted(among(modules, NEVER_ON_A_SEND))
 
 
 def test_a_rendering_command_loads_rich(tmp_path: Path) -> None:
@@ -83,9 +87,7 @@ def test_mesh_mcp_is_registered_before_it_loads_what_only_serving_needs(tmp_path
     modules = set(json.loads(done.stdout.splitlines()[-1]))
     with Mesh(db) as mesh:
         assert [a.agent_name for a in mesh.agents(status="all")] == ["importer"]
-    early = {
-        m for m in modules for name in NOT_YET_ON_A_SERVER if m == name or m.startswith(name + ".")
-    }
+    early = among(modules, NOT_YET_ON_A_SERVER)
     assert not early, sorted(early)
 
 
