@@ -139,6 +139,9 @@ def test_an_urgent_message_rings_the_bell_and_c_copies_with_osc52(tmp_path: Path
             mesh.send(bot, "root", "payments are down", priority="urgent", new_thread=True)
         wait_for(lambda: bell() == "1", 15, "the bell for the urgent message")
         assert term.tmux("list-buffers") == ""
+        # the bell rings as the message arrives, the threads list follows on the refresh
+        # it asks for: keys sent before that row is drawn would open the older thread
+        term.wait_screen("‼  api-server")
         term.keys("Tab", "g", "Enter")  # to the threads, the newest (urgent), read it
         term.wait_screen("Thread #2")
         term.keys("c")

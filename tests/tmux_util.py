@@ -84,7 +84,12 @@ class Terminal:
         return self.tmux("capture-pane", "-p", "-t", self.session)
 
     def wait_screen(self, text: str, timeout: float = 15) -> str:
-        return str(wait_for(lambda: text in self.screen() and self.screen(), timeout, text))
+        """The screen once it shows `text`; on a timeout the error carries the last
+        screen, so a failure in CI says what was there instead."""
+        try:
+            return str(wait_for(lambda: text in self.screen() and self.screen(), timeout, text))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen was:\n{self.screen()}") from None
 
     def alive(self) -> bool:
         try:
