@@ -5,29 +5,16 @@ The same scenes make the SVGs in screenshots/ (scripts/screenshots.py)."""
 from __future__ import annotations
 
 import difflib
-import html
 import pickle
-import re
 from collections.abc import Callable
 
 import pytest
 from pytest_textual_snapshot import node_to_report_path  # type: ignore[import-untyped]
-from tui_fixtures import SCENES, World, make_app
+from tui_fixtures import SCENES, World, make_app, svg_rows
 
 # pytest-textual-snapshot's fixture: compare(app, terminal_size=..., run_before=...) -> bool.
 SnapCompare = Callable[..., bool]
 Check = Callable[[World, str], bool]
-
-
-def svg_text(svg: str) -> list[str]:
-    """The characters an SVG screenshot shows, one line per text row."""
-    rows: dict[float, str] = {}
-    for y, text in re.findall(r'<text[^>]*\by="([0-9.]+)"[^>]*>(.*?)</text>', svg, flags=re.DOTALL):
-        rows[float(y)] = rows.get(float(y), "") + text
-    return [
-        html.unescape(re.sub(r"<[^>]+>", "", rows[y])).replace("\xa0", " ").rstrip()
-        for y in sorted(rows)
-    ]
 
 
 @pytest.fixture
@@ -39,11 +26,13 @@ def check(snap_compare: SnapCompare, request: pytest.FixtureRequest) -> Check:
         size, build = SCENES[scene]
         if snap_compare(make_app(world), terminal_size=size, run_before=build(world)):
             return True
+        # the plugin (1.1.0, pinned) pickles its report row for the node:
+        # (passed, expected SVG, actual SVG, ...)
         data = pickle.loads(node_to_report_path(request.node).read_bytes())
         expected, actual = str(data[1]), str(data[2])
         diff = "\n".join(
             difflib.unified_diff(
-                svg_text(expected), svg_text(actual), "snapshot", "this run", lineterm=""
+                svg_rows(expected), svg_rows(actual), "snapshot", "this run", lineterm=""
             )
         )
         print(diff or "the text is the same; the difference is in the styles")

@@ -289,7 +289,20 @@ SCENES: dict[str, tuple[tuple[int, int], Callable[[World], Scene]]] = {
 }
 
 
+def _plain(svg: str) -> str:
+    """The characters of an SVG fragment, tags dropped and entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
 def screen_text(app: MeshApp) -> str:
     """What the terminal shows, as plain text (from the SVG screenshot)."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+    return _plain(app.export_screenshot())
+
+
+def svg_rows(svg: str) -> list[str]:
+    """The text rows of an SVG screenshot, top to bottom (a row is its `<text>`
+    elements at one height)."""
+    rows: dict[float, str] = {}
+    for y, text in re.findall(r'<text[^>]*\by="([0-9.]+)"[^>]*>(.*?)</text>', svg, flags=re.DOTALL):
+        rows[float(y)] = rows.get(float(y), "") + text
+    return [_plain(rows[y]).rstrip() for y in sorted(rows)]
