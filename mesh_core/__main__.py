@@ -7,6 +7,6 @@ and the import-linter contract names it as that exception.
 
 import sys
 
-from mesh_cli.cli import main
+from mesh_cli.entry import main
 
 sys.exit(main())

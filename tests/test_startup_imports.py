@@ -91,6 +91,49 @@ def test_mesh_mcp_is_registered_before_it_loads_what_only_serving_needs(tmp_path
     assert not early, sorted(early)
 
 
+# The entry point as the installed `mesh` script runs it. Each collection records whether
+# the command line was loading (its module is in sys.modules, and has no `main` until its
+# last lines run).
+COLLECTOR_PROBE = """
+import atexit, gc, json, sys
+loading = []
+def seen(phase, info):
+    if phase == "start":
+        cli = sys.modules.get("mesh_cli.cli")
+        loading.append(cli is not None and not hasattr(cli, "main"))
+gc.callbacks.append(seen)
+def report():
+    print(json.dumps({"loading": loading, "enabled": gc.isenabled(),
+                      "frozen": gc.get_freeze_count()}))
+atexit.register(report)
+from mesh_cli.entry import main
+sys.argv = ["mesh", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def test_the_command_line_loads_with_the_collector_paused_then_frozen(tmp_path: Path) -> None:
+    """No collection walks the modules while `mesh` loads them (wasted start-up time);
+    the collector is back on for the command, and skips what was loaded."""
+    db = tmp_path / "mesh.db"
+    with Mesh(db) as mesh:
+        mesh.register("rx", cwd="/")
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_PROBE, "--db", str(db), "agents", "--json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"AGENT_MESH_NAME": "importer", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert True not in report["loading"], report["loading"]
+    assert report["enabled"]
+    # the command line's modules and classes: thousands of objects, not a handful
+    assert report["frozen"] > 10_000, report["frozen"]
+
+
 def test_a_new_session_id_is_a_random_uuid4_in_its_usual_text_form() -> None:
     import uuid
 
