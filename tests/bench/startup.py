@@ -157,16 +157,19 @@ def _mesh_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "mesh_cli"]
 
 
-def _median_wall(
-    command: list[str] | Callable[[int], list[str]], runs: int, env: dict[str, str]
-) -> float:
-    samples = []
-    for run in range(runs + 1):  # the first run warms the caches
-        argv = command(run) if callable(command) else command
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True, env=env, timeout=120)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples[1:]) * 1000
+def _median_walls(
+    commands: dict[str, Callable[[int], list[str]]], runs: int, env: dict[str, str]
+) -> dict[str, float]:
+    """Median wall time, ms, of each command over `runs` runs, the commands taking turns
+    (run 1 of each, then run 2 of each...), so a change in the machine's load falls on
+    a command and its reference alike. Each command's first run warms the caches."""
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for run in range(runs + 1):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command(run), check=True, capture_output=True, env=env, timeout=120)
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times[1:]) * 1000 for name, times in samples.items()}
 
 
 def rss_mb(pid: int) -> float:
@@ -364,8 +367,15 @@ def measure(runs: int, mcp_runs: int) -> Startup:
         register = f"from mesh_core import Mesh; m = Mesh({str(db)!r})\n"
         register += f"for n in range({runs + 1}): m.register(f'rx{{n}}', cwd='/')"
         subprocess.run([target.python, "-c", register], check=True, env=env, cwd=folder)
-        python_pass = _median_wall([target.python, "-c", "pass"], runs, env)
-        send = _median_wall(lambda n: [*mesh, "send", f"rx{n}", "hello"], runs, env)
+        walls = _median_walls(
+            {
+                "pass": lambda n: [target.python, "-c", "pass"],
+                "send": lambda n: [*mesh, "send", f"rx{n}", "hello"],
+            },
+            runs,
+            env,
+        )
+        python_pass, send = walls["pass"], walls["send"]
         # Untimed first runs warm the caches. Then the SDK-only process and the server
         # take turns, so a change in the machine's load falls on both alike.
         _sdk_run(target.python, env)
