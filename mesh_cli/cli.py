@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from mesh_core.errors import MeshError
 from mesh_core.mesh import Mesh
@@ -52,6 +53,46 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` gives it ($COLUMNS first, then
+    the terminal on stdout, else 80), without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse builds a formatter for every `add_argument` (to check its metavar), and
+    each asks shutil for the terminal's width: importing shutil loads zlib, bz2 and lzma,
+    on every `mesh` run, for help that is almost never shown. Same width, asked of `os`."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help uses `_Formatter`; the sub-commands' parsers too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `mesh` parser.
 
@@ -67,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     receives `mesh=None`. Raise a MeshError to refuse (exit 1), UsageError for a bad
     combination of arguments (exit 2).
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mesh",
         description="agent-mesh: messages between AI coding agents on one machine.",
         epilog="exit codes: 0 done, 1 refused or not found, 2 usage, 3 database unusable",
@@ -79,19 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="machine output on stdout")
     # The same options after the sub-command name; SUPPRESS keeps a value given before it.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine output on stdout"
     )
-    sender = argparse.ArgumentParser(add_help=False)
+    sender = _Parser(add_help=False)
     sender.add_argument(
         "--from",
         dest="sender",
         metavar="NAME",
         help="act as this workspace (default: $AGENT_MESH_NAME, else your login name)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser("agents", parents=[common], help="the roster (default: all but stopped)")
     p.add_argument("--status", choices=("active", "stale", "other", "stopped", "all"))

@@ -67,6 +67,31 @@ def test_a_send_loads_no_rich_no_subprocess_no_participant(tmp_path: Path) -> No
     assert not among(modules, NEVER_ON_A_SEND), sorted(among(modules, NEVER_ON_A_SEND))
 
 
+def test_a_send_loads_no_shutil_for_a_help_it_does_not_show(tmp_path: Path) -> None:
+    """argparse's own formatter imports shutil (and with it zlib, bz2, lzma) at every
+    `add_argument`, for the terminal's width; ours asks `os`, and help reads the same."""
+    db = tmp_path / "mesh.db"
+    with Mesh(db) as mesh:
+        mesh.register("rx", cwd="/")
+    modules = loaded(db, "send", "rx", "hello")
+    assert not among(modules, ("shutil", "zlib", "bz2", "lzma")), sorted(modules)
+
+
+def test_help_is_as_wide_as_columns_says(tmp_path: Path) -> None:
+    """The width still follows $COLUMNS (as shutil's would): lines wrap to it."""
+    for columns in (40, 120):
+        done = subprocess.run(
+            [sys.executable, "-m", "mesh_cli", "send", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin"},
+        )
+        widest = max(len(line) for line in done.stdout.splitlines())
+        assert columns - 20 < widest <= columns - 2, (columns, done.stdout)
+
+
 def test_a_rendering_command_loads_rich(tmp_path: Path) -> None:
     db = tmp_path / "mesh.db"
     with Mesh(db) as mesh:
