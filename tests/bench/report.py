@@ -106,6 +106,25 @@ def median_ms(
     return statistics.median(samples) * 1000
 
 
+Probe = tuple[Callable[[], object], Callable[[], object] | None]  # (action, untimed setup)
+
+
+def paired_median_ms(probes: list[Probe], times: int) -> list[float]:
+    """Like `median_ms` for several actions at once, taking turns call by call (one of
+    each, then one of each...), so a change in the machine's speed during the
+    measurement falls on every action alike; one median per probe, in their order."""
+    samples: list[list[float]] = [[] for _ in probes]
+    for run in range(times + 1):  # the first round warms the caches, untimed
+        for index, (action, setup) in enumerate(probes):
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            action()
+            if run:
+                samples[index].append(time.perf_counter() - start)
+    return [statistics.median(each) * 1000 for each in samples]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """The `fraction` quantile (nearest rank); NaN for no values."""
     if not values:
