@@ -77,7 +77,7 @@ def test_a_send_loads_no_shutil_for_a_help_it_does_not_show(tmp_path: Path) -> N
     assert not among(modules, ("shutil", "zlib", "bz2", "lzma")), sorted(modules)
 
 
-def test_help_is_as_wide_as_columns_says(tmp_path: Path) -> None:
+def test_help_is_as_wide_as_columns_says() -> None:
     """The width still follows $COLUMNS (as shutil's would): lines wrap to it."""
     for columns in (40, 120):
         done = subprocess.run(
