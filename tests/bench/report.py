@@ -88,33 +88,16 @@ def _line(row: Row, header: bool = False) -> str:
     )
 
 
-def median_ms(
-    action: Callable[[], object], times: int, setup: Callable[[], object] | None = None
-) -> float:
-    """Median wall time of `action` in ms over `times` runs (`setup` runs untimed first),
-    after one untimed run that warms the caches."""
-    if setup is not None:
-        setup()
-    action()
-    samples = []
-    for _ in range(times):
-        if setup is not None:
-            setup()
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
-
-
 Probe = tuple[Callable[[], object], Callable[[], object] | None]  # (action, untimed setup)
 
 
 def paired_median_ms(probes: list[Probe], times: int) -> list[float]:
-    """Like `median_ms` for several actions at once, taking turns call by call (one of
-    each, then one of each...), so a change in the machine's speed during the
-    measurement falls on every action alike; one median per probe, in their order."""
+    """Median wall time in ms of each probe's action over `times` runs (its setup runs
+    untimed before each), after one untimed round that warms the caches. The probes take
+    turns call by call (one of each, then one of each...), so a change in the machine's
+    speed during the measurement falls on every action alike; one median per probe."""
     samples: list[list[float]] = [[] for _ in probes]
-    for run in range(times + 1):  # the first round warms the caches, untimed
+    for run in range(times + 1):
         for index, (action, setup) in enumerate(probes):
             if setup is not None:
                 setup()
@@ -123,6 +106,13 @@ def paired_median_ms(probes: list[Probe], times: int) -> list[float]:
             if run:
                 samples[index].append(time.perf_counter() - start)
     return [statistics.median(each) * 1000 for each in samples]
+
+
+def median_ms(
+    action: Callable[[], object], times: int, setup: Callable[[], object] | None = None
+) -> float:
+    """`paired_median_ms` of one action."""
+    return paired_median_ms([(action, setup)], times)[0]
 
 
 def percentile(values: list[float], fraction: float) -> float:

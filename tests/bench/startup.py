@@ -18,6 +18,7 @@ file system's event for its commit, with no poll beside the start it times.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .report import Report
+from .report import Report, paired_median_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_IMPORT = "import mcp.server.mcpserver, mcp.server.stdio"
@@ -160,16 +161,18 @@ def _mesh_command() -> list[str]:
 def _median_walls(
     commands: dict[str, Callable[[int], list[str]]], runs: int, env: dict[str, str]
 ) -> dict[str, float]:
-    """Median wall time, ms, of each command over `runs` runs, the commands taking turns
-    (run 1 of each, then run 2 of each...), so a change in the machine's load falls on
-    a command and its reference alike. Each command's first run warms the caches."""
-    samples: dict[str, list[float]] = {name: [] for name in commands}
-    for run in range(runs + 1):
-        for name, command in commands.items():
-            start = time.perf_counter()
-            subprocess.run(command(run), check=True, capture_output=True, env=env, timeout=120)
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times[1:]) * 1000 for name, times in samples.items()}
+    """Median wall time, ms, of each command over `runs` runs, taking turns run by run
+    (`paired_median_ms`), so a change in the machine's load falls on a command and its
+    reference alike. A command is called with its run's number (0: the warm-up)."""
+
+    def timed(command: Callable[[int], list[str]]) -> Callable[[], object]:
+        calls = itertools.count()
+        return lambda: subprocess.run(
+            command(next(calls)), check=True, capture_output=True, env=env, timeout=120
+        )
+
+    medians = paired_median_ms([(timed(c), None) for c in commands.values()], runs)
+    return dict(zip(commands, medians, strict=True))
 
 
 def rss_mb(pid: int) -> float:
